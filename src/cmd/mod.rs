@@ -1,0 +1,307 @@
+//! The command table: name, arity, flags, key positions, lock scope and handler of every
+//! command, grouped by family.
+//!
+//! The table is the single source of truth the engine dispatches on: arity errors, which slots
+//! to lock, whether a command writes (read or write locks, MULTI propagation), and, later,
+//! `COMMAND INFO` and cluster routing all come from here.
+
+pub mod args;
+pub mod longdouble;
+pub mod hashes;
+pub mod keys;
+pub mod lists;
+pub mod server;
+pub mod sets;
+pub mod strings;
+pub mod zsets;
+
+use crate::engine::ctx::Ctx;
+use crate::reply::Reply;
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+/// A failed command: Redis's error text (without the leading `-`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CmdError(pub Cow<'static, str>);
+
+impl CmdError {
+    pub const fn new(msg: &'static str) -> CmdError {
+        CmdError(Cow::Borrowed(msg))
+    }
+
+    pub fn msg(msg: String) -> CmdError {
+        CmdError(Cow::Owned(msg))
+    }
+}
+
+impl From<CmdError> for Reply {
+    fn from(e: CmdError) -> Reply {
+        Reply::Error(e.0)
+    }
+}
+
+pub type CmdResult = Result<Reply, CmdError>;
+
+/// A command implementation: runs with the command's slots already locked.
+pub type Handler = fn(&mut Ctx<'_, '_>, &[&[u8]]) -> CmdResult;
+
+/// Command flags (Redis's names).
+pub mod flags {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const FAST: u32 = 1 << 3;
+    pub const BLOCKING: u32 = 1 << 4;
+    /// Handled by the engine itself (MULTI, EXEC, WATCH, ...), never queued in a transaction.
+    pub const NO_QUEUE: u32 = 1 << 5;
+    pub const LOADING: u32 = 1 << 6;
+    pub const STALE: u32 = 1 << 7;
+    /// Not allowed inside MULTI.
+    pub const NO_MULTI: u32 = 1 << 8;
+    /// Acts on the client's own state (MULTI, EXEC, WATCH, UNWATCH, ...): run by the engine
+    /// with the client at hand rather than through a data handler.
+    pub const CLIENT: u32 = 1 << 9;
+}
+
+/// Where a command's keys are in its arguments (argument 0 is the command name).
+#[derive(Copy, Clone, Debug)]
+pub enum KeySpec {
+    None,
+    /// Keys at `first`, `first + step`, ... up to `last` (negative: counted from the end, -1
+    /// being the last argument).
+    Range { first: usize, last: isize, step: usize },
+    /// `numkeys` at index `count_at`, keys right after it; plus a destination key at index 1
+    /// when `dest` (ZUNIONSTORE dest numkeys key ...).
+    NumKeys { count_at: usize, dest: bool },
+}
+
+/// What a command locks.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum LockScope {
+    /// Nothing: connection-level and server commands.
+    None,
+    /// The slots of its keys (in the client's database, and in `target_db` when it has one).
+    Keys,
+    /// Every slot of the client's database (FLUSHDB).
+    Db,
+    /// Every slot of every database (FLUSHALL, SWAPDB).
+    All,
+    /// It locks slot by slot as it goes (SCAN, KEYS, DBSIZE, RANDOMKEY): consistent per slot,
+    /// never holding the whole keyspace.
+    Dynamic,
+}
+
+pub struct Command {
+    /// Lower-case name (`object|encoding` style for subcommands is built from the container).
+    pub name: &'static str,
+    /// Redis arity: N means exactly N arguments including the name, -N at least N.
+    pub arity: i32,
+    pub flags: u32,
+    pub keys: KeySpec,
+    pub lock: LockScope,
+    pub handler: Handler,
+    /// For commands that also touch a key in another database (MOVE, COPY ... DB n).
+    pub target_db: Option<fn(&[&[u8]]) -> Option<usize>>,
+    pub subcommands: &'static [Command],
+}
+
+impl Command {
+    pub const fn new(name: &'static str, arity: i32, flags: u32, keys: KeySpec, handler: Handler) -> Command {
+        Command {
+            name,
+            arity,
+            flags,
+            keys,
+            lock: if matches!(keys, KeySpec::None) {
+                LockScope::None
+            } else {
+                LockScope::Keys
+            },
+            handler,
+            target_db: None,
+            subcommands: &[],
+        }
+    }
+
+    pub const fn lock(mut self, lock: LockScope) -> Command {
+        self.lock = lock;
+        self
+    }
+
+    pub const fn target_db(mut self, f: fn(&[&[u8]]) -> Option<usize>) -> Command {
+        self.target_db = Some(f);
+        self
+    }
+
+    pub const fn subcommands(mut self, subs: &'static [Command]) -> Command {
+        self.subcommands = subs;
+        self
+    }
+
+    pub fn is_write(&self) -> bool {
+        self.flags & flags::WRITE != 0
+    }
+
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i64;
+        let arity = i64::from(self.arity);
+        if arity >= 0 {
+            argc == arity
+        } else {
+            argc >= -arity
+        }
+    }
+
+    /// Indexes of the key arguments in `argv`.
+    pub fn key_indexes(&self, argv: &[&[u8]], out: &mut impl Extend<usize>) {
+        match self.keys {
+            KeySpec::None => {}
+            KeySpec::Range { first, last, step } => {
+                let last = if last < 0 {
+                    argv.len() as isize + last
+                } else {
+                    last
+                };
+                let mut i = first as isize;
+                while i <= last && (i as usize) < argv.len() {
+                    out.extend(Some(i as usize));
+                    i += step as isize;
+                }
+            }
+            KeySpec::NumKeys { count_at, dest } => {
+                if dest && argv.len() > 1 {
+                    out.extend(Some(1));
+                }
+                let Some(n) = argv.get(count_at).and_then(|a| args::parse_i64(a).ok()) else {
+                    return;
+                };
+                let first = count_at + 1;
+                if n > 0 && (n as usize) <= argv.len().saturating_sub(first) {
+                    out.extend(first..first + n as usize);
+                }
+            }
+        }
+    }
+}
+
+/// Name lookup over every family's commands.
+pub struct CommandTable {
+    by_name: HashMap<&'static str, &'static Command>,
+}
+
+/// The longest command name we look up (longer names are unknown commands).
+const NAME_BYTES_MAX: usize = 32;
+
+impl CommandTable {
+    pub fn new() -> CommandTable {
+        let families: [&'static [Command]; 7] = [
+            strings::COMMANDS,
+            keys::COMMANDS,
+            lists::COMMANDS,
+            hashes::COMMANDS,
+            sets::COMMANDS,
+            zsets::COMMANDS,
+            server::COMMANDS,
+        ];
+        let by_name = families
+            .iter()
+            .flat_map(|f| f.iter())
+            .map(|c| (c.name, c))
+            .collect();
+        CommandTable { by_name }
+    }
+
+    /// Case-insensitive lookup.
+    pub fn get(&self, name: &[u8]) -> Option<&'static Command> {
+        if name.len() > NAME_BYTES_MAX {
+            return None;
+        }
+        let mut buf = [0u8; NAME_BYTES_MAX];
+        let lower = &mut buf[..name.len()];
+        lower.copy_from_slice(name);
+        lower.make_ascii_lowercase();
+        self.by_name.get(std::str::from_utf8(lower).ok()?).copied()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'static Command> + '_ {
+        self.by_name.values().copied()
+    }
+
+    /// Resolves the subcommand of a container command; `Err` is the reply for an unknown one.
+    pub fn resolve(cmd: &'static Command, argv: &[&[u8]]) -> Result<&'static Command, CmdError> {
+        if cmd.subcommands.is_empty() {
+            return Ok(cmd);
+        }
+        let Some(sub) = argv.get(1) else {
+            return Err(arity_error(cmd.name));
+        };
+        cmd.subcommands
+            .iter()
+            .find(|s| s.name.as_bytes().eq_ignore_ascii_case(sub))
+            .ok_or_else(|| {
+                CmdError::msg(format!(
+                    "ERR unknown subcommand '{}'. Try {} HELP.",
+                    truncate_arg(sub),
+                    cmd.name.to_ascii_uppercase()
+                ))
+            })
+    }
+}
+
+impl Default for CommandTable {
+    fn default() -> Self {
+        CommandTable::new()
+    }
+}
+
+/// Serves a blocked client from `key` (see `engine::blocking`); `None` when the key cannot
+/// serve this operation now.
+pub fn serve_blocked(cx: &mut Ctx<'_, '_>, op: &crate::engine::blocking::BlockedOp, key: &[u8]) -> Option<Reply> {
+    match op {
+        crate::engine::blocking::BlockedOp::ZPop { .. } => zsets::serve(cx, op, key),
+        _ => lists::serve(cx, op, key),
+    }
+}
+
+/// Handler of a container command (OBJECT, DEBUG, ...): dispatch always picks a subcommand.
+pub fn no_subcommand(_cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    Err(unknown_command(argv))
+}
+
+pub fn arity_error(full_name: &str) -> CmdError {
+    CmdError::msg(format!("ERR wrong number of arguments for '{full_name}' command"))
+}
+
+/// The full name used in errors: `object|encoding` for a subcommand.
+pub fn full_name(container: &Command, cmd: &Command) -> String {
+    if std::ptr::eq(container, cmd) {
+        cmd.name.to_string()
+    } else {
+        format!("{}|{}", container.name, cmd.name)
+    }
+}
+
+fn truncate_arg(arg: &[u8]) -> String {
+    String::from_utf8_lossy(&arg[..arg.len().min(128)]).into_owned()
+}
+
+/// `ERR unknown command 'x', with args beginning with: 'a' 'b' `
+pub fn unknown_command(argv: &[&[u8]]) -> CmdError {
+    let mut msg = format!(
+        "ERR unknown command '{}', with args beginning with: ",
+        truncate_arg(argv.first().copied().unwrap_or_default())
+    );
+    for arg in argv.iter().skip(1) {
+        if msg.len() >= 128 {
+            break;
+        }
+        msg.push('\'');
+        msg.push_str(&truncate_arg(arg));
+        msg.push_str("' ");
+    }
+    CmdError::msg(msg)
+}

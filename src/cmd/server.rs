@@ -1,0 +1,208 @@
+//! Connection, database and server commands: PING, ECHO, TIME, SELECT, SWAPDB, DBSIZE,
+//! FLUSHDB, FLUSHALL, DEBUG, and the transaction commands (run by the engine).
+
+use super::args::{is, parse_float, parse_i64, SYNTAX};
+use super::flags::*;
+use super::{CmdError, CmdResult, Command, KeySpec, LockScope};
+use crate::engine::ctx::Ctx;
+use crate::engine::multi::{not_queued, queued_unwatch};
+use crate::keyspace::digest::{self, DigestMode};
+use crate::reply::{err, Reply};
+use crate::slot::{SlotId, SLOT_COUNT};
+use std::sync::atomic::Ordering;
+
+const WATCH_KEYS: KeySpec = KeySpec::Range {
+    first: 1,
+    last: -1,
+    step: 1,
+};
+
+pub const COMMANDS: &[Command] = &[
+    Command::new("ping", -1, FAST, KeySpec::None, ping),
+    Command::new("echo", 2, FAST, KeySpec::None, echo),
+    Command::new("time", 1, FAST | LOADING | STALE, KeySpec::None, time),
+    Command::new("select", 2, LOADING | STALE | FAST, KeySpec::None, select),
+    Command::new("swapdb", 3, WRITE | FAST, KeySpec::None, swapdb).lock(LockScope::All),
+    Command::new("dbsize", 1, READONLY | FAST, KeySpec::None, dbsize),
+    Command::new("flushdb", -1, WRITE, KeySpec::None, flushdb).lock(LockScope::Db),
+    Command::new("flushall", -1, WRITE, KeySpec::None, flushall).lock(LockScope::All),
+    Command::new("debug", -2, 0, KeySpec::None, super::no_subcommand).subcommands(DEBUG),
+    Command::new("multi", 1, CLIENT | NO_QUEUE | LOADING | STALE | FAST, KeySpec::None, not_queued),
+    Command::new("exec", 1, CLIENT | NO_QUEUE | LOADING | STALE, KeySpec::None, not_queued),
+    Command::new("discard", 1, CLIENT | NO_QUEUE | LOADING | STALE | FAST, KeySpec::None, not_queued),
+    Command::new("watch", -2, CLIENT | NO_QUEUE | LOADING | STALE | FAST, WATCH_KEYS, not_queued)
+        .lock(LockScope::None),
+    Command::new("unwatch", 1, CLIENT | LOADING | STALE | FAST, KeySpec::None, queued_unwatch),
+];
+
+const DEBUG: &[Command] = &[
+    Command::new("digest", 2, 0, KeySpec::None, debug_digest).lock(LockScope::Dynamic),
+    Command::new(
+        "digest-value",
+        -2,
+        0,
+        KeySpec::Range {
+            first: 2,
+            last: -1,
+            step: 1,
+        },
+        debug_digest_value,
+    ),
+    Command::new("set-active-expire", 3, 0, KeySpec::None, debug_set_active_expire),
+    Command::new("sleep", 3, 0, KeySpec::None, debug_sleep),
+];
+
+fn ping(_cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    match argv.len() {
+        1 => Ok(Reply::Status("PONG".into())),
+        2 => Ok(Reply::bulk(argv[1])),
+        _ => Err(super::arity_error("ping")),
+    }
+}
+
+fn echo(_cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    Ok(Reply::bulk(argv[1]))
+}
+
+fn time(_cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Ok(Reply::Array(vec![
+        Reply::bulk(now.as_secs().to_string().as_bytes()),
+        Reply::bulk(now.subsec_micros().to_string().as_bytes()),
+    ]))
+}
+
+/// A database index as SELECT parses it (32-bit integer, then range).
+fn parse_db_index(cx: &Ctx<'_, '_>, arg: &[u8], not_int: CmdError) -> Result<usize, CmdError> {
+    let n = parse_i64(arg).map_err(|_| not_int)?;
+    if i32::try_from(n).is_err() {
+        return Err(CmdError::new(
+            "ERR value is out of range, value must between -2147483648 and 2147483647",
+        ));
+    }
+    if n < 0 || n as usize >= cx.engine.db_count() {
+        return Err(CmdError::new(err::DB_RANGE));
+    }
+    Ok(n as usize)
+}
+
+fn select(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    if cx.engine.config().cluster_enabled && argv[1] != b"0" {
+        return Err(CmdError::new(err::SELECT_CLUSTER));
+    }
+    cx.db = parse_db_index(cx, argv[1], CmdError::new(err::NOT_INT))?;
+    Ok(Reply::OK)
+}
+
+fn swapdb(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    if cx.engine.config().cluster_enabled {
+        return Err(CmdError::new("ERR SWAPDB is not allowed in cluster mode"));
+    }
+    let a = parse_db_index(cx, argv[1], CmdError::new("ERR invalid first DB index"))?;
+    let b = parse_db_index(cx, argv[2], CmdError::new("ERR invalid second DB index"))?;
+    cx.propagate(argv);
+    if a == b {
+        return Ok(Reply::OK);
+    }
+    let mut ready = Vec::new();
+    for index in 0..SLOT_COUNT as u16 {
+        let Some(slot) = SlotId::new(index) else {
+            continue;
+        };
+        if let Some((x, y)) = cx.held().pair_mut(a, b, slot) {
+            let (ready_a, ready_b) = x.swap_data(y);
+            ready.extend(ready_a.into_iter().map(|k| (a, k)));
+            ready.extend(ready_b.into_iter().map(|k| (b, k)));
+        }
+    }
+    for (db, key) in ready {
+        cx.mark_ready(db, key);
+    }
+    Ok(Reply::OK)
+}
+
+fn dbsize(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
+    Ok(Reply::Int(cx.engine.dbsize(cx.db) as i64))
+}
+
+fn check_flush_args(argv: &[&[u8]]) -> Result<(), CmdError> {
+    match argv {
+        [_] => Ok(()),
+        [_, mode] if is(mode, "sync") || is(mode, "async") => Ok(()),
+        _ => Err(SYNTAX),
+    }
+}
+
+fn flush(cx: &mut Ctx<'_, '_>, db: usize) {
+    for held in cx.held().db_slots_mut(db) {
+        if let Some(data) = held.guard.data_mut() {
+            data.flush();
+        }
+    }
+}
+
+fn flushdb(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    check_flush_args(argv)?;
+    flush(cx, cx.db);
+    cx.propagate(argv);
+    Ok(Reply::OK)
+}
+
+fn flushall(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    check_flush_args(argv)?;
+    for db in 0..cx.engine.db_count() {
+        flush(cx, db);
+    }
+    cx.propagate(argv);
+    Ok(Reply::OK)
+}
+
+fn check_debug_enabled(cx: &Ctx<'_, '_>) -> Result<(), CmdError> {
+    if cx.engine.config().enable_debug_command {
+        Ok(())
+    } else {
+        Err(CmdError::new("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server."))
+    }
+}
+
+fn debug_digest(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
+    check_debug_enabled(cx)?;
+    let engine = cx.engine;
+    let d = digest::dataset_digest(&engine.keyspace, DigestMode::Redis, |db, slot, f| {
+        cx.with_slot(db, slot, |data| f(data))
+    });
+    Ok(Reply::Status(digest::to_hex(&d).into()))
+}
+
+fn debug_digest_value(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    check_debug_enabled(cx)?;
+    let db = cx.db;
+    let mut out = Vec::with_capacity(argv.len() - 2);
+    for key in &argv[2..] {
+        // Reads the raw entry: a logically expired key still has its digest, as in Redis.
+        let d = cx.with_slot(db, SlotId::of_key(key), |data| {
+            data.get(key).map_or([0; 20], |e| digest::value_digest(e, DigestMode::Redis))
+        });
+        out.push(Reply::Status(digest::to_hex(&d).into()));
+    }
+    Ok(Reply::Array(out))
+}
+
+fn debug_set_active_expire(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    check_debug_enabled(cx)?;
+    // Like C's atoi: anything that is not a number turns active expiry off.
+    let enabled = parse_i64(argv[2]).unwrap_or(0) != 0;
+    cx.engine.active_expire_enabled.store(enabled, Ordering::Relaxed);
+    Ok(Reply::OK)
+}
+
+fn debug_sleep(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    check_debug_enabled(cx)?;
+    let seconds = parse_float(argv[2]).unwrap_or(0.0);
+    if seconds.is_finite() && seconds > 0.0 {
+        std::thread::sleep(std::time::Duration::from_secs_f64(seconds.min(3600.0)));
+    }
+    Ok(Reply::OK)
+}

@@ -1,0 +1,304 @@
+//! Blocked clients (BLPOP, BLMOVE, BZPOPMIN, ...).
+//!
+//! A blocking command that finds nothing registers a [`Waiter`] on each of its keys, in the
+//! same critical section in which it looked (so a push cannot slip in between and be missed).
+//! A write that touches a key with waiters marks it ready; right after that write commits, the
+//! writing thread serves the waiters of the key in arrival order, each under the locks its
+//! operation needs, and hands each its reply. The pop a waiter receives is logged as the
+//! plain command (LPOP, LMOVE, ZPOPMIN...), so replaying the log needs no blocking.
+//!
+//! A waiter is claimed before its pop runs, and a timeout only cancels an unclaimed waiter, so
+//! an element is never popped for a client that already gave up.
+
+use super::ctx::{Ctx, Effects};
+use super::locks::{Held, LockPlan};
+use super::Engine;
+use crate::keyspace::bytes::CompactBytes;
+use crate::keyspace::value::ValueType;
+use crate::keyspace::SlotData;
+use crate::reply::Reply;
+use crate::resp::Protocol;
+use crate::slot::SlotId;
+use parking_lot::{Condvar, Mutex};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+/// What a blocked client does once one of its keys has data.
+#[derive(Clone, Debug)]
+pub enum BlockedOp {
+    /// BLPOP/BRPOP (`count: None`, reply `[key, element]`) and BLMPOP (reply `[key, [elements]]`).
+    ListPop { left: bool, count: Option<usize> },
+    /// BLMOVE and BRPOPLPUSH.
+    ListMove {
+        from_left: bool,
+        to_left: bool,
+        dest: CompactBytes,
+    },
+    /// BZPOPMIN/BZPOPMAX (`count: None`, reply `[key, member, score]`) and BZMPOP.
+    ZPop { min: bool, count: Option<usize> },
+}
+
+impl BlockedOp {
+    /// The reply when the timeout expires: a null array for every blocking command (BLMOVE
+    /// too, as Redis replies; inside EXEC its handler replies a null bulk instead).
+    pub fn timeout_reply(&self) -> Reply {
+        Reply::NilArray
+    }
+
+    /// Whether this operation can be served from a value of `value_type`.
+    fn serves(&self, value_type: ValueType) -> bool {
+        match self {
+            BlockedOp::ListPop { .. } | BlockedOp::ListMove { .. } => value_type == ValueType::List,
+            BlockedOp::ZPop { .. } => value_type == ValueType::ZSet,
+        }
+    }
+}
+
+/// A blocking command's request to wait, built by its handler.
+pub struct BlockRequest {
+    pub keys: Vec<CompactBytes>,
+    /// `None`: wait forever.
+    pub timeout: Option<Duration>,
+    pub op: BlockedOp,
+}
+
+enum State {
+    Waiting(Option<Waker>),
+    /// A server is running this waiter's pop; a timeout now waits for the reply.
+    Claimed,
+    Done(Reply),
+    Taken,
+    Cancelled,
+}
+
+pub struct Waiter {
+    db: usize,
+    keys: Vec<CompactBytes>,
+    op: BlockedOp,
+    proto: Protocol,
+    state: Mutex<State>,
+    cond: Condvar,
+}
+
+impl Waiter {
+    fn claim(&self) -> bool {
+        let mut state = self.state.lock();
+        if matches!(*state, State::Waiting(_)) {
+            *state = State::Claimed;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn unclaim(&self) {
+        let mut state = self.state.lock();
+        if matches!(*state, State::Claimed) {
+            *state = State::Waiting(None);
+        }
+    }
+
+    fn complete(&self, reply: Reply) {
+        let mut state = self.state.lock();
+        if let State::Waiting(Some(waker)) = std::mem::replace(&mut *state, State::Done(reply)) {
+            waker.wake();
+        }
+        self.cond.notify_all();
+    }
+
+    /// Removes this waiter from the queues of all its keys.
+    fn unregister(self: &Arc<Self>, engine: &Engine) {
+        for key in &self.keys {
+            let slot = engine.keyspace.db(self.db).slot(SlotId::of_key(key));
+            let mut data = slot.data.write();
+            let extras = data.extras_mut();
+            if let Some(queue) = extras.blocked.get_mut(key) {
+                queue.retain(|w| !Arc::ptr_eq(w, self));
+                if queue.is_empty() {
+                    extras.blocked.remove(key);
+                }
+            }
+            data.release_extras();
+        }
+    }
+}
+
+/// A blocked command, returned to the caller to wait on.
+pub struct Blocked {
+    waiter: Arc<Waiter>,
+    timeout: Option<Duration>,
+}
+
+impl Blocked {
+    /// How long the command may block (`None`: forever).
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// Blocks this thread until the command is served or times out.
+    pub fn wait(self, engine: &Engine) -> Reply {
+        let deadline = self.timeout.map(|t| Instant::now() + t);
+        let waiter = &self.waiter;
+        let mut state = waiter.state.lock();
+        loop {
+            if let State::Done(_) = &*state {
+                if let State::Done(reply) = std::mem::replace(&mut *state, State::Taken) {
+                    return reply;
+                }
+            }
+            match deadline {
+                None => waiter.cond.wait(&mut state),
+                Some(d) => {
+                    let timed_out = waiter.cond.wait_until(&mut state, d).timed_out();
+                    if timed_out && matches!(*state, State::Waiting(_)) {
+                        *state = State::Cancelled;
+                        drop(state);
+                        waiter.unregister(engine);
+                        return waiter.op.timeout_reply();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Non-blocking check for async callers: the reply if served, else registers `waker`.
+    pub fn poll_reply(&self, waker: &Waker) -> Option<Reply> {
+        let mut state = self.waiter.state.lock();
+        match &mut *state {
+            State::Done(_) => match std::mem::replace(&mut *state, State::Taken) {
+                State::Done(reply) => Some(reply),
+                _ => None,
+            },
+            State::Waiting(w) => {
+                *w = Some(waker.clone());
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Gives up waiting (timeout, disconnect, CLIENT UNBLOCK): returns the reply if the command
+    /// was served meanwhile, else `None` after unregistering. A claimed waiter is waited for.
+    pub fn cancel(self, engine: &Engine) -> Option<Reply> {
+        let waiter = &self.waiter;
+        let mut state = waiter.state.lock();
+        while matches!(*state, State::Claimed) {
+            waiter.cond.wait(&mut state);
+        }
+        match std::mem::replace(&mut *state, State::Cancelled) {
+            State::Done(reply) => Some(reply),
+            _ => {
+                drop(state);
+                waiter.unregister(engine);
+                None
+            }
+        }
+    }
+
+    /// The reply this command gives when it times out.
+    pub fn timeout_reply(&self) -> Reply {
+        self.waiter.op.timeout_reply()
+    }
+}
+
+/// Registers a waiter on every key of `request`; the command holds write locks on them.
+pub(crate) fn register(held: &mut Held<'_>, request: BlockRequest, db: usize, proto: Protocol) -> Blocked {
+    let waiter = Arc::new(Waiter {
+        db,
+        keys: request.keys,
+        op: request.op,
+        proto,
+        state: Mutex::new(State::Waiting(None)),
+        cond: Condvar::new(),
+    });
+    for key in &waiter.keys {
+        if let Some(data) = held
+            .get_mut(db, SlotId::of_key(key))
+            .and_then(|h| h.guard.data_mut())
+        {
+            let queue = data.extras_mut().blocked.entry(key.clone()).or_default();
+            if !queue.iter().any(|w| Arc::ptr_eq(w, &waiter)) {
+                queue.push_back(waiter.clone());
+            }
+        }
+    }
+    Blocked {
+        waiter,
+        timeout: request.timeout,
+    }
+}
+
+/// Serves clients blocked on `ready` keys, in arrival order per key, until each key has no
+/// data or no waiter that can use it. Keys that become ready meanwhile (BLMOVE's destination)
+/// are served too.
+pub(crate) fn serve(engine: &Engine, ready: Vec<(usize, CompactBytes)>) {
+    let mut queue: VecDeque<(usize, CompactBytes)> = ready.into();
+    while let Some((db, key)) = queue.pop_front() {
+        loop {
+            match serve_next(engine, db, &key) {
+                Served::Yes(more) => queue.extend(more),
+                Served::Retry => {}
+                Served::NoData => break,
+            }
+        }
+    }
+}
+
+/// The first live waiter on `key` whose operation can use the key's current value.
+fn first_servable(data: &SlotData, key: &[u8]) -> Option<Arc<Waiter>> {
+    let value_type = data.get(key)?.value.value_type();
+    let queue = data.extras()?.blocked.get(key)?;
+    queue
+        .iter()
+        .find(|w| w.op.serves(value_type) && matches!(*w.state.lock(), State::Waiting(_)))
+        .cloned()
+}
+
+enum Served {
+    /// Served; these keys became ready in turn.
+    Yes(Vec<(usize, CompactBytes)>),
+    /// The candidate changed between looking and locking; look again.
+    Retry,
+    /// The key cannot serve anyone now.
+    NoData,
+}
+
+fn serve_next(engine: &Engine, db: usize, key: &CompactBytes) -> Served {
+    let slot = SlotId::of_key(key);
+    let candidate = first_servable(&engine.keyspace.db(db).slot(slot).data.read(), key);
+    let Some(waiter) = candidate else {
+        return Served::NoData;
+    };
+    let mut plan = LockPlan::default();
+    plan.add_key(db, key);
+    if let BlockedOp::ListMove { dest, .. } = &waiter.op {
+        plan.add_key(db, dest);
+    }
+    let mut held = Held::acquire(engine, &plan, true);
+    let still_first = held
+        .get(db, slot)
+        .and_then(|h| first_servable(h.guard.data(), key))
+        .is_some_and(|w| Arc::ptr_eq(&w, &waiter));
+    if !still_first || !waiter.claim() {
+        return Served::Retry;
+    }
+    let mut fx = Effects::default();
+    let reply = {
+        let mut cx = Ctx::new(engine, db, waiter.proto, false, &mut held, &mut fx);
+        crate::cmd::serve_blocked(&mut cx, &waiter.op, key)
+    };
+    let Some(reply) = reply else {
+        waiter.unclaim();
+        return Served::NoData;
+    };
+    if !fx.batch.is_empty() {
+        engine.log.append(&fx.batch, true);
+    }
+    held.publish();
+    drop(held);
+    waiter.complete(reply);
+    waiter.unregister(engine);
+    Served::Yes(std::mem::take(&mut fx.ready))
+}

@@ -1,0 +1,328 @@
+//! `Ctx`: what a command handler sees. It reaches keys only through the slots the dispatcher
+//! locked, applies Redis's expiry rules on every lookup, and collects the command's effects
+//! (log records, keys that became ready for blocked clients, keys seen expired) for the
+//! dispatcher to commit.
+
+use super::blocking::BlockRequest;
+use super::locks::{Guard, Held, HeldSlot};
+use super::Engine;
+use crate::cmd::{CmdError, CmdResult};
+use crate::keyspace::bytes::CompactBytes;
+use crate::keyspace::value::{HashValue, ListValue, SetValue, Value, ZSetValue};
+use crate::keyspace::{Entry, SlotData};
+use crate::log::Batch;
+use crate::reply::{err, Reply};
+use crate::resp::Protocol;
+use crate::slot::SlotId;
+
+/// Side effects of a command, committed by the dispatcher.
+#[derive(Default)]
+pub struct Effects {
+    /// Deterministic log records.
+    pub batch: Batch,
+    /// Keys written while clients were blocked on them.
+    pub ready: Vec<(usize, CompactBytes)>,
+    /// Keys found logically expired under a read lock, deleted after unlocking.
+    pub expired: Vec<(usize, CompactBytes)>,
+    /// Set by a blocking command that found nothing to pop.
+    pub block: Option<BlockRequest>,
+}
+
+impl Effects {
+    pub fn clear(&mut self) {
+        self.batch.clear();
+        self.ready.clear();
+        self.expired.clear();
+        self.block = None;
+    }
+}
+
+pub const WRONGTYPE: CmdError = CmdError::new(err::WRONGTYPE);
+const NOT_LOCKED: CmdError = CmdError::new("ERR internal error: key outside the command's locks");
+const NOT_WRITABLE: CmdError = CmdError::new("ERR internal error: write under a read lock");
+
+/// A value type a handler can ask for by type.
+pub trait Typed: Sized {
+    fn of(value: &Value) -> Option<&Self>;
+    fn of_mut(value: &mut Value) -> Option<&mut Self>;
+    fn into_value(self) -> Value;
+}
+
+macro_rules! typed {
+    ($t:ty, $variant:ident, boxed) => {
+        impl Typed for $t {
+            fn of(value: &Value) -> Option<&Self> {
+                match value {
+                    Value::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn of_mut(value: &mut Value) -> Option<&mut Self> {
+                match value {
+                    Value::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn into_value(self) -> Value {
+                Value::$variant(Box::new(self))
+            }
+        }
+    };
+}
+
+typed!(ListValue, List, boxed);
+typed!(HashValue, Hash, boxed);
+typed!(SetValue, Set, boxed);
+typed!(ZSetValue, ZSet, boxed);
+
+impl Typed for CompactBytes {
+    fn of(value: &Value) -> Option<&Self> {
+        match value {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn of_mut(value: &mut Value) -> Option<&mut Self> {
+        match value {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn into_value(self) -> Value {
+        Value::Str(self)
+    }
+}
+
+pub struct Ctx<'e, 'h> {
+    pub engine: &'e Engine,
+    /// The selected database (SELECT inside EXEC changes it for later commands).
+    pub db: usize,
+    pub proto: Protocol,
+    /// Inside EXEC: blocking commands do not block.
+    pub in_exec: bool,
+    /// Applying a log/AOF/replication stream: no expiry judgement, commands apply as logged.
+    pub replaying: bool,
+    held: &'h mut Held<'e>,
+    fx: &'h mut Effects,
+    /// Frozen per command (per EXEC), as Redis freezes time; 0 until first needed.
+    now_ms: u64,
+}
+
+impl<'e, 'h> Ctx<'e, 'h> {
+    pub fn new(
+        engine: &'e Engine,
+        db: usize,
+        proto: Protocol,
+        in_exec: bool,
+        held: &'h mut Held<'e>,
+        fx: &'h mut Effects,
+    ) -> Self {
+        Ctx {
+            engine,
+            db,
+            proto,
+            in_exec,
+            replaying: false,
+            held,
+            fx,
+            now_ms: 0,
+        }
+    }
+
+    pub fn now_ms(&mut self) -> u64 {
+        if self.now_ms == 0 {
+            self.now_ms = self.engine.now_ms();
+        }
+        self.now_ms
+    }
+
+    pub fn resp3(&self) -> bool {
+        self.proto == Protocol::Resp3
+    }
+
+    fn slot_of(&self, db: usize, key: &[u8]) -> Result<&HeldSlot<'e>, CmdError> {
+        self.held.get(db, SlotId::of_key(key)).ok_or(NOT_LOCKED)
+    }
+
+    fn data_mut(&mut self, key: &[u8]) -> Result<&mut SlotData, CmdError> {
+        let held = self.held.get_mut(self.db, SlotId::of_key(key)).ok_or(NOT_LOCKED)?;
+        held.guard.data_mut().ok_or(NOT_WRITABLE)
+    }
+
+    /// Whether `key`'s entry is logically expired; deletes it (and logs a DEL) when the
+    /// command holds a write lock, else leaves that for after the command.
+    fn expire_if_needed(&mut self, key: &[u8]) -> Result<bool, CmdError> {
+        let db = self.db;
+        let at = self.slot_of(db, key)?.guard.data().get(key).and_then(Entry::expire_at);
+        let Some(at) = at else {
+            return Ok(false);
+        };
+        if self.replaying || self.now_ms() <= at {
+            return Ok(false);
+        }
+        if self.engine.expiry_is_passive() {
+            return Ok(true);
+        }
+        let held = self.held.get_mut(db, SlotId::of_key(key)).ok_or(NOT_LOCKED)?;
+        match &mut held.guard {
+            Guard::Write(data) => {
+                data.remove(key);
+                if data.touch(key, true) {
+                    self.fx.ready.push((db, CompactBytes::new(key)));
+                }
+                self.fx.batch.push(db, &[b"DEL", key]);
+                self.engine.stats.expired_keys.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Guard::Read(_) => self.fx.expired.push((db, CompactBytes::new(key))),
+        }
+        Ok(true)
+    }
+
+    /// The live entry for `key` in the current database.
+    pub fn lookup(&mut self, key: &[u8]) -> Result<Option<&Entry>, CmdError> {
+        if self.expire_if_needed(key)? {
+            return Ok(None);
+        }
+        Ok(self.slot_of(self.db, key)?.guard.data().get(key))
+    }
+
+    /// The live entry for `key`, for modification (its expiry changes through `set_expire`).
+    pub fn lookup_mut(&mut self, key: &[u8]) -> Result<Option<&mut Entry>, CmdError> {
+        if self.expire_if_needed(key)? {
+            return Ok(None);
+        }
+        Ok(self.data_mut(key)?.get_mut(key))
+    }
+
+    pub fn exists(&mut self, key: &[u8]) -> Result<bool, CmdError> {
+        Ok(self.lookup(key)?.is_some())
+    }
+
+    /// The value of `key` if it is a `T`; WRONGTYPE if it is another type.
+    pub fn get<T: Typed>(&mut self, key: &[u8]) -> Result<Option<&T>, CmdError> {
+        match self.lookup(key)? {
+            None => Ok(None),
+            Some(entry) => T::of(&entry.value).map(Some).ok_or(WRONGTYPE),
+        }
+    }
+
+    pub fn get_mut<T: Typed>(&mut self, key: &[u8]) -> Result<Option<&mut T>, CmdError> {
+        match self.lookup_mut(key)? {
+            None => Ok(None),
+            Some(entry) => T::of_mut(&mut entry.value).map(Some).ok_or(WRONGTYPE),
+        }
+    }
+
+    /// The `T` at `key` without expiry side effects, for reading several values at once after
+    /// `get` has checked each of them (a logically expired key reads as missing).
+    pub fn peek<T: Typed>(&self, key: &[u8]) -> Option<&T> {
+        let now = if self.now_ms == 0 { self.engine.now_ms() } else { self.now_ms };
+        let entry = self.slot_of(self.db, key).ok()?.guard.data().get(key)?;
+        if !self.replaying && entry.is_expired(now) {
+            return None;
+        }
+        T::of(&entry.value)
+    }
+
+    /// The `T` at `key`, created with `make` when the key is absent.
+    pub fn get_or_create<T: Typed>(&mut self, key: &[u8], make: impl FnOnce() -> T) -> Result<&mut T, CmdError> {
+        self.expire_if_needed(key)?;
+        let (entry, _) = self.data_mut(key)?.get_or_insert_with(key, || make().into_value());
+        T::of_mut(&mut entry.value).ok_or(WRONGTYPE)
+    }
+
+    /// Stores `value` at `key` (any previous value and TTL are replaced); returns the old value.
+    pub fn store(&mut self, key: &[u8], value: Value, expire_at_ms: u64) -> Result<Option<Value>, CmdError> {
+        self.expire_if_needed(key)?;
+        let old = self.data_mut(key)?.insert(key, value, expire_at_ms);
+        self.touch(key)?;
+        Ok(old)
+    }
+
+    /// Deletes `key`; returns its entry if it was live.
+    pub fn remove(&mut self, key: &[u8]) -> Result<Option<Entry>, CmdError> {
+        if self.expire_if_needed(key)? {
+            return Ok(None);
+        }
+        let removed = self.data_mut(key)?.remove(key);
+        if removed.is_some() {
+            self.touch(key)?;
+        }
+        Ok(removed)
+    }
+
+    /// Deletes `key` if it holds an empty aggregate (after the last element was removed).
+    pub fn remove_if_empty(&mut self, key: &[u8]) -> Result<bool, CmdError> {
+        let data = self.data_mut(key)?;
+        if data.get(key).is_some_and(|e| e.value.is_empty()) {
+            data.remove(key);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Sets (0: clears) the expiry of a live key.
+    pub fn set_expire(&mut self, key: &[u8], expire_at_ms: u64) -> Result<bool, CmdError> {
+        Ok(self.data_mut(key)?.set_expire(key, expire_at_ms))
+    }
+
+    /// Signals that `key` was modified: dirties WATCHers and wakes blocked clients.
+    pub fn touch(&mut self, key: &[u8]) -> Result<(), CmdError> {
+        let db = self.db;
+        if self.data_mut(key)?.touch(key, false) {
+            self.fx.ready.push((db, CompactBytes::new(key)));
+        }
+        Ok(())
+    }
+
+    /// Logs a command in the current database.
+    pub fn propagate(&mut self, argv: &[&[u8]]) {
+        self.fx.batch.push(self.db, argv);
+    }
+
+    /// Runs `f` with another database selected (MOVE, COPY ... DB).
+    pub fn in_db<T>(&mut self, db: usize, f: impl FnOnce(&mut Self) -> T) -> T {
+        let saved = std::mem::replace(&mut self.db, db);
+        let out = f(self);
+        self.db = saved;
+        out
+    }
+
+    /// Asks the dispatcher to block the client on `request`'s keys.
+    pub fn block(&mut self, request: BlockRequest) -> CmdResult {
+        self.fx.block = Some(request);
+        Ok(Reply::Nil)
+    }
+
+    /// Runs `f` on the data of one slot: the held guard when the command holds it (inside EXEC),
+    /// else a read lock taken just for `f` (commands that walk the keyspace slot by slot).
+    pub fn with_slot<T>(&mut self, db: usize, slot: SlotId, f: impl FnOnce(&SlotData) -> T) -> T {
+        if let Some(held) = self.held.get(db, slot) {
+            return f(held.guard.data());
+        }
+        let data = self.engine.keyspace.db(db).slot(slot).data.read();
+        f(&data)
+    }
+
+    /// Whole-database access for FLUSHDB/FLUSHALL/SWAPDB (which hold every slot).
+    pub fn held(&mut self) -> &mut Held<'e> {
+        self.held
+    }
+
+    /// Records keys made ready outside the per-key helpers (SWAPDB).
+    pub fn mark_ready(&mut self, db: usize, key: CompactBytes) {
+        self.fx.ready.push((db, key));
+    }
+
+    /// Records a key seen expired during a keyspace walk, to be deleted after the command.
+    pub fn note_expired(&mut self, db: usize, key: CompactBytes) {
+        if !self.replaying && !self.engine.expiry_is_passive() {
+            self.fx.expired.push((db, key));
+        }
+    }
+
+    /// Logs a command in database `db`.
+    pub fn propagate_in(&mut self, db: usize, argv: &[&[u8]]) {
+        self.fx.batch.push(db, argv);
+    }
+}

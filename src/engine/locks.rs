@@ -1,0 +1,202 @@
+//! Lock planning and acquisition.
+//!
+//! A command (or a whole transaction) declares the (db, slot) pairs it touches; they are
+//! sorted and locked in ascending order, so any set of commands can run concurrently without
+//! deadlock, and each one is atomic with respect to every other. Commands that touch every
+//! slot (FLUSHDB, FLUSHALL, SWAPDB) lock whole databases, in the same order.
+
+use super::Engine;
+use crate::cmd::{Command, LockScope};
+use crate::keyspace::{Slot, SlotData};
+use crate::slot::{SlotId, SLOT_COUNT};
+use parking_lot::{RwLockReadGuard, RwLockWriteGuard};
+use smallvec::SmallVec;
+
+/// What to lock.
+#[derive(Default)]
+pub struct LockPlan {
+    slots: SmallVec<[(usize, SlotId); 4]>,
+    /// Whole databases to lock, when a command needs them all.
+    whole: Whole,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Whole {
+    #[default]
+    None,
+    Db(usize),
+    All,
+}
+
+impl LockPlan {
+    /// Adds what `command` touches when run in database `db`.
+    pub fn add_command(&mut self, engine: &Engine, command: &Command, argv: &[&[u8]], db: usize) {
+        match command.lock {
+            LockScope::None => {}
+            LockScope::Keys => {
+                let mut indexes = SmallVec::<[usize; 8]>::new();
+                command.key_indexes(argv, &mut indexes);
+                let target = command
+                    .target_db
+                    .and_then(|f| f(argv))
+                    .filter(|&t| t < engine.db_count());
+                for i in indexes {
+                    let slot = SlotId::of_key(argv[i]);
+                    self.slots.push((db, slot));
+                    if let Some(t) = target {
+                        self.slots.push((t, slot));
+                    }
+                }
+            }
+            LockScope::Db => self.add_db(db),
+            LockScope::All | LockScope::Dynamic => self.whole = Whole::All,
+        }
+    }
+
+    pub fn add_key(&mut self, db: usize, key: &[u8]) {
+        self.slots.push((db, SlotId::of_key(key)));
+    }
+
+    fn add_db(&mut self, db: usize) {
+        self.whole = match self.whole {
+            Whole::None => Whole::Db(db),
+            Whole::Db(d) if d == db => Whole::Db(d),
+            _ => Whole::All,
+        };
+    }
+
+    /// True when the plan locks nothing.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty() && self.whole == Whole::None
+    }
+}
+
+pub enum Guard<'a> {
+    Read(RwLockReadGuard<'a, SlotData>),
+    Write(RwLockWriteGuard<'a, SlotData>),
+}
+
+impl Guard<'_> {
+    pub fn data(&self) -> &SlotData {
+        match self {
+            Guard::Read(g) => g,
+            Guard::Write(g) => g,
+        }
+    }
+
+    pub fn data_mut(&mut self) -> Option<&mut SlotData> {
+        match self {
+            Guard::Read(_) => None,
+            Guard::Write(g) => Some(g),
+        }
+    }
+}
+
+pub struct HeldSlot<'a> {
+    pub db: usize,
+    pub slot: SlotId,
+    pub cell: &'a Slot,
+    pub guard: Guard<'a>,
+}
+
+/// Locks held for one command or transaction, sorted by (db, slot).
+pub struct Held<'a> {
+    entries: SmallVec<[HeldSlot<'a>; 2]>,
+    /// When whole databases are held: the first one (entries are then dense, db-major).
+    dense_from: Option<usize>,
+}
+
+impl<'a> Held<'a> {
+    pub fn none() -> Held<'a> {
+        Held {
+            entries: SmallVec::new(),
+            dense_from: None,
+        }
+    }
+
+    /// Locks everything in `plan`, in ascending (db, slot) order.
+    pub fn acquire(engine: &'a Engine, plan: &LockPlan, write: bool) -> Held<'a> {
+        let lock = |db: usize, slot: SlotId| {
+            let cell = engine.keyspace.db(db).slot(slot);
+            let guard = if write {
+                Guard::Write(cell.data.write())
+            } else {
+                Guard::Read(cell.data.read())
+            };
+            HeldSlot {
+                db,
+                slot,
+                cell,
+                guard,
+            }
+        };
+        let dbs = match plan.whole {
+            Whole::None => None,
+            Whole::Db(d) if plan.slots.iter().all(|&(db, _)| db == d) => Some(d..d + 1),
+            _ => Some(0..engine.db_count()),
+        };
+        if let Some(dbs) = dbs {
+            let first = dbs.start;
+            let entries = dbs
+                .flat_map(|db| (0..SLOT_COUNT as u16).map(move |s| (db, s)))
+                // In range by construction.
+                .map(|(db, s)| lock(db, SlotId::new(s).expect("slot index in range")))
+                .collect();
+            return Held {
+                entries,
+                dense_from: Some(first),
+            };
+        }
+        let mut keys = plan.slots.clone();
+        keys.sort_unstable();
+        keys.dedup();
+        Held {
+            entries: keys.into_iter().map(|(db, slot)| lock(db, slot)).collect(),
+            dense_from: None,
+        }
+    }
+
+    fn position(&self, db: usize, slot: SlotId) -> Option<usize> {
+        match self.dense_from {
+            Some(first) => {
+                let i = db.checked_sub(first)? * SLOT_COUNT + slot.index();
+                (i < self.entries.len()).then_some(i)
+            }
+            None => self.entries.iter().position(|e| e.db == db && e.slot == slot),
+        }
+    }
+
+    pub fn get(&self, db: usize, slot: SlotId) -> Option<&HeldSlot<'a>> {
+        self.position(db, slot).map(|i| &self.entries[i])
+    }
+
+    pub fn get_mut(&mut self, db: usize, slot: SlotId) -> Option<&mut HeldSlot<'a>> {
+        self.position(db, slot).map(move |i| &mut self.entries[i])
+    }
+
+    /// The held slots of one database, in slot order (for whole-database commands).
+    pub fn db_slots_mut(&mut self, db: usize) -> impl Iterator<Item = &mut HeldSlot<'a>> {
+        self.entries.iter_mut().filter(move |e| e.db == db)
+    }
+
+    /// The same slot of two different databases, both mutably (SWAPDB).
+    pub fn pair_mut(&mut self, a: usize, b: usize, slot: SlotId) -> Option<(&mut SlotData, &mut SlotData)> {
+        let (i, j) = (self.position(a, slot)?, self.position(b, slot)?);
+        if i == j {
+            return None;
+        }
+        let (low, high) = (i.min(j), i.max(j));
+        let (head, tail) = self.entries.split_at_mut(high);
+        let (x, y) = (head[low].guard.data_mut()?, tail[0].guard.data_mut()?);
+        Some(if i < j { (x, y) } else { (y, x) })
+    }
+
+    /// Refreshes the lock-free key counts and expiry hints of written slots.
+    pub fn publish(&self) {
+        for e in &self.entries {
+            if let Guard::Write(g) = &e.guard {
+                e.cell.publish(g);
+            }
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Errors for the embedding application.
+//!
+//! A command that fails the way Redis commands fail (WRONGTYPE, a syntax error, ...) comes
+//! back from `Node::execute` as a `Reply::Error`; the typed methods turn such a reply into
+//! [`Error::Command`] so that `?` works.
+
+use crate::reply::Reply;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The command failed with this Redis error reply, e.g.
+    /// `WRONGTYPE Operation against a key holding the wrong kind of value`.
+    #[error("{0}")]
+    Command(String),
+    /// A typed method got a reply of a shape it did not expect.
+    #[error("unexpected reply to {command}: {reply:?}")]
+    UnexpectedReply { command: &'static str, reply: Reply },
+    /// A setting is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

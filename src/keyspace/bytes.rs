@@ -1,0 +1,181 @@
+//! `CompactBytes`: a 24-byte byte string that keeps short contents inline.
+//!
+//! Keys, string values, list elements, hash fields and set members are mostly short, and a heap
+//! allocation per string is what makes a naive map cost 150+ bytes per key. Up to
+//! [`INLINE_MAX`] bytes live inside the value itself; longer contents get one exact-size
+//! allocation; a string that is being appended to switches to a growable buffer so repeated
+//! `APPEND`s stay amortized O(1) (Redis calls that encoding "raw").
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+/// The longest content stored inline.
+pub const INLINE_MAX: usize = 22;
+
+#[derive(Clone)]
+pub enum CompactBytes {
+    Inline { len: u8, data: [u8; INLINE_MAX] },
+    Boxed(Box<[u8]>),
+    Growable(Box<Vec<u8>>),
+}
+
+impl CompactBytes {
+    pub const EMPTY: CompactBytes = CompactBytes::Inline {
+        len: 0,
+        data: [0; INLINE_MAX],
+    };
+
+    pub fn new(bytes: &[u8]) -> CompactBytes {
+        if bytes.len() <= INLINE_MAX {
+            let mut data = [0; INLINE_MAX];
+            data[..bytes.len()].copy_from_slice(bytes);
+            // The length fits: it is at most INLINE_MAX.
+            CompactBytes::Inline {
+                len: bytes.len() as u8,
+                data,
+            }
+        } else {
+            CompactBytes::Boxed(bytes.into())
+        }
+    }
+
+    /// Takes ownership of a buffer, keeping it growable (used for APPEND/SETRANGE results).
+    pub fn from_vec(vec: Vec<u8>) -> CompactBytes {
+        if vec.len() <= INLINE_MAX {
+            CompactBytes::new(&vec)
+        } else {
+            CompactBytes::Growable(Box::new(vec))
+        }
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            CompactBytes::Inline { len, data } => &data[..usize::from(*len)],
+            CompactBytes::Boxed(b) => b,
+            CompactBytes::Growable(v) => v,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True when the content lives in a growable buffer (Redis's "raw" encoding).
+    pub fn is_growable(&self) -> bool {
+        matches!(self, CompactBytes::Growable(_))
+    }
+
+    /// The content as a growable buffer, converting in place when needed.
+    pub fn make_growable(&mut self) -> &mut Vec<u8> {
+        if !self.is_growable() {
+            *self = CompactBytes::Growable(Box::new(self.as_slice().to_vec()));
+        }
+        match self {
+            CompactBytes::Growable(v) => v,
+            // Converted just above.
+            _ => unreachable!("converted to growable above"),
+        }
+    }
+
+    /// Heap bytes owned beyond the 24 inline bytes (for MEMORY USAGE and accounting).
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            CompactBytes::Inline { .. } => 0,
+            CompactBytes::Boxed(b) => b.len(),
+            CompactBytes::Growable(v) => std::mem::size_of::<Vec<u8>>() + v.capacity(),
+        }
+    }
+}
+
+impl Default for CompactBytes {
+    fn default() -> Self {
+        CompactBytes::EMPTY
+    }
+}
+
+impl std::ops::Deref for CompactBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl AsRef<[u8]> for CompactBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl Borrow<[u8]> for CompactBytes {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl From<&[u8]> for CompactBytes {
+    fn from(b: &[u8]) -> Self {
+        CompactBytes::new(b)
+    }
+}
+
+impl PartialEq for CompactBytes {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for CompactBytes {}
+
+impl PartialOrd for CompactBytes {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for CompactBytes {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_slice().cmp(other.as_slice())
+    }
+}
+
+impl Hash for CompactBytes {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state)
+    }
+}
+
+impl fmt::Debug for CompactBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_slice()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_and_round_trip() {
+        assert_eq!(std::mem::size_of::<CompactBytes>(), 24);
+        for len in [0, 1, 21, 22, 23, 100] {
+            let data: Vec<u8> = (0..len as u8).collect();
+            let c = CompactBytes::new(&data);
+            assert_eq!(c.as_slice(), &data[..]);
+            assert_eq!(c.heap_bytes() == 0, len <= INLINE_MAX);
+        }
+    }
+
+    #[test]
+    fn growable() {
+        let mut c = CompactBytes::new(b"abc");
+        c.make_growable().extend_from_slice(&[b'x'; 30]);
+        assert!(c.is_growable());
+        assert_eq!(c.len(), 33);
+        assert_eq!(&c[..3], b"abc");
+    }
+}

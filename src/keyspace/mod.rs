@@ -1,0 +1,402 @@
+//! The keyspace: databases of 16384 slots, each slot a locked shard of entries.
+//!
+//! A slot is the unit of locking, counting, listing, snapshotting and migration: its keys live
+//! in their own [`Dict`], so `CLUSTER COUNTKEYSINSLOT` and `GETKEYSINSLOT` cost O(keys in the
+//! slot). A command locks the slots it touches in ascending (db, slot) order, which makes
+//! multi-key commands and transactions atomic without deadlock.
+//!
+//! Expiry is kept twice on purpose: in the entry (so a read checks it without another lookup)
+//! and in a per-slot ordered index (so the active sweep finds due keys without scanning).
+
+pub mod bytes;
+pub mod dict;
+pub mod digest;
+pub mod tree;
+pub mod value;
+
+use self::bytes::CompactBytes;
+use self::dict::{Dict, DictItem};
+use self::value::Value;
+use crate::slot::{SlotId, SLOT_COUNT};
+use parking_lot::RwLock;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// One key and its value. `expire_at_ms` is 0 for keys without a TTL.
+pub struct Entry {
+    pub key: CompactBytes,
+    expire_at_ms: u64,
+    pub value: Value,
+}
+
+impl Entry {
+    /// Absolute expiry in Unix milliseconds, if the key has a TTL.
+    pub fn expire_at(&self) -> Option<u64> {
+        (self.expire_at_ms != 0).then_some(self.expire_at_ms)
+    }
+
+    /// Redis's rule: a key is expired once the clock is strictly past its deadline.
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expire_at_ms != 0 && self.expire_at_ms < now_ms
+    }
+}
+
+impl DictItem for Entry {
+    fn key(&self) -> &[u8] {
+        &self.key
+    }
+}
+
+/// Set by a write to a watched key; `EXEC` aborts when it is set.
+pub type WatchFlag = Arc<AtomicBool>;
+
+/// A client's WATCH on one key.
+pub struct Watcher {
+    pub flag: WatchFlag,
+    /// The key was already logically expired when watched: its deletion is no change.
+    pub stale: bool,
+}
+
+/// Per-slot state that most slots never need, kept out of line.
+#[derive(Default)]
+pub struct SlotExtras {
+    /// (expire_at_ms, key) of every key with a TTL.
+    expires: BTreeSet<(u64, CompactBytes)>,
+    /// Clients blocked on a key of this slot, in arrival order.
+    pub blocked: HashMap<CompactBytes, std::collections::VecDeque<Arc<crate::engine::blocking::Waiter>>>,
+    /// WATCHed keys of this slot.
+    pub watched: HashMap<CompactBytes, Vec<Watcher>>,
+}
+
+impl SlotExtras {
+    fn is_unused(&self) -> bool {
+        self.expires.is_empty() && self.blocked.is_empty() && self.watched.is_empty()
+    }
+}
+
+/// The data of one (database, slot) shard, behind the slot lock.
+#[derive(Default)]
+pub struct SlotData {
+    entries: Dict<Entry>,
+    extras: Option<Box<SlotExtras>>,
+}
+
+impl SlotData {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<&Entry> {
+        self.entries.get(key)
+    }
+
+    /// Mutable access to an entry's value; its expiry changes only through `set_expire`.
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        self.entries.get_mut(key)
+    }
+
+    pub fn entries(&self) -> dict::Iter<'_, Entry> {
+        self.entries.iter()
+    }
+
+    pub fn scan(&self, cursor: u64, f: impl FnMut(&Entry)) -> u64 {
+        self.entries.scan(cursor, f)
+    }
+
+    pub fn random(&self) -> Option<&Entry> {
+        self.entries.random()
+    }
+
+    pub fn extras(&self) -> Option<&SlotExtras> {
+        self.extras.as_deref()
+    }
+
+    pub fn extras_mut(&mut self) -> &mut SlotExtras {
+        self.extras.get_or_insert_with(Default::default)
+    }
+
+    /// Frees the extras when nothing uses them any more.
+    pub fn release_extras(&mut self) {
+        if self.extras.as_ref().is_some_and(|e| e.is_unused()) {
+            self.extras = None;
+        }
+    }
+
+    /// The entry for `key`, inserting one made by `make` (without TTL) when absent; the flag
+    /// says whether it was inserted.
+    pub fn get_or_insert_with(&mut self, key: &[u8], make: impl FnOnce() -> Value) -> (&mut Entry, bool) {
+        self.entries.get_or_insert_with(key, || Entry {
+            key: CompactBytes::new(key),
+            expire_at_ms: 0,
+            value: make(),
+        })
+    }
+
+    /// Signals that `key` changed: dirties its watchers (a deletion by expiry spares those
+    /// that watched it already expired, as Redis does) and returns whether clients are blocked
+    /// on it.
+    pub fn touch(&mut self, key: &[u8], by_expiry: bool) -> bool {
+        let Some(extras) = self.extras.as_mut() else {
+            return false;
+        };
+        if let Some(watchers) = extras.watched.get_mut(key) {
+            watchers.retain_mut(|w| {
+                if by_expiry && w.stale {
+                    w.stale = false;
+                    return true;
+                }
+                w.flag.store(true, Ordering::Relaxed);
+                false
+            });
+            if watchers.is_empty() {
+                extras.watched.remove(key);
+            }
+        }
+        let blocked = extras.blocked.contains_key(key);
+        self.release_extras();
+        blocked
+    }
+
+    /// Stores `value` under `key` with the given expiry (0: none); returns the value it
+    /// replaced. An existing entry is updated in place: overwriting allocates nothing.
+    pub fn insert(&mut self, key: &[u8], value: Value, expire_at_ms: u64) -> Option<Value> {
+        if let Some(entry) = self.entries.get_mut(key) {
+            let old = std::mem::replace(&mut entry.value, value);
+            if entry.expire_at_ms != expire_at_ms {
+                self.set_expire(key, expire_at_ms);
+            }
+            return Some(old);
+        }
+        self.entries.insert_new(Entry {
+            key: CompactBytes::new(key),
+            expire_at_ms: 0,
+            value,
+        });
+        if expire_at_ms != 0 {
+            self.set_expire(key, expire_at_ms);
+        }
+        None
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let entry = self.entries.remove(key)?;
+        if entry.expire_at_ms != 0 {
+            self.unindex_expire(key, entry.expire_at_ms);
+        }
+        Some(entry)
+    }
+
+    /// Sets (or with 0 clears) the expiry of an existing key; false when the key is absent.
+    pub fn set_expire(&mut self, key: &[u8], expire_at_ms: u64) -> bool {
+        let Some(entry) = self.entries.get_mut(key) else {
+            return false;
+        };
+        let old = std::mem::replace(&mut entry.expire_at_ms, expire_at_ms);
+        if old != 0 {
+            self.unindex_expire(key, old);
+        }
+        if expire_at_ms != 0 {
+            self.extras_mut()
+                .expires
+                .insert((expire_at_ms, CompactBytes::new(key)));
+        }
+        true
+    }
+
+    fn unindex_expire(&mut self, key: &[u8], at: u64) {
+        if let Some(extras) = self.extras.as_mut() {
+            extras.expires.remove(&(at, CompactBytes::new(key)));
+        }
+        self.release_extras();
+    }
+
+    /// The earliest expiry in this slot.
+    pub fn next_expire_ms(&self) -> Option<u64> {
+        self.extras.as_ref()?.expires.first().map(|(at, _)| *at)
+    }
+
+    /// A key that is expired at `now_ms`, if any.
+    pub fn first_due(&self, now_ms: u64) -> Option<CompactBytes> {
+        let (at, key) = self.extras.as_ref()?.expires.first()?;
+        (*at < now_ms).then(|| key.clone())
+    }
+
+    /// Number of keys with a TTL.
+    pub fn volatile_len(&self) -> usize {
+        self.extras.as_ref().map_or(0, |e| e.expires.len())
+    }
+
+    /// Removes every entry, handing each to `f`.
+    pub fn drain(&mut self, f: impl FnMut(Entry)) {
+        self.entries.drain(f);
+        if let Some(extras) = self.extras.as_mut() {
+            extras.expires.clear();
+        }
+        self.release_extras();
+    }
+
+    /// Dirties the watchers of every watched key for which `changed` holds.
+    fn touch_watched_where(&mut self, changed: impl Fn(&[u8]) -> bool) {
+        let Some(extras) = self.extras.as_mut() else {
+            return;
+        };
+        extras.watched.retain(|key, watchers| {
+            if !changed(key) {
+                return true;
+            }
+            watchers.iter().for_each(|w| w.flag.store(true, Ordering::Relaxed));
+            false
+        });
+    }
+
+    /// FLUSHDB/FLUSHALL: empties the shard, dirtying watchers of keys that existed.
+    pub fn flush(&mut self) {
+        let entries = std::mem::take(&mut self.entries);
+        self.touch_watched_where(|key| entries.contains(key));
+        if let Some(extras) = self.extras.as_mut() {
+            extras.expires.clear();
+        }
+        self.release_extras();
+        drop(entries);
+    }
+
+    /// SWAPDB for one slot: swaps the stored data with `other`'s (blocked clients and watchers
+    /// stay with the database index, as in Redis). Watchers of keys present on either side are
+    /// dirtied; returns the keys on each side that blocked clients can now be served from.
+    pub fn swap_data(&mut self, other: &mut SlotData) -> (Vec<CompactBytes>, Vec<CompactBytes>) {
+        let in_either = |a: &SlotData, b: &SlotData, key: &[u8]| a.entries.contains(key) || b.entries.contains(key);
+        let (mine, theirs) = (&*self, &*other);
+        let dirty_mine: Vec<CompactBytes> = mine
+            .extras()
+            .map(|e| e.watched.keys().filter(|k| in_either(mine, theirs, k)).cloned().collect())
+            .unwrap_or_default();
+        let dirty_theirs: Vec<CompactBytes> = theirs
+            .extras()
+            .map(|e| e.watched.keys().filter(|k| in_either(mine, theirs, k)).cloned().collect())
+            .unwrap_or_default();
+        self.touch_watched_where(|k| dirty_mine.iter().any(|d| d.as_slice() == k));
+        other.touch_watched_where(|k| dirty_theirs.iter().any(|d| d.as_slice() == k));
+        std::mem::swap(&mut self.entries, &mut other.entries);
+        let mine = self.extras.as_mut().map(|e| std::mem::take(&mut e.expires));
+        let theirs = other.extras.as_mut().map(|e| std::mem::take(&mut e.expires));
+        if let Some(expires) = theirs.filter(|e| !e.is_empty()) {
+            self.extras_mut().expires = expires;
+        }
+        if let Some(expires) = mine.filter(|e| !e.is_empty()) {
+            other.extras_mut().expires = expires;
+        }
+        self.release_extras();
+        other.release_extras();
+        (self.blocked_with_data(), other.blocked_with_data())
+    }
+
+    /// Keys with blocked clients that now hold data.
+    fn blocked_with_data(&self) -> Vec<CompactBytes> {
+        self.extras()
+            .map(|e| e.blocked.keys().filter(|k| self.entries.contains(k)).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Bytes this shard holds, for memory accounting.
+    pub fn memory_bytes(&self) -> usize {
+        self.entries.overhead_bytes()
+            + self
+                .entries
+                .iter()
+                .map(|e| e.key.heap_bytes() + e.value.heap_bytes())
+                .sum::<usize>()
+            + self.volatile_len() * (std::mem::size_of::<(u64, CompactBytes)>() + 8)
+    }
+}
+
+/// One slot of one database.
+pub struct Slot {
+    pub data: RwLock<SlotData>,
+    /// Mirror of the key count, so DBSIZE and slot counts need no lock.
+    key_count: AtomicU32,
+    /// Earliest expiry in the slot (`u64::MAX`: none), so the sweep skips slots without locking.
+    next_expire_ms: AtomicU64,
+}
+
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            data: RwLock::new(SlotData::default()),
+            key_count: AtomicU32::new(0),
+            next_expire_ms: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    pub fn key_count(&self) -> usize {
+        self.key_count.load(Ordering::Relaxed) as usize
+    }
+
+    pub fn next_expire_ms(&self) -> u64 {
+        self.next_expire_ms.load(Ordering::Relaxed)
+    }
+
+    /// Refreshes the lock-free mirrors; called by whoever wrote, before unlocking.
+    pub fn publish(&self, data: &SlotData) {
+        self.key_count
+            .store(data.len().min(u32::MAX as usize) as u32, Ordering::Relaxed);
+        self.next_expire_ms
+            .store(data.next_expire_ms().unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+}
+
+/// One database: its slots are allocated on first use, so unused databases cost nothing.
+#[derive(Default)]
+pub struct Db {
+    slots: OnceLock<Box<[Slot]>>,
+}
+
+impl Db {
+    pub fn slot(&self, slot: SlotId) -> &Slot {
+        &self.slots()[slot.index()]
+    }
+
+    pub fn slots(&self) -> &[Slot] {
+        self.slots
+            .get_or_init(|| (0..SLOT_COUNT).map(|_| Slot::new()).collect())
+    }
+
+    /// The slots if this database was ever used.
+    pub fn slots_if_used(&self) -> Option<&[Slot]> {
+        self.slots.get().map(|s| &s[..])
+    }
+
+    pub fn key_count(&self) -> usize {
+        self.slots_if_used()
+            .map_or(0, |slots| slots.iter().map(Slot::key_count).sum())
+    }
+}
+
+pub struct Keyspace {
+    dbs: Box<[Db]>,
+}
+
+impl Keyspace {
+    pub fn new(databases: usize) -> Keyspace {
+        Keyspace {
+            dbs: (0..databases.max(1)).map(|_| Db::default()).collect(),
+        }
+    }
+
+    pub fn db_count(&self) -> usize {
+        self.dbs.len()
+    }
+
+    /// The database `db`; callers validate the index (SELECT and friends reply with an error).
+    pub fn db(&self, db: usize) -> &Db {
+        &self.dbs[db]
+    }
+
+    pub fn dbs(&self) -> &[Db] {
+        &self.dbs
+    }
+}

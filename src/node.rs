@@ -1,0 +1,636 @@
+//! `Node`: the embeddable handle.
+//!
+//! A `Node` owns the engine and its background work (the expiry sweep). Handles are cheap to
+//! clone and can be shared across threads; local commands run on the calling thread, so no
+//! async runtime is needed. Typed methods cover everyday commands; [`Node::execute`] runs any
+//! command and returns its [`Reply`].
+
+use crate::engine::ctx::Effects;
+use crate::engine::expire::{self, SweepCursor};
+use crate::engine::{Client, Engine, Outcome};
+use crate::error::{Error, Result};
+use crate::keyspace::digest::{self, DigestMode};
+use crate::reply::Reply;
+use crate::resp::Protocol;
+use crate::Config;
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex};
+use smallvec::SmallVec;
+use std::cell::Cell;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// An embedded Shoal node.
+///
+/// ```
+/// use shoal::{Config, Node};
+///
+/// let node = Node::open(Config::new())?;
+/// node.set("greeting", "hello")?;
+/// assert_eq!(node.get("greeting")?.as_deref(), Some(&b"hello"[..]));
+/// # Ok::<(), shoal::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Arc<Engine>,
+    sweeper: Option<JoinHandle<()>>,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        *self.stop.0.lock() = true;
+        self.stop.1.notify_all();
+        if let Some(handle) = self.sweeper.take() {
+            let _ = handle.join();
+        }
+        self.engine.log().close();
+    }
+}
+
+/// How much of each background tick the expiry sweep may use (Redis allows 25%).
+const SWEEP_SHARE_PERCENT: u32 = 25;
+
+fn spawn_sweeper(engine: Arc<Engine>, stop: Arc<(Mutex<bool>, Condvar)>) -> std::io::Result<JoinHandle<()>> {
+    let tick = Duration::from_millis(u64::from(1000 / engine.config().hz.max(1)));
+    let budget = tick * SWEEP_SHARE_PERCENT / 100;
+    std::thread::Builder::new()
+        .name("shoal-expire".into())
+        .spawn(move || {
+            let mut cursor = SweepCursor::default();
+            let (flag, cond) = &*stop;
+            let mut stopped = flag.lock();
+            while !*stopped {
+                let _ = cond.wait_for(&mut stopped, tick);
+                if *stopped {
+                    break;
+                }
+                drop(stopped);
+                expire::sweep(&engine, &mut cursor, budget);
+                stopped = flag.lock();
+            }
+        })
+}
+
+thread_local! {
+    /// Command scratch space reused across calls on this thread, so a typed call allocates
+    /// nothing beyond its reply.
+    static SCRATCH: Cell<Option<Effects>> = const { Cell::new(None) };
+}
+
+/// Converts arguments into the engine's argument slices without allocating (up to 8).
+fn arg_slices<A: AsRef<[u8]>>(args: &[A]) -> SmallVec<[&[u8]; 8]> {
+    args.iter().map(AsRef::as_ref).collect()
+}
+
+impl Node {
+    /// Opens a node with `config`.
+    pub fn open(config: Config) -> Result<Node> {
+        config.validate()?;
+        let engine = Arc::new(Engine::new(config));
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let sweeper = Some(spawn_sweeper(engine.clone(), stop.clone())?);
+        Ok(Node {
+            inner: Arc::new(Inner { engine, sweeper, stop }),
+        })
+    }
+
+    /// The engine, for adapters (RESP listener, replication) built on top of the node.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.inner.engine
+    }
+
+    /// Runs any command in database 0 and returns its reply; a blocking command blocks this
+    /// thread. Replies use RESP3 types (maps, doubles, booleans).
+    ///
+    /// ```
+    /// use shoal::{Config, Node, Reply};
+    ///
+    /// let node = Node::open(Config::new())?;
+    /// assert_eq!(node.execute(&["SET", "k", "1"]), Reply::OK);
+    /// assert_eq!(node.execute(&["INCRBY", "k", "41"]), Reply::Int(42));
+    /// # Ok::<(), shoal::Error>(())
+    /// ```
+    pub fn execute<A: AsRef<[u8]>>(&self, args: &[A]) -> Reply {
+        let argv = arg_slices(args);
+        let mut client = Client::new(Protocol::Resp3);
+        if let Some(effects) = SCRATCH.take() {
+            client.effects = effects;
+        }
+        let reply = self.inner.engine.execute(&mut client, &argv).wait(&self.inner.engine);
+        SCRATCH.set(Some(std::mem::take(&mut client.effects)));
+        reply
+    }
+
+    /// A stateful session, like one client connection: SELECT, MULTI/EXEC and WATCH persist
+    /// across its calls.
+    pub fn session(&self) -> Session {
+        Session {
+            engine: self.inner.engine.clone(),
+            client: Client::new(Protocol::Resp3),
+        }
+    }
+
+    /// A transaction: queue commands, then [`Transaction::exec`] runs them atomically.
+    ///
+    /// ```
+    /// use shoal::{Config, Node, Reply};
+    ///
+    /// let node = Node::open(Config::new())?;
+    /// let replies = node.transaction().cmd(&["SET", "a", "1"]).cmd(&["INCR", "a"]).exec()?;
+    /// assert_eq!(replies, Some(vec![Reply::OK, Reply::Int(2)]));
+    /// # Ok::<(), shoal::Error>(())
+    /// ```
+    pub fn transaction(&self) -> Transaction {
+        Transaction {
+            session: self.session(),
+            queued: Vec::new(),
+        }
+    }
+
+    /// The dataset digest, exactly as Redis's `DEBUG DIGEST` computes it (40 hex digits).
+    pub fn digest(&self) -> String {
+        digest::to_hex(&self.inner.engine.digest(DigestMode::Redis))
+    }
+
+    /// A stricter digest that also covers each key's absolute expiry time.
+    pub fn digest_with_expiry(&self) -> String {
+        digest::to_hex(&self.inner.engine.digest(DigestMode::WithExpiry))
+    }
+
+    fn call<A: AsRef<[u8]>>(&self, args: &[A]) -> Result<Reply> {
+        match self.execute(args) {
+            Reply::Error(e) => Err(Error::Command(e.into_owned())),
+            reply => Ok(reply),
+        }
+    }
+
+    // ---- strings ----------------------------------------------------------------------------
+
+    /// `GET key`.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        opt_bulk("GET", self.call(&[b"GET".as_ref(), key.as_ref()])?)
+    }
+
+    /// `SET key value`.
+    pub fn set(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        self.call(&[b"SET".as_ref(), key.as_ref(), value.as_ref()]).map(drop)
+    }
+
+    /// `SET key value` with options; returns whether the value was set (NX/XX may refuse).
+    ///
+    /// ```
+    /// use shoal::{Config, Node, SetOptions};
+    /// use std::time::Duration;
+    ///
+    /// let node = Node::open(Config::new())?;
+    /// let opts = SetOptions::new().only_if_absent().expire_in(Duration::from_secs(60));
+    /// assert!(node.set_with("lock", "me", opts)?);
+    /// assert!(!node.set_with("lock", "you", opts)?);
+    /// # Ok::<(), shoal::Error>(())
+    /// ```
+    pub fn set_with(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>, options: SetOptions) -> Result<bool> {
+        let mut args: Vec<Vec<u8>> = vec![b"SET".to_vec(), key.as_ref().to_vec(), value.as_ref().to_vec()];
+        options.append_to(&mut args);
+        Ok(matches!(self.call(&args)?, Reply::Status(_)))
+    }
+
+    /// `INCRBY key delta`.
+    pub fn incr(&self, key: impl AsRef<[u8]>, delta: i64) -> Result<i64> {
+        int("INCRBY", self.call(&[b"INCRBY".as_ref(), key.as_ref(), itoa::Buffer::new().format(delta).as_bytes()])?)
+    }
+
+    // ---- keys -------------------------------------------------------------------------------
+
+    /// `DEL key...`: the number of keys deleted.
+    pub fn del<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<u64> {
+        self.with_keys("DEL", keys)
+    }
+
+    /// `EXISTS key...`: how many of the keys exist.
+    pub fn exists<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<u64> {
+        self.with_keys("EXISTS", keys)
+    }
+
+    fn with_keys<K: AsRef<[u8]>>(&self, command: &'static str, keys: &[K]) -> Result<u64> {
+        let mut args: SmallVec<[&[u8]; 8]> = SmallVec::new();
+        args.push(command.as_bytes());
+        args.extend(keys.iter().map(AsRef::as_ref));
+        int(command, self.call(&args)?).map(|n| n as u64)
+    }
+
+    /// `PEXPIRE key ms`: whether the key exists (and now expires).
+    pub fn expire(&self, key: impl AsRef<[u8]>, ttl: Duration) -> Result<bool> {
+        let ms = ttl.as_millis().min(i64::MAX as u128) as i64;
+        let reply = self.call(&[b"PEXPIRE".as_ref(), key.as_ref(), itoa::Buffer::new().format(ms).as_bytes()])?;
+        int("PEXPIRE", reply).map(|n| n == 1)
+    }
+
+    /// `PTTL key`: `None` when the key is missing or has no TTL.
+    pub fn ttl(&self, key: impl AsRef<[u8]>) -> Result<Option<Duration>> {
+        let ms = int("PTTL", self.call(&[b"PTTL".as_ref(), key.as_ref()])?)?;
+        Ok((ms >= 0).then(|| Duration::from_millis(ms as u64)))
+    }
+
+    // ---- lists ------------------------------------------------------------------------------
+
+    /// `LPUSH key value...`: the new length.
+    pub fn lpush<V: AsRef<[u8]>>(&self, key: impl AsRef<[u8]>, values: &[V]) -> Result<u64> {
+        self.key_values("LPUSH", key.as_ref(), values)
+    }
+
+    /// `RPUSH key value...`: the new length.
+    pub fn rpush<V: AsRef<[u8]>>(&self, key: impl AsRef<[u8]>, values: &[V]) -> Result<u64> {
+        self.key_values("RPUSH", key.as_ref(), values)
+    }
+
+    fn key_values<V: AsRef<[u8]>>(&self, command: &'static str, key: &[u8], values: &[V]) -> Result<u64> {
+        let mut args: SmallVec<[&[u8]; 8]> = SmallVec::new();
+        args.push(command.as_bytes());
+        args.push(key);
+        args.extend(values.iter().map(AsRef::as_ref));
+        int(command, self.call(&args)?).map(|n| n as u64)
+    }
+
+    /// `LPOP key`.
+    pub fn lpop(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        opt_bulk("LPOP", self.call(&[b"LPOP".as_ref(), key.as_ref()])?)
+    }
+
+    /// `RPOP key`.
+    pub fn rpop(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        opt_bulk("RPOP", self.call(&[b"RPOP".as_ref(), key.as_ref()])?)
+    }
+
+    /// `LRANGE key start stop`.
+    pub fn lrange(&self, key: impl AsRef<[u8]>, start: i64, stop: i64) -> Result<Vec<Bytes>> {
+        let (a, b) = (start.to_string(), stop.to_string());
+        bulks("LRANGE", self.call(&[b"LRANGE".as_ref(), key.as_ref(), a.as_bytes(), b.as_bytes()])?)
+    }
+
+    /// `LLEN key`.
+    pub fn llen(&self, key: impl AsRef<[u8]>) -> Result<u64> {
+        int("LLEN", self.call(&[b"LLEN".as_ref(), key.as_ref()])?).map(|n| n as u64)
+    }
+
+    /// `BLPOP key... timeout`: blocks this thread until an element arrives or `timeout`
+    /// passes (`None`: wait forever). Returns the key and the element.
+    ///
+    /// ```
+    /// use shoal::{Config, Node};
+    /// use std::time::Duration;
+    ///
+    /// let node = Node::open(Config::new())?;
+    /// let pusher = node.clone();
+    /// std::thread::spawn(move || pusher.rpush("jobs", &["job-1"]));
+    /// let (key, job) = node.blpop(&["jobs"], Some(Duration::from_secs(5)))?.expect("pushed");
+    /// assert_eq!((&key[..], &job[..]), (&b"jobs"[..], &b"job-1"[..]));
+    /// # Ok::<(), shoal::Error>(())
+    /// ```
+    pub fn blpop<K: AsRef<[u8]>>(&self, keys: &[K], timeout: Option<Duration>) -> Result<Option<(Bytes, Bytes)>> {
+        self.blocking_pop("BLPOP", keys, timeout)
+    }
+
+    /// `BRPOP key... timeout`, like [`Node::blpop`] from the tail.
+    pub fn brpop<K: AsRef<[u8]>>(&self, keys: &[K], timeout: Option<Duration>) -> Result<Option<(Bytes, Bytes)>> {
+        self.blocking_pop("BRPOP", keys, timeout)
+    }
+
+    fn blocking_pop<K: AsRef<[u8]>>(
+        &self,
+        command: &'static str,
+        keys: &[K],
+        timeout: Option<Duration>,
+    ) -> Result<Option<(Bytes, Bytes)>> {
+        let seconds = timeout.map_or("0".to_string(), |t| format!("{:.3}", t.as_secs_f64().max(0.001)));
+        let mut args: SmallVec<[&[u8]; 8]> = SmallVec::new();
+        args.push(command.as_bytes());
+        args.extend(keys.iter().map(AsRef::as_ref));
+        args.push(seconds.as_bytes());
+        match self.call(&args)? {
+            Reply::NilArray | Reply::Nil => Ok(None),
+            Reply::Array(items) => match <[Reply; 2]>::try_from(items) {
+                Ok([Reply::Bulk(k), Reply::Bulk(v)]) => Ok(Some((k, v))),
+                Ok(other) => unexpected(command, Reply::Array(other.into())),
+                Err(items) => unexpected(command, Reply::Array(items)),
+            },
+            other => unexpected(command, other),
+        }
+    }
+
+    // ---- hashes -----------------------------------------------------------------------------
+
+    /// `HSET key field value`: whether the field is new.
+    pub fn hset(&self, key: impl AsRef<[u8]>, field: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<bool> {
+        let reply = self.call(&[b"HSET".as_ref(), key.as_ref(), field.as_ref(), value.as_ref()])?;
+        int("HSET", reply).map(|n| n == 1)
+    }
+
+    /// `HGET key field`.
+    pub fn hget(&self, key: impl AsRef<[u8]>, field: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        opt_bulk("HGET", self.call(&[b"HGET".as_ref(), key.as_ref(), field.as_ref()])?)
+    }
+
+    /// `HGETALL key` as (field, value) pairs.
+    pub fn hgetall(&self, key: impl AsRef<[u8]>) -> Result<Vec<(Bytes, Bytes)>> {
+        match self.call(&[b"HGETALL".as_ref(), key.as_ref()])? {
+            Reply::Map(pairs) => pairs
+                .into_iter()
+                .map(|(f, v)| match (f, v) {
+                    (Reply::Bulk(f), Reply::Bulk(v)) => Ok((f, v)),
+                    (f, v) => unexpected("HGETALL", Reply::Array(vec![f, v])),
+                })
+                .collect(),
+            other => unexpected("HGETALL", other),
+        }
+    }
+
+    /// `HDEL key field...`: how many fields were removed.
+    pub fn hdel<F: AsRef<[u8]>>(&self, key: impl AsRef<[u8]>, fields: &[F]) -> Result<u64> {
+        self.key_values("HDEL", key.as_ref(), fields)
+    }
+
+    /// `HINCRBY key field delta`.
+    pub fn hincr(&self, key: impl AsRef<[u8]>, field: impl AsRef<[u8]>, delta: i64) -> Result<i64> {
+        let d = delta.to_string();
+        int("HINCRBY", self.call(&[b"HINCRBY".as_ref(), key.as_ref(), field.as_ref(), d.as_bytes()])?)
+    }
+
+    // ---- sets -------------------------------------------------------------------------------
+
+    /// `SADD key member...`: how many members were new.
+    pub fn sadd<M: AsRef<[u8]>>(&self, key: impl AsRef<[u8]>, members: &[M]) -> Result<u64> {
+        self.key_values("SADD", key.as_ref(), members)
+    }
+
+    /// `SREM key member...`: how many members were removed.
+    pub fn srem<M: AsRef<[u8]>>(&self, key: impl AsRef<[u8]>, members: &[M]) -> Result<u64> {
+        self.key_values("SREM", key.as_ref(), members)
+    }
+
+    /// `SISMEMBER key member`.
+    pub fn sismember(&self, key: impl AsRef<[u8]>, member: impl AsRef<[u8]>) -> Result<bool> {
+        int("SISMEMBER", self.call(&[b"SISMEMBER".as_ref(), key.as_ref(), member.as_ref()])?).map(|n| n == 1)
+    }
+
+    /// `SMEMBERS key` (in no particular order).
+    pub fn smembers(&self, key: impl AsRef<[u8]>) -> Result<Vec<Bytes>> {
+        bulks("SMEMBERS", self.call(&[b"SMEMBERS".as_ref(), key.as_ref()])?)
+    }
+
+    /// `SCARD key`.
+    pub fn scard(&self, key: impl AsRef<[u8]>) -> Result<u64> {
+        int("SCARD", self.call(&[b"SCARD".as_ref(), key.as_ref()])?).map(|n| n as u64)
+    }
+
+    // ---- sorted sets ------------------------------------------------------------------------
+
+    /// `ZADD key score member`: whether the member is new.
+    pub fn zadd(&self, key: impl AsRef<[u8]>, score: f64, member: impl AsRef<[u8]>) -> Result<bool> {
+        let s = crate::reply::format_double(score);
+        int("ZADD", self.call(&[b"ZADD".as_ref(), key.as_ref(), s.as_bytes(), member.as_ref()])?).map(|n| n == 1)
+    }
+
+    /// `ZINCRBY key delta member`: the new score.
+    pub fn zincr(&self, key: impl AsRef<[u8]>, delta: f64, member: impl AsRef<[u8]>) -> Result<f64> {
+        let d = crate::reply::format_double(delta);
+        double("ZINCRBY", self.call(&[b"ZINCRBY".as_ref(), key.as_ref(), d.as_bytes(), member.as_ref()])?)
+    }
+
+    /// `ZSCORE key member`.
+    pub fn zscore(&self, key: impl AsRef<[u8]>, member: impl AsRef<[u8]>) -> Result<Option<f64>> {
+        match self.call(&[b"ZSCORE".as_ref(), key.as_ref(), member.as_ref()])? {
+            Reply::Nil => Ok(None),
+            reply => double("ZSCORE", reply).map(Some),
+        }
+    }
+
+    /// `ZRANK key member` (0-based, ascending).
+    pub fn zrank(&self, key: impl AsRef<[u8]>, member: impl AsRef<[u8]>) -> Result<Option<u64>> {
+        match self.call(&[b"ZRANK".as_ref(), key.as_ref(), member.as_ref()])? {
+            Reply::Nil => Ok(None),
+            reply => int("ZRANK", reply).map(|n| Some(n as u64)),
+        }
+    }
+
+    /// `ZREM key member...`: how many members were removed.
+    pub fn zrem<M: AsRef<[u8]>>(&self, key: impl AsRef<[u8]>, members: &[M]) -> Result<u64> {
+        self.key_values("ZREM", key.as_ref(), members)
+    }
+
+    /// `ZCARD key`.
+    pub fn zcard(&self, key: impl AsRef<[u8]>) -> Result<u64> {
+        int("ZCARD", self.call(&[b"ZCARD".as_ref(), key.as_ref()])?).map(|n| n as u64)
+    }
+
+    /// `ZRANGE key start stop WITHSCORES` (with `rev`: highest scores first).
+    pub fn zrange_with_scores(&self, key: impl AsRef<[u8]>, start: i64, stop: i64, rev: bool) -> Result<Vec<(Bytes, f64)>> {
+        let (a, b) = (start.to_string(), stop.to_string());
+        let mut args: SmallVec<[&[u8]; 8]> = SmallVec::new();
+        args.extend([b"ZRANGE".as_ref(), key.as_ref(), a.as_bytes(), b.as_bytes()]);
+        if rev {
+            args.push(b"REV");
+        }
+        args.push(b"WITHSCORES");
+        match self.call(&args)? {
+            Reply::Array(pairs) => pairs
+                .into_iter()
+                .map(|pair| match pair {
+                    Reply::Array(mut p) if p.len() == 2 => match (p.remove(0), p.remove(0)) {
+                        (Reply::Bulk(m), Reply::Double(s)) => Ok((m, s)),
+                        (m, s) => unexpected("ZRANGE", Reply::Array(vec![m, s])),
+                    },
+                    other => unexpected("ZRANGE", other),
+                })
+                .collect(),
+            other => unexpected("ZRANGE", other),
+        }
+    }
+}
+
+/// Options of [`Node::set_with`].
+#[derive(Copy, Clone, Debug, Default)]
+pub struct SetOptions {
+    condition: Option<&'static str>,
+    expire_ms: Option<u64>,
+    keep_ttl: bool,
+}
+
+impl SetOptions {
+    pub fn new() -> SetOptions {
+        SetOptions::default()
+    }
+
+    /// NX: only set a key that does not exist.
+    pub fn only_if_absent(mut self) -> SetOptions {
+        self.condition = Some("NX");
+        self
+    }
+
+    /// XX: only set a key that exists.
+    pub fn only_if_present(mut self) -> SetOptions {
+        self.condition = Some("XX");
+        self
+    }
+
+    /// PX: expire after `ttl`.
+    pub fn expire_in(mut self, ttl: Duration) -> SetOptions {
+        self.expire_ms = Some(ttl.as_millis().clamp(1, i64::MAX as u128) as u64);
+        self
+    }
+
+    /// KEEPTTL: keep the key's current TTL.
+    pub fn keep_ttl(mut self) -> SetOptions {
+        self.keep_ttl = true;
+        self
+    }
+
+    fn append_to(self, args: &mut Vec<Vec<u8>>) {
+        if let Some(c) = self.condition {
+            args.push(c.as_bytes().to_vec());
+        }
+        if let Some(ms) = self.expire_ms {
+            args.push(b"PX".to_vec());
+            args.push(ms.to_string().into_bytes());
+        }
+        if self.keep_ttl {
+            args.push(b"KEEPTTL".to_vec());
+        }
+    }
+}
+
+/// A stateful session: the embedded equivalent of one client connection.
+///
+/// ```
+/// use shoal::{Config, Node, Reply};
+///
+/// let node = Node::open(Config::new())?;
+/// let mut s = node.session();
+/// s.execute(&["SELECT", "3"]);
+/// s.execute(&["SET", "k", "v"]);
+/// assert_eq!(node.get("k")?, None); // database 0
+/// assert_eq!(s.execute(&["GET", "k"]), Reply::bulk(b"v"));
+/// # Ok::<(), shoal::Error>(())
+/// ```
+pub struct Session {
+    engine: Arc<Engine>,
+    client: Client,
+}
+
+impl Session {
+    /// Runs one command; a blocking command blocks this thread.
+    pub fn execute<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Reply {
+        let argv = arg_slices(args);
+        self.engine.execute(&mut self.client, &argv).wait(&self.engine)
+    }
+
+    /// Runs one command without waiting: a blocking command returns
+    /// [`Outcome::Blocked`](crate::Outcome), for callers with their own event loop.
+    pub fn start<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Outcome {
+        let argv = arg_slices(args);
+        self.engine.execute(&mut self.client, &argv)
+    }
+
+    /// The selected database.
+    pub fn db(&self) -> usize {
+        self.client.db()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        crate::engine::multi::unwatch(&self.engine, &mut self.client);
+    }
+}
+
+/// Commands queued for one atomic MULTI/EXEC. See [`Node::transaction`].
+pub struct Transaction {
+    session: Session,
+    queued: Vec<Vec<Vec<u8>>>,
+}
+
+impl Transaction {
+    /// Watches keys first: [`Transaction::exec`] returns `None` if any of them changes before
+    /// it runs (optimistic locking).
+    pub fn watch<K: AsRef<[u8]>>(mut self, keys: &[K]) -> Result<Transaction> {
+        let mut args: Vec<&[u8]> = vec![b"WATCH"];
+        args.extend(keys.iter().map(AsRef::as_ref));
+        match self.session.execute(&args) {
+            Reply::Error(e) => Err(Error::Command(e.into_owned())),
+            _ => Ok(self),
+        }
+    }
+
+    /// Reads through the transaction's session (for check-then-set after `watch`).
+    pub fn read<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Reply {
+        self.session.execute(args)
+    }
+
+    /// Queues a command.
+    pub fn cmd<A: AsRef<[u8]>>(mut self, args: &[A]) -> Transaction {
+        self.queued.push(args.iter().map(|a| a.as_ref().to_vec()).collect());
+        self
+    }
+
+    /// Runs the queued commands atomically: their replies, or `None` when a watched key
+    /// changed (nothing ran). A command's own failure is an error reply in its slot.
+    pub fn exec(mut self) -> Result<Option<Vec<Reply>>> {
+        self.session.execute(&["MULTI"]);
+        for args in std::mem::take(&mut self.queued) {
+            if let Reply::Error(e) = self.session.execute(&args) {
+                self.session.execute(&["DISCARD"]);
+                return Err(Error::Command(e.into_owned()));
+            }
+        }
+        match self.session.execute(&["EXEC"]) {
+            Reply::Array(replies) => Ok(Some(replies)),
+            Reply::NilArray | Reply::Nil => Ok(None),
+            Reply::Error(e) => Err(Error::Command(e.into_owned())),
+            other => unexpected("EXEC", other),
+        }
+    }
+}
+
+fn unexpected<T>(command: &'static str, reply: Reply) -> Result<T> {
+    Err(Error::UnexpectedReply { command, reply })
+}
+
+fn int(command: &'static str, reply: Reply) -> Result<i64> {
+    match reply {
+        Reply::Int(n) => Ok(n),
+        other => unexpected(command, other),
+    }
+}
+
+fn double(command: &'static str, reply: Reply) -> Result<f64> {
+    match reply {
+        Reply::Double(d) => Ok(d),
+        other => unexpected(command, other),
+    }
+}
+
+fn opt_bulk(command: &'static str, reply: Reply) -> Result<Option<Bytes>> {
+    match reply {
+        Reply::Bulk(b) => Ok(Some(b)),
+        Reply::Nil => Ok(None),
+        other => unexpected(command, other),
+    }
+}
+
+fn bulks(command: &'static str, reply: Reply) -> Result<Vec<Bytes>> {
+    match reply {
+        Reply::Array(items) | Reply::Set(items) => items
+            .into_iter()
+            .map(|r| match r {
+                Reply::Bulk(b) => Ok(b),
+                other => unexpected(command, other),
+            })
+            .collect(),
+        other => unexpected(command, other),
+    }
+}
