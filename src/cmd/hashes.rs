@@ -226,7 +226,8 @@ fn hscan(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
         return Ok(empty_scan());
     };
     let options = parse_scan_options(&argv[3..], false)?;
-    Ok(scan_collection(&hash.fields, hash.listpack, cursor, &options, |f, out| {
+    let small = hash.listpack.then(|| hash.fields.iter().collect());
+    Ok(scan_collection(&hash.fields, small, cursor, &options, |f, out| {
         out.push(Reply::bulk(&f.field));
         out.push(Reply::bulk(&f.value));
     }))

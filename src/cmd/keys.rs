@@ -8,7 +8,7 @@ use crate::engine::ctx::Ctx;
 use crate::glob;
 use crate::keyspace::bytes::CompactBytes;
 use crate::keyspace::dict::{Dict, DictItem};
-use crate::keyspace::value::{parse_i64_strict, Value, ValueType};
+use crate::keyspace::value::{parse_i64_strict, ValueType};
 use crate::reply::{err, Reply};
 use crate::slot::{SlotId, SLOT_COUNT};
 
@@ -299,9 +299,9 @@ fn copy(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     if target == cx.db && src == dst {
         return Err(CmdError::new(err::SAME_OBJECT));
     }
-    let Some((value, at)) = cx
+    let Some((value, at, float)) = cx
         .lookup(src)?
-        .map(|e| (e.value.clone(), e.expire_at().unwrap_or(0)))
+        .map(|e| (e.value.clone(), e.expire_at().unwrap_or(0), e.is_float_string()))
     else {
         return Ok(Reply::Int(0));
     };
@@ -313,6 +313,10 @@ fn copy(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
             cx.remove(dst)?;
         }
         cx.store(dst, value, at)?;
+        if let Some(entry) = cx.lookup_mut(dst)? {
+            entry.set_unshared();
+            entry.set_float_string(float);
+        }
         Ok(true)
     })?;
     if copied {
@@ -354,7 +358,7 @@ fn keys(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     let mut out = Vec::new();
     for index in 0..SLOT_COUNT {
         let slot = SlotId::new(index as u16).ok_or(SYNTAX)?;
-        if cx.engine.keyspace.db(db).slot(slot).key_count() == 0 {
+        if cx.slot_key_count(db, slot) == 0 {
             continue;
         }
         cx.with_slot(db, slot, |data| {
@@ -426,10 +430,11 @@ pub fn parse_scan_options<'a>(options: &[&'a [u8]], allow_type: bool) -> Result<
 }
 
 /// HSCAN/SSCAN/ZSCAN over one collection: `cursor [MATCH p] [COUNT n]`. A collection Redis
-/// would hold in a small encoding is returned whole with cursor 0, as Redis does.
+/// would hold in a small encoding (`small`: its items in that encoding's order) is returned
+/// whole with cursor 0, as Redis does.
 pub fn scan_collection<T: DictItem>(
     dict: &Dict<T>,
-    small: bool,
+    small: Option<Vec<&T>>,
     cursor: u64,
     options: &ScanOptions<'_>,
     mut emit: impl FnMut(&T, &mut Vec<Reply>),
@@ -440,8 +445,8 @@ pub fn scan_collection<T: DictItem>(
             emit(item, out);
         }
     };
-    let next = if small {
-        dict.iter().for_each(|item| keep(item, &mut out));
+    let next = if let Some(items) = small {
+        items.into_iter().for_each(|item| keep(item, &mut out));
         0
     } else {
         let mut cursor = cursor;
@@ -518,7 +523,7 @@ fn scan(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
             break 0;
         }
         let slot = SlotId::new(slot_index as u16).ok_or(SYNTAX)?;
-        if cx.engine.keyspace.db(db).slot(slot).key_count() > 0 {
+        if cx.slot_key_count(db, slot) > 0 {
             dict_cursor = cx.with_slot(db, slot, |data| {
                 data.scan(dict_cursor, |e| {
                     found.push((e.key.clone(), e.value.value_type(), e.is_expired(now)));
@@ -566,14 +571,13 @@ fn randomkey(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
     let db = cx.db;
     let now = cx.now_ms();
     for _ in 0..100 {
-        let total = cx.engine.dbsize(db);
+        let total = cx.dbsize(db);
         if total == 0 {
             return Ok(Reply::Nil);
         }
         let mut pick = fastrand::usize(..total);
-        let slots = cx.engine.keyspace.db(db).slots();
-        let Some(index) = slots.iter().position(|s| {
-            let n = s.key_count();
+        let Some(slot) = (0..SLOT_COUNT as u16).filter_map(SlotId::new).find(|&slot| {
+            let n = cx.slot_key_count(db, slot);
             if pick < n {
                 return true;
             }
@@ -582,7 +586,6 @@ fn randomkey(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
         }) else {
             continue;
         };
-        let slot = SlotId::new(index as u16).ok_or(SYNTAX)?;
         let found = cx.with_slot(db, slot, |data| {
             data.random().map(|e| (e.key.clone(), e.is_expired(now)))
         });
@@ -598,17 +601,15 @@ fn randomkey(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
 fn object_encoding(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     Ok(match cx.lookup(argv[2])? {
         None => Reply::Nil,
-        Some(e) => Reply::bulk(e.value.encoding().as_bytes()),
+        Some(e) => Reply::bulk(e.encoding().as_bytes()),
     })
 }
 
 /// Redis shares the integers 0..9999 and reports INT_MAX for them; everything else is 1.
 fn object_refcount(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
-    Ok(match cx.lookup(argv[2])?.map(|e| &e.value) {
+    Ok(match cx.lookup(argv[2])? {
         None => Reply::Nil,
-        Some(Value::Str(s)) if parse_i64_strict(s).is_some_and(|n| (0..10_000).contains(&n)) => {
-            Reply::Int(i64::from(i32::MAX))
-        }
+        Some(e) if e.is_shared_integer() => Reply::Int(i64::from(i32::MAX)),
         Some(_) => Reply::Int(1),
     })
 }

@@ -334,7 +334,8 @@ fn lpos(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 }
 
 /// Pops from `src` and pushes onto `dst`. `None` when `src` is missing; WRONGTYPE (with nothing
-/// popped) when either key holds another type.
+/// popped) when either key holds another type. The source is deleted only after the push, so
+/// rotating a one-element list onto itself keeps the key and its TTL, as in Redis.
 pub fn move_element(
     cx: &mut Ctx<'_, '_>,
     src: &[u8],
@@ -346,19 +347,21 @@ pub fn move_element(
         return Ok(None);
     }
     cx.get::<ListValue>(dst)?;
-    let Some(mut popped) = pop_elements(cx, src, from_left, 1)? else {
+    let Some(list) = cx.get_mut::<ListValue>(src)? else {
         return Ok(None);
     };
-    let Some(element) = popped.pop() else {
+    let Some(element) = (if from_left { list.pop_front() } else { list.pop_back() }) else {
         return Ok(None);
     };
-    let list = cx.get_or_create::<ListValue>(dst, ListValue::new)?;
+    let target = cx.get_or_create::<ListValue>(dst, ListValue::new)?;
     if to_left {
-        list.push_front(element.clone());
+        target.push_front(element.clone());
     } else {
-        list.push_back(element.clone());
+        target.push_back(element.clone());
     }
     cx.touch(dst)?;
+    cx.touch(src)?;
+    cx.remove_if_empty(src)?;
     Ok(Some(element))
 }
 
@@ -388,21 +391,26 @@ fn rpoplpush(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     Ok(Reply::opt_bulk(moved.as_deref()))
 }
 
-/// The parsed tail of LMPOP/BLMPOP/ZMPOP/BZMPOP: keys, the LEFT/RIGHT (MIN/MAX) word, count.
+/// The parsed tail of LMPOP/BLMPOP/ZMPOP/BZMPOP: keys, the side (LEFT or MIN: true), count.
 pub struct MPop<'a> {
     pub keys: &'a [&'a [u8]],
-    pub side: &'a [u8],
+    pub side: bool,
     pub count: usize,
 }
 
-/// Parses `numkeys key... <side> [COUNT n]` starting at `numkeys_at`.
-pub fn parse_mpop<'a>(argv: &'a [&'a [u8]], numkeys_at: usize) -> Result<MPop<'a>, CmdError> {
+/// Parses `numkeys key... <side> [COUNT n]` starting at `numkeys_at`; `side` reads the
+/// LEFT/RIGHT or MIN/MAX word (checked before COUNT, as Redis does).
+pub fn parse_mpop<'a>(
+    argv: &'a [&'a [u8]],
+    numkeys_at: usize,
+    side: fn(&[u8]) -> Result<bool, CmdError>,
+) -> Result<MPop<'a>, CmdError> {
     let numkeys = match parse_i64(argv[numkeys_at]) {
         Ok(n) if n > 0 => n as usize,
         _ => return Err(CmdError::new(err::NUMKEYS_POSITIVE)),
     };
     let side_at = (numkeys_at + 1).checked_add(numkeys).ok_or(SYNTAX)?;
-    let side = *argv.get(side_at).ok_or(SYNTAX)?;
+    let side = side(argv.get(side_at).ok_or(SYNTAX)?)?;
     let mut count = None;
     let mut i = side_at + 1;
     while i < argv.len() {
@@ -442,9 +450,8 @@ fn mpop_reply(cx: &mut Ctx<'_, '_>, key: &[u8], left: bool, popped: Vec<CompactB
 }
 
 fn lmpop(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
-    let m = parse_mpop(argv, 1)?;
-    let left = parse_side(m.side)?;
-    Ok(mpop_first(cx, m.keys, left, m.count)?.unwrap_or(Reply::NilArray))
+    let m = parse_mpop(argv, 1, parse_side)?;
+    Ok(mpop_first(cx, m.keys, m.side, m.count)?.unwrap_or(Reply::NilArray))
 }
 
 fn bpop(cx: &mut Ctx<'_, '_>, argv: &[&[u8]], left: bool) -> CmdResult {
@@ -521,14 +528,13 @@ fn brpoplpush(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 }
 
 fn blmpop(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
-    let m = parse_mpop(argv, 2)?;
-    let left = parse_side(m.side)?;
+    let m = parse_mpop(argv, 2, parse_side)?;
     let timeout = parse_timeout(argv[1])?;
-    if let Some(reply) = mpop_first(cx, m.keys, left, m.count)? {
+    if let Some(reply) = mpop_first(cx, m.keys, m.side, m.count)? {
         return Ok(reply);
     }
     let op = BlockedOp::ListPop {
-        left,
+        left: m.side,
         count: Some(m.count),
     };
     block_or_nil(cx, m.keys, timeout, op, Reply::NilArray)

@@ -124,7 +124,7 @@ fn swapdb(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 }
 
 fn dbsize(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
-    Ok(Reply::Int(cx.engine.dbsize(cx.db) as i64))
+    Ok(Reply::Int(cx.dbsize(cx.db) as i64))
 }
 
 fn check_flush_args(argv: &[&[u8]]) -> Result<(), CmdError> {

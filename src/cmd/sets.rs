@@ -356,7 +356,12 @@ fn sscan(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
         return Ok(empty_scan());
     };
     let options = parse_scan_options(&argv[3..], false)?;
-    Ok(scan_collection(&set.members, set.intset, cursor, &options, |m, out| {
+    let small = set.intset.then(|| {
+        let mut members: Vec<&CompactBytes> = set.members.iter().collect();
+        members.sort_by_key(|m| parse_i64_strict(m).unwrap_or(0));
+        members
+    });
+    Ok(scan_collection(&set.members, small, cursor, &options, |m, out| {
         out.push(Reply::bulk(m))
     }))
 }

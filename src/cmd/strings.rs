@@ -348,16 +348,28 @@ fn incr_by(cx: &mut Ctx<'_, '_>, argv: &[&[u8]], delta: i64) -> CmdResult {
         .unwrap_or(0)
         .checked_add(delta)
         .ok_or(CmdError::new(err::OVERFLOW))?;
-    let text = fmt_int(new);
-    match cx.get_mut::<CompactBytes>(key)? {
-        Some(s) => {
-            *s = CompactBytes::new(text.as_bytes());
-            cx.touch(key)?;
-        }
-        None => store_string(cx, key, text.as_bytes(), 0)?,
-    }
+    replace_string(cx, key, fmt_int(new).as_bytes(), false)?;
     cx.propagate(argv);
     Ok(Reply::Int(new))
+}
+
+/// Replaces a string's content keeping its TTL (creating it when missing); `float` marks an
+/// INCRBYFLOAT result, which Redis keeps as text.
+fn replace_string(cx: &mut Ctx<'_, '_>, key: &[u8], text: &[u8], float: bool) -> Result<(), CmdError> {
+    match cx.lookup_mut(key)? {
+        Some(entry) => {
+            entry.value = Value::Str(CompactBytes::new(text));
+            entry.set_float_string(float);
+            cx.touch(key)?;
+        }
+        None => {
+            store_string(cx, key, text, 0)?;
+            if let Some(entry) = cx.lookup_mut(key)? {
+                entry.set_float_string(float);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn incr(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
@@ -399,13 +411,7 @@ fn incrbyfloat(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     let key = argv[1];
     let current = get_string(cx, key)?.map(|s| s.to_vec());
     let text = add_float(current.as_deref(), argv[2], err::NOT_FLOAT)?;
-    match cx.get_mut::<CompactBytes>(key)? {
-        Some(s) => {
-            *s = CompactBytes::new(text.as_bytes());
-            cx.touch(key)?;
-        }
-        None => store_string(cx, key, text.as_bytes(), 0)?,
-    }
+    replace_string(cx, key, text.as_bytes(), true)?;
     cx.propagate(&[b"SET", key, text.as_bytes(), b"KEEPTTL"]);
     Ok(Reply::bulk(text.as_bytes()))
 }
@@ -447,7 +453,7 @@ fn setrange(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
             let mut buf = vec![0u8; offset + patch.len()];
             buf[offset..].copy_from_slice(patch);
             let len = buf.len();
-            cx.store(key, Value::Str(CompactBytes::from_vec(buf)), 0)?;
+            cx.store(key, Value::Str(CompactBytes::growable(buf)), 0)?;
             len
         }
         Some(_) => {

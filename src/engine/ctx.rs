@@ -304,6 +304,24 @@ impl<'e, 'h> Ctx<'e, 'h> {
         f(&data)
     }
 
+    /// Keys in one slot as this command sees them: the lock-free count is published only when
+    /// a command commits, so slots this command holds are counted under their guard.
+    pub fn slot_key_count(&self, db: usize, slot: SlotId) -> usize {
+        match self.held.get(db, slot) {
+            Some(held) => held.guard.data().len(),
+            None => self.engine.keyspace.db(db).slot(slot).key_count(),
+        }
+    }
+
+    /// DBSIZE as this command sees it (see `slot_key_count`).
+    pub fn dbsize(&self, db: usize) -> usize {
+        let published = self.engine.dbsize(db);
+        self.held
+            .iter()
+            .filter(|h| h.db == db)
+            .fold(published, |total, h| total + h.guard.data().len() - h.cell.key_count())
+    }
+
     /// Whole-database access for FLUSHDB/FLUSHALL/SWAPDB (which hold every slot).
     pub fn held(&mut self) -> &mut Held<'e> {
         self.held

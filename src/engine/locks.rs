@@ -191,6 +191,11 @@ impl<'a> Held<'a> {
         Some(if i < j { (x, y) } else { (y, x) })
     }
 
+    /// Every held slot.
+    pub fn iter(&self) -> impl Iterator<Item = &HeldSlot<'a>> {
+        self.entries.iter()
+    }
+
     /// Refreshes the lock-free key counts and expiry hints of written slots.
     pub fn publish(&self) {
         for e in &self.entries {

@@ -40,13 +40,10 @@ impl CompactBytes {
         }
     }
 
-    /// Takes ownership of a buffer, keeping it growable (used for APPEND/SETRANGE results).
-    pub fn from_vec(vec: Vec<u8>) -> CompactBytes {
-        if vec.len() <= INLINE_MAX {
-            CompactBytes::new(&vec)
-        } else {
-            CompactBytes::Growable(Box::new(vec))
-        }
+    /// Takes ownership of a buffer as a growable string (Redis's "raw": what SETRANGE and
+    /// APPEND build).
+    pub fn growable(vec: Vec<u8>) -> CompactBytes {
+        CompactBytes::Growable(Box::new(vec))
     }
 
     pub fn as_slice(&self) -> &[u8] {

@@ -28,9 +28,68 @@ pub struct Entry {
     pub key: CompactBytes,
     expire_at_ms: u64,
     pub value: Value,
+    /// Per-key metadata: [`FLOAT_STRING`] and, in the low 24 bits, room for an access clock.
+    /// Atomic because readers under a shared lock will update the clock.
+    meta: AtomicU32,
 }
 
+/// The string was produced by INCRBYFLOAT: Redis stores it as text (embstr) even when it
+/// looks like an integer, so OBJECT ENCODING must not say "int".
+const FLOAT_STRING: u32 = 1 << 31;
+/// The value is a private copy (COPY): Redis does not share it even when it is a small
+/// integer, so OBJECT REFCOUNT says 1.
+const UNSHARED: u32 = 1 << 30;
+
 impl Entry {
+    fn new(key: &[u8], value: Value) -> Entry {
+        Entry {
+            key: CompactBytes::new(key),
+            expire_at_ms: 0,
+            value,
+            meta: AtomicU32::new(0),
+        }
+    }
+
+    pub fn is_float_string(&self) -> bool {
+        self.meta.load(Ordering::Relaxed) & FLOAT_STRING != 0
+    }
+
+    pub fn set_float_string(&mut self, float: bool) {
+        self.set_meta_flag(FLOAT_STRING, float);
+    }
+
+    /// Marks the value as a private copy (see [`UNSHARED`]).
+    pub fn set_unshared(&mut self) {
+        self.set_meta_flag(UNSHARED, true);
+    }
+
+    fn set_meta_flag(&mut self, flag: u32, on: bool) {
+        let meta = self.meta.get_mut();
+        if on {
+            *meta |= flag;
+        } else {
+            *meta &= !flag;
+        }
+    }
+
+    /// What `OBJECT ENCODING` reports for this entry's value.
+    pub fn encoding(&self) -> &'static str {
+        match &self.value {
+            Value::Str(s) if self.is_float_string() && !s.is_growable() && s.len() <= 44 => "embstr",
+            value => value.encoding(),
+        }
+    }
+
+    /// Whether Redis would share this value (an int-encoded string 0..9999): OBJECT REFCOUNT.
+    pub fn is_shared_integer(&self) -> bool {
+        match &self.value {
+            Value::Str(s) if self.encoding() == "int" && self.meta.load(Ordering::Relaxed) & UNSHARED == 0 => {
+                value::parse_i64_strict(s).is_some_and(|n| (0..10_000).contains(&n))
+            }
+            _ => false,
+        }
+    }
+
     /// Absolute expiry in Unix milliseconds, if the key has a TTL.
     pub fn expire_at(&self) -> Option<u64> {
         (self.expire_at_ms != 0).then_some(self.expire_at_ms)
@@ -130,11 +189,7 @@ impl SlotData {
     /// The entry for `key`, inserting one made by `make` (without TTL) when absent; the flag
     /// says whether it was inserted.
     pub fn get_or_insert_with(&mut self, key: &[u8], make: impl FnOnce() -> Value) -> (&mut Entry, bool) {
-        self.entries.get_or_insert_with(key, || Entry {
-            key: CompactBytes::new(key),
-            expire_at_ms: 0,
-            value: make(),
-        })
+        self.entries.get_or_insert_with(key, || Entry::new(key, make()))
     }
 
     /// Signals that `key` changed: dirties its watchers (a deletion by expiry spares those
@@ -167,16 +222,13 @@ impl SlotData {
     pub fn insert(&mut self, key: &[u8], value: Value, expire_at_ms: u64) -> Option<Value> {
         if let Some(entry) = self.entries.get_mut(key) {
             let old = std::mem::replace(&mut entry.value, value);
+            entry.set_meta_flag(FLOAT_STRING | UNSHARED, false);
             if entry.expire_at_ms != expire_at_ms {
                 self.set_expire(key, expire_at_ms);
             }
             return Some(old);
         }
-        self.entries.insert_new(Entry {
-            key: CompactBytes::new(key),
-            expire_at_ms: 0,
-            value,
-        });
+        self.entries.insert_new(Entry::new(key, value));
         if expire_at_ms != 0 {
             self.set_expire(key, expire_at_ms);
         }

@@ -391,8 +391,22 @@ impl ZSetValue {
         self.members.get(member).map(|m| m.score)
     }
 
-    /// Sets `member`'s score; returns the previous score.
-    pub fn insert(&mut self, member: &[u8], score: f64) -> Option<f64> {
+    /// Adds or updates `member` as Redis does: a new member that would not fit a listpack
+    /// converts the set first, and a listpack stores integral scores as integers, so `-0`
+    /// becomes `0` there. Returns the previous score.
+    pub fn set_score(&mut self, member: &[u8], score: f64, limits: &EncodingLimits) -> Option<f64> {
+        if self.listpack
+            && !self.members.contains(member)
+            && (self.len() + 1 > limits.zset_max_listpack_entries || member.len() > limits.zset_max_listpack_value)
+        {
+            self.listpack = false;
+        }
+        let score = if self.listpack && score == 0.0 { 0.0 } else { score };
+        self.insert(member, score)
+    }
+
+    /// Sets `member`'s score exactly as given; returns the previous score.
+    fn insert(&mut self, member: &[u8], score: f64) -> Option<f64> {
         let (slot, added) = self.members.get_or_insert_with(member, || ZMember {
             member: CompactBytes::new(member),
             score,
@@ -413,13 +427,6 @@ impl ZSetValue {
             member: CompactBytes::new(member),
         });
         old
-    }
-
-    /// Applies the listpack conversion rule after inserting `member`.
-    pub fn note_insert(&mut self, member: &[u8], limits: &EncodingLimits) {
-        if member.len() > limits.zset_max_listpack_value || self.len() > limits.zset_max_listpack_entries {
-            self.listpack = false;
-        }
     }
 
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
@@ -477,9 +484,11 @@ mod tests {
         set.remove(b"x");
         assert!(!set.intset);
         let mut z = ZSetValue::new();
-        z.insert(b"a", 1.0);
-        z.insert(b"b", 0.5);
-        z.insert(b"a", 0.1);
+        z.set_score(b"a", 1.0, &limits);
+        z.set_score(b"b", 0.5, &limits);
+        z.set_score(b"a", 0.1, &limits);
+        z.set_score(b"c", -0.0, &limits);
+        assert!(z.score(b"c").is_some_and(|s| s.is_sign_positive()));
         assert_eq!(z.rank(b"a"), Some(0));
         assert_eq!(z.rank(b"b"), Some(1));
         assert_eq!(z.order.len(), 2);

@@ -1,0 +1,226 @@
+//! Shared test helpers: a real redis-server to compare against, a raw RESP connection, and a
+//! RESP reply parser that keeps exact bytes (the `redis` crate would reformat error texts).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A parsed RESP reply, comparable and sortable.
+#[derive(Clone, Debug, PartialEq, PartialOrd)]
+pub enum Value {
+    Status(String),
+    Error(String),
+    Int(i64),
+    Bulk(Vec<u8>),
+    Null,
+    NullBulk,
+    NullArray,
+    Double(String),
+    Bool(bool),
+    Array(Vec<Value>),
+    Set(Vec<Value>),
+    Map(Vec<(Value, Value)>),
+    Push(Vec<Value>),
+}
+
+impl Value {
+    /// Sorts aggregate elements, for replies whose order Redis does not define.
+    pub fn sorted(self) -> Value {
+        let key = |v: &Value| format!("{v:?}");
+        match self {
+            Value::Array(mut v) => {
+                v.sort_by_key(key);
+                Value::Array(v)
+            }
+            Value::Set(mut v) => {
+                v.sort_by_key(key);
+                Value::Set(v)
+            }
+            Value::Map(mut v) => {
+                v.sort_by_key(|(k, _)| key(k));
+                Value::Map(v)
+            }
+            other => other,
+        }
+    }
+}
+
+/// Parses one reply from the front of `buf`; `None` when incomplete.
+pub fn parse_reply(buf: &[u8]) -> Option<(Value, usize)> {
+    let end = buf.windows(2).position(|w| w == b"\r\n")?;
+    let line = std::str::from_utf8(&buf[1..end]).ok()?;
+    let mut pos = end + 2;
+    let aggregate = |n: usize, pos: &mut usize| -> Option<Vec<Value>> {
+        let mut items = Vec::with_capacity(n.min(1024));
+        for _ in 0..n {
+            let (v, used) = parse_reply(&buf[*pos..])?;
+            *pos += used;
+            items.push(v);
+        }
+        Some(items)
+    };
+    let value = match buf[0] {
+        b'+' => Value::Status(line.to_string()),
+        b'-' => Value::Error(line.to_string()),
+        b':' => Value::Int(line.parse().ok()?),
+        b'_' => Value::Null,
+        b',' => Value::Double(line.to_string()),
+        b'#' => Value::Bool(line == "t"),
+        b'$' | b'=' => {
+            let n: i64 = line.parse().ok()?;
+            if n < 0 {
+                Value::NullBulk
+            } else {
+                let n = n as usize;
+                if buf.len() < pos + n + 2 {
+                    return None;
+                }
+                let data = buf[pos..pos + n].to_vec();
+                pos += n + 2;
+                Value::Bulk(data)
+            }
+        }
+        b'*' | b'~' | b'>' => {
+            let n: i64 = line.parse().ok()?;
+            if n < 0 {
+                Value::NullArray
+            } else {
+                let items = aggregate(n as usize, &mut pos)?;
+                match buf[0] {
+                    b'*' => Value::Array(items),
+                    b'~' => Value::Set(items),
+                    _ => Value::Push(items),
+                }
+            }
+        }
+        b'%' => {
+            let n: usize = line.parse().ok()?;
+            let mut items = aggregate(2 * n, &mut pos)?.into_iter();
+            let mut pairs = Vec::with_capacity(n);
+            while let (Some(k), Some(v)) = (items.next(), items.next()) {
+                pairs.push((k, v));
+            }
+            Value::Map(pairs)
+        }
+        _ => return None,
+    };
+    Some((value, pos))
+}
+
+/// A redis-server child process on a free loopback port, killed on drop.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+    dir: std::path::PathBuf,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+impl RedisServer {
+    /// Starts redis-server 7 (`apt-get install redis-server`; `.ci/run` installs it).
+    pub fn start() -> RedisServer {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("shoal-redis-{port}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--enable-debug-command", "yes", "--dir"])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed for the parity tests (apt-get install -y redis-server)");
+        let server = RedisServer { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut c) = RespConn::connect(port) {
+                c.send(&[b"PING"]);
+                if c.try_read().ok() == Some(Value::Status("PONG".into())) {
+                    return server;
+                }
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A raw RESP connection.
+pub struct RespConn {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RespConn {
+    pub fn connect(port: u16) -> std::io::Result<RespConn> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        Ok(RespConn {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+            buf: Vec::new(),
+        })
+    }
+
+    pub fn send(&mut self, args: &[&[u8]]) {
+        let mut out = Vec::new();
+        shoal::resp::encode_command(args, &mut out);
+        self.writer.write_all(&out).expect("write to server");
+    }
+
+    pub fn read(&mut self) -> Value {
+        self.try_read().expect("read a reply from the server")
+    }
+
+    pub fn try_read(&mut self) -> std::io::Result<Value> {
+        loop {
+            if let Some((value, used)) = parse_reply(&self.buf) {
+                self.buf.drain(..used);
+                return Ok(value);
+            }
+            let chunk = self.reader.fill_buf()?.to_vec();
+            if chunk.is_empty() {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.reader.consume(chunk.len());
+            self.buf.extend_from_slice(&chunk);
+        }
+    }
+
+    pub fn call(&mut self, args: &[&[u8]]) -> Value {
+        self.send(args);
+        self.read()
+    }
+}
+
+/// Encodes a Shoal reply for `proto` and parses it back into the comparable form.
+pub fn shoal_value(reply: &shoal::Reply, proto: shoal::resp::Protocol) -> Value {
+    let mut out = Vec::new();
+    shoal::resp::encode_reply(reply, proto, &mut out);
+    let (value, used) = parse_reply(&out).expect("our own encoding parses");
+    assert_eq!(used, out.len());
+    value
+}
+
+/// Drains a reader to EOF (unused readers in some tests).
+pub fn read_all(mut r: impl Read) -> Vec<u8> {
+    let mut v = Vec::new();
+    let _ = r.read_to_end(&mut v);
+    v
+}
