@@ -56,7 +56,14 @@ impl Drop for Inner {
 /// How much of each background tick the expiry sweep may use (Redis allows 25%).
 const SWEEP_SHARE_PERCENT: u32 = 25;
 
-fn spawn_sweeper(engine: Arc<Engine>, stop: Arc<(Mutex<bool>, Condvar)>) -> std::io::Result<JoinHandle<()>> {
+/// After a sweep that found expired keys, the next one runs this soon: like Redis's fast
+/// cycle, it keeps keys with short TTLs from lingering for a whole tick.
+const SWEEP_AGAIN_MS: u64 = 1;
+
+fn spawn_sweeper(
+    engine: Arc<Engine>,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+) -> std::io::Result<JoinHandle<()>> {
     let tick = Duration::from_millis(u64::from(1000 / engine.config().hz.max(1)));
     let budget = tick * SWEEP_SHARE_PERCENT / 100;
     std::thread::Builder::new()
@@ -65,13 +72,19 @@ fn spawn_sweeper(engine: Arc<Engine>, stop: Arc<(Mutex<bool>, Condvar)>) -> std:
             let mut cursor = SweepCursor::default();
             let (flag, cond) = &*stop;
             let mut stopped = flag.lock();
+            let mut pause = tick;
             while !*stopped {
-                let _ = cond.wait_for(&mut stopped, tick);
+                let _ = cond.wait_for(&mut stopped, pause);
                 if *stopped {
                     break;
                 }
                 drop(stopped);
-                expire::sweep(&engine, &mut cursor, budget);
+                let deleted = expire::sweep(&engine, &mut cursor, budget);
+                pause = if deleted > 0 {
+                    Duration::from_millis(SWEEP_AGAIN_MS)
+                } else {
+                    tick
+                };
                 stopped = flag.lock();
             }
         })
@@ -96,7 +109,11 @@ impl Node {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let sweeper = Some(spawn_sweeper(engine.clone(), stop.clone())?);
         Ok(Node {
-            inner: Arc::new(Inner { engine, sweeper, stop }),
+            inner: Arc::new(Inner {
+                engine,
+                sweeper,
+                stop,
+            }),
         })
     }
 
@@ -122,7 +139,11 @@ impl Node {
         if let Some(effects) = SCRATCH.take() {
             client.effects = effects;
         }
-        let reply = self.inner.engine.execute(&mut client, &argv).wait(&self.inner.engine);
+        let reply = self
+            .inner
+            .engine
+            .execute(&mut client, &argv)
+            .wait(&self.inner.engine);
         SCRATCH.set(Some(std::mem::take(&mut client.effects)));
         reply
     }
@@ -179,7 +200,8 @@ impl Node {
 
     /// `SET key value`.
     pub fn set(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
-        self.call(&[b"SET".as_ref(), key.as_ref(), value.as_ref()]).map(drop)
+        self.call(&[b"SET".as_ref(), key.as_ref(), value.as_ref()])
+            .map(drop)
     }
 
     /// `SET key value` with options; returns whether the value was set (NX/XX may refuse).
@@ -194,15 +216,31 @@ impl Node {
     /// assert!(!node.set_with("lock", "you", opts)?);
     /// # Ok::<(), shoal::Error>(())
     /// ```
-    pub fn set_with(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>, options: SetOptions) -> Result<bool> {
-        let mut args: Vec<Vec<u8>> = vec![b"SET".to_vec(), key.as_ref().to_vec(), value.as_ref().to_vec()];
+    pub fn set_with(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        options: SetOptions,
+    ) -> Result<bool> {
+        let mut args: Vec<Vec<u8>> = vec![
+            b"SET".to_vec(),
+            key.as_ref().to_vec(),
+            value.as_ref().to_vec(),
+        ];
         options.append_to(&mut args);
         Ok(matches!(self.call(&args)?, Reply::Status(_)))
     }
 
     /// `INCRBY key delta`.
     pub fn incr(&self, key: impl AsRef<[u8]>, delta: i64) -> Result<i64> {
-        int("INCRBY", self.call(&[b"INCRBY".as_ref(), key.as_ref(), itoa::Buffer::new().format(delta).as_bytes()])?)
+        int(
+            "INCRBY",
+            self.call(&[
+                b"INCRBY".as_ref(),
+                key.as_ref(),
+                itoa::Buffer::new().format(delta).as_bytes(),
+            ])?,
+        )
     }
 
     // ---- keys -------------------------------------------------------------------------------
@@ -227,7 +265,11 @@ impl Node {
     /// `PEXPIRE key ms`: whether the key exists (and now expires).
     pub fn expire(&self, key: impl AsRef<[u8]>, ttl: Duration) -> Result<bool> {
         let ms = ttl.as_millis().min(i64::MAX as u128) as i64;
-        let reply = self.call(&[b"PEXPIRE".as_ref(), key.as_ref(), itoa::Buffer::new().format(ms).as_bytes()])?;
+        let reply = self.call(&[
+            b"PEXPIRE".as_ref(),
+            key.as_ref(),
+            itoa::Buffer::new().format(ms).as_bytes(),
+        ])?;
         int("PEXPIRE", reply).map(|n| n == 1)
     }
 
@@ -249,7 +291,12 @@ impl Node {
         self.key_values("RPUSH", key.as_ref(), values)
     }
 
-    fn key_values<V: AsRef<[u8]>>(&self, command: &'static str, key: &[u8], values: &[V]) -> Result<u64> {
+    fn key_values<V: AsRef<[u8]>>(
+        &self,
+        command: &'static str,
+        key: &[u8],
+        values: &[V],
+    ) -> Result<u64> {
         let mut args: SmallVec<[&[u8]; 8]> = SmallVec::new();
         args.push(command.as_bytes());
         args.push(key);
@@ -270,7 +317,10 @@ impl Node {
     /// `LRANGE key start stop`.
     pub fn lrange(&self, key: impl AsRef<[u8]>, start: i64, stop: i64) -> Result<Vec<Bytes>> {
         let (a, b) = (start.to_string(), stop.to_string());
-        bulks("LRANGE", self.call(&[b"LRANGE".as_ref(), key.as_ref(), a.as_bytes(), b.as_bytes()])?)
+        bulks(
+            "LRANGE",
+            self.call(&[b"LRANGE".as_ref(), key.as_ref(), a.as_bytes(), b.as_bytes()])?,
+        )
     }
 
     /// `LLEN key`.
@@ -292,12 +342,20 @@ impl Node {
     /// assert_eq!((&key[..], &job[..]), (&b"jobs"[..], &b"job-1"[..]));
     /// # Ok::<(), shoal::Error>(())
     /// ```
-    pub fn blpop<K: AsRef<[u8]>>(&self, keys: &[K], timeout: Option<Duration>) -> Result<Option<(Bytes, Bytes)>> {
+    pub fn blpop<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+        timeout: Option<Duration>,
+    ) -> Result<Option<(Bytes, Bytes)>> {
         self.blocking_pop("BLPOP", keys, timeout)
     }
 
     /// `BRPOP key... timeout`, like [`Node::blpop`] from the tail.
-    pub fn brpop<K: AsRef<[u8]>>(&self, keys: &[K], timeout: Option<Duration>) -> Result<Option<(Bytes, Bytes)>> {
+    pub fn brpop<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+        timeout: Option<Duration>,
+    ) -> Result<Option<(Bytes, Bytes)>> {
         self.blocking_pop("BRPOP", keys, timeout)
     }
 
@@ -307,7 +365,9 @@ impl Node {
         keys: &[K],
         timeout: Option<Duration>,
     ) -> Result<Option<(Bytes, Bytes)>> {
-        let seconds = timeout.map_or("0".to_string(), |t| format!("{:.3}", t.as_secs_f64().max(0.001)));
+        let seconds = timeout.map_or("0".to_string(), |t| {
+            format!("{:.3}", t.as_secs_f64().max(0.001))
+        });
         let mut args: SmallVec<[&[u8]; 8]> = SmallVec::new();
         args.push(command.as_bytes());
         args.extend(keys.iter().map(AsRef::as_ref));
@@ -326,14 +386,27 @@ impl Node {
     // ---- hashes -----------------------------------------------------------------------------
 
     /// `HSET key field value`: whether the field is new.
-    pub fn hset(&self, key: impl AsRef<[u8]>, field: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<bool> {
-        let reply = self.call(&[b"HSET".as_ref(), key.as_ref(), field.as_ref(), value.as_ref()])?;
+    pub fn hset(
+        &self,
+        key: impl AsRef<[u8]>,
+        field: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<bool> {
+        let reply = self.call(&[
+            b"HSET".as_ref(),
+            key.as_ref(),
+            field.as_ref(),
+            value.as_ref(),
+        ])?;
         int("HSET", reply).map(|n| n == 1)
     }
 
     /// `HGET key field`.
     pub fn hget(&self, key: impl AsRef<[u8]>, field: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
-        opt_bulk("HGET", self.call(&[b"HGET".as_ref(), key.as_ref(), field.as_ref()])?)
+        opt_bulk(
+            "HGET",
+            self.call(&[b"HGET".as_ref(), key.as_ref(), field.as_ref()])?,
+        )
     }
 
     /// `HGETALL key` as (field, value) pairs.
@@ -358,7 +431,15 @@ impl Node {
     /// `HINCRBY key field delta`.
     pub fn hincr(&self, key: impl AsRef<[u8]>, field: impl AsRef<[u8]>, delta: i64) -> Result<i64> {
         let d = delta.to_string();
-        int("HINCRBY", self.call(&[b"HINCRBY".as_ref(), key.as_ref(), field.as_ref(), d.as_bytes()])?)
+        int(
+            "HINCRBY",
+            self.call(&[
+                b"HINCRBY".as_ref(),
+                key.as_ref(),
+                field.as_ref(),
+                d.as_bytes(),
+            ])?,
+        )
     }
 
     // ---- sets -------------------------------------------------------------------------------
@@ -375,12 +456,19 @@ impl Node {
 
     /// `SISMEMBER key member`.
     pub fn sismember(&self, key: impl AsRef<[u8]>, member: impl AsRef<[u8]>) -> Result<bool> {
-        int("SISMEMBER", self.call(&[b"SISMEMBER".as_ref(), key.as_ref(), member.as_ref()])?).map(|n| n == 1)
+        int(
+            "SISMEMBER",
+            self.call(&[b"SISMEMBER".as_ref(), key.as_ref(), member.as_ref()])?,
+        )
+        .map(|n| n == 1)
     }
 
     /// `SMEMBERS key` (in no particular order).
     pub fn smembers(&self, key: impl AsRef<[u8]>) -> Result<Vec<Bytes>> {
-        bulks("SMEMBERS", self.call(&[b"SMEMBERS".as_ref(), key.as_ref()])?)
+        bulks(
+            "SMEMBERS",
+            self.call(&[b"SMEMBERS".as_ref(), key.as_ref()])?,
+        )
     }
 
     /// `SCARD key`.
@@ -391,15 +479,42 @@ impl Node {
     // ---- sorted sets ------------------------------------------------------------------------
 
     /// `ZADD key score member`: whether the member is new.
-    pub fn zadd(&self, key: impl AsRef<[u8]>, score: f64, member: impl AsRef<[u8]>) -> Result<bool> {
+    pub fn zadd(
+        &self,
+        key: impl AsRef<[u8]>,
+        score: f64,
+        member: impl AsRef<[u8]>,
+    ) -> Result<bool> {
         let s = crate::reply::format_double(score);
-        int("ZADD", self.call(&[b"ZADD".as_ref(), key.as_ref(), s.as_bytes(), member.as_ref()])?).map(|n| n == 1)
+        int(
+            "ZADD",
+            self.call(&[
+                b"ZADD".as_ref(),
+                key.as_ref(),
+                s.as_bytes(),
+                member.as_ref(),
+            ])?,
+        )
+        .map(|n| n == 1)
     }
 
     /// `ZINCRBY key delta member`: the new score.
-    pub fn zincr(&self, key: impl AsRef<[u8]>, delta: f64, member: impl AsRef<[u8]>) -> Result<f64> {
+    pub fn zincr(
+        &self,
+        key: impl AsRef<[u8]>,
+        delta: f64,
+        member: impl AsRef<[u8]>,
+    ) -> Result<f64> {
         let d = crate::reply::format_double(delta);
-        double("ZINCRBY", self.call(&[b"ZINCRBY".as_ref(), key.as_ref(), d.as_bytes(), member.as_ref()])?)
+        double(
+            "ZINCRBY",
+            self.call(&[
+                b"ZINCRBY".as_ref(),
+                key.as_ref(),
+                d.as_bytes(),
+                member.as_ref(),
+            ])?,
+        )
     }
 
     /// `ZSCORE key member`.
@@ -429,7 +544,13 @@ impl Node {
     }
 
     /// `ZRANGE key start stop WITHSCORES` (with `rev`: highest scores first).
-    pub fn zrange_with_scores(&self, key: impl AsRef<[u8]>, start: i64, stop: i64, rev: bool) -> Result<Vec<(Bytes, f64)>> {
+    pub fn zrange_with_scores(
+        &self,
+        key: impl AsRef<[u8]>,
+        start: i64,
+        stop: i64,
+        rev: bool,
+    ) -> Result<Vec<(Bytes, f64)>> {
         let (a, b) = (start.to_string(), stop.to_string());
         let mut args: SmallVec<[&[u8]; 8]> = SmallVec::new();
         args.extend([b"ZRANGE".as_ref(), key.as_ref(), a.as_bytes(), b.as_bytes()]);
@@ -526,7 +647,9 @@ impl Session {
     /// Runs one command; a blocking command blocks this thread.
     pub fn execute<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Reply {
         let argv = arg_slices(args);
-        self.engine.execute(&mut self.client, &argv).wait(&self.engine)
+        self.engine
+            .execute(&mut self.client, &argv)
+            .wait(&self.engine)
     }
 
     /// Runs one command without waiting: a blocking command returns
@@ -573,7 +696,8 @@ impl Transaction {
 
     /// Queues a command.
     pub fn cmd<A: AsRef<[u8]>>(mut self, args: &[A]) -> Transaction {
-        self.queued.push(args.iter().map(|a| a.as_ref().to_vec()).collect());
+        self.queued
+            .push(args.iter().map(|a| a.as_ref().to_vec()).collect());
         self
     }
 

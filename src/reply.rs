@@ -71,7 +71,8 @@ pub mod err {
     pub const DB_RANGE: &str = "ERR DB index is out of range";
     pub const MUST_BE_POSITIVE: &str = "ERR value is out of range, must be positive";
     pub const OFFSET_RANGE: &str = "ERR offset is out of range";
-    pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+    pub const STRING_TOO_LONG: &str =
+        "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
     pub const INVALID_CURSOR: &str = "ERR invalid cursor";
     pub const TIMEOUT_NOT_FLOAT: &str = "ERR timeout is not a float or out of range";
     pub const TIMEOUT_NEGATIVE: &str = "ERR timeout is negative";
@@ -115,7 +116,12 @@ pub fn format_double(value: f64) -> String {
         strip_fraction_zeros(&fixed).to_string()
     } else {
         let sign = if exp < 0 { '-' } else { '+' };
-        format!("{}e{}{:02}", strip_fraction_zeros(mantissa), sign, exp.abs())
+        format!(
+            "{}e{}{:02}",
+            strip_fraction_zeros(mantissa),
+            sign,
+            exp.abs()
+        )
     }
 }
 

@@ -42,7 +42,8 @@ pub fn parse_f64(arg: &[u8]) -> Option<f64> {
         return None;
     }
     let unsigned = text.trim_start_matches(['+', '-']);
-    let named_infinity = unsigned.eq_ignore_ascii_case("inf") || unsigned.eq_ignore_ascii_case("infinity");
+    let named_infinity =
+        unsigned.eq_ignore_ascii_case("inf") || unsigned.eq_ignore_ascii_case("infinity");
     if value.is_infinite() && !named_infinity {
         return None;
     }
@@ -127,8 +128,14 @@ mod tests {
     #[test]
     fn timeouts() {
         assert_eq!(parse_timeout(b"0").unwrap(), None);
-        assert_eq!(parse_timeout(b"1.5").unwrap(), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_timeout(b"0.0001").unwrap(), Some(Duration::from_millis(1)));
+        assert_eq!(
+            parse_timeout(b"1.5").unwrap(),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            parse_timeout(b"0.0001").unwrap(),
+            Some(Duration::from_millis(1))
+        );
         assert_eq!(parse_timeout(b"-0.0001").unwrap(), None);
         assert_eq!(parse_timeout(b"-1").unwrap_err().0, err::TIMEOUT_NEGATIVE);
         assert_eq!(parse_timeout(b"1e17").unwrap_err().0, err::TIMEOUT_NEGATIVE);

@@ -108,29 +108,41 @@ fn hdel(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 }
 
 fn hlen(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
-    Ok(Reply::Int(cx.get::<HashValue>(argv[1])?.map_or(0, |h| h.fields.len() as i64)))
+    Ok(Reply::Int(
+        cx.get::<HashValue>(argv[1])?
+            .map_or(0, |h| h.fields.len() as i64),
+    ))
 }
 
 fn hstrlen(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     let hash = cx.get::<HashValue>(argv[1])?;
     Ok(Reply::Int(
-        hash.and_then(|h| h.get(argv[2])).map_or(0, |v| v.len() as i64),
+        hash.and_then(|h| h.get(argv[2]))
+            .map_or(0, |v| v.len() as i64),
     ))
 }
 
 fn hexists(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     let hash = cx.get::<HashValue>(argv[1])?;
-    Ok(Reply::Int(i64::from(hash.is_some_and(|h| h.get(argv[2]).is_some()))))
+    Ok(Reply::Int(i64::from(
+        hash.is_some_and(|h| h.get(argv[2]).is_some()),
+    )))
 }
 
 fn hkeys(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     let hash = cx.get::<HashValue>(argv[1])?;
-    Ok(Reply::bulks(hash.into_iter().flat_map(|h| h.fields.iter().map(|f| f.field.as_slice()))))
+    Ok(Reply::bulks(
+        hash.into_iter()
+            .flat_map(|h| h.fields.iter().map(|f| f.field.as_slice())),
+    ))
 }
 
 fn hvals(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     let hash = cx.get::<HashValue>(argv[1])?;
-    Ok(Reply::bulks(hash.into_iter().flat_map(|h| h.fields.iter().map(|f| f.value.as_slice()))))
+    Ok(Reply::bulks(
+        hash.into_iter()
+            .flat_map(|h| h.fields.iter().map(|f| f.value.as_slice())),
+    ))
 }
 
 fn hgetall(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
@@ -152,7 +164,9 @@ fn hincrby(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
         None => 0,
         Some(v) => parse_i64_strict(v).ok_or(CmdError::new(err::HASH_NOT_INT))?,
     };
-    let new = current.checked_add(delta).ok_or(CmdError::new(err::OVERFLOW))?;
+    let new = current
+        .checked_add(delta)
+        .ok_or(CmdError::new(err::OVERFLOW))?;
     hash.set(field, itoa::Buffer::new().format(new).as_bytes(), &limits);
     cx.touch(key)?;
     cx.propagate(argv);
@@ -161,7 +175,8 @@ fn hincrby(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 
 fn hincrbyfloat(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     let (key, field) = (argv[1], argv[2]);
-    let increment = super::longdouble::LongDouble::parse(argv[3]).ok_or(CmdError::new(err::NOT_FLOAT))?;
+    let increment =
+        super::longdouble::LongDouble::parse(argv[3]).ok_or(CmdError::new(err::NOT_FLOAT))?;
     if !increment.is_finite() {
         return Err(CmdError::new("ERR value is NaN or Infinity"));
     }
@@ -199,7 +214,8 @@ fn hrandfield(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     let hash = cx.get::<HashValue>(argv[1])?;
     let Some(count) = count else {
         return Ok(Reply::opt_bulk(
-            hash.and_then(|h| h.fields.random()).map(|f| f.field.as_slice()),
+            hash.and_then(|h| h.fields.random())
+                .map(|f| f.field.as_slice()),
         ));
     };
     let Some(hash) = hash else {
@@ -214,7 +230,10 @@ fn hrandfield(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
                 out.push(Reply::bulk(&f.field));
                 out.push(Reply::bulk(&f.value));
             }
-            (true, true) => out.push(Reply::Array(vec![Reply::bulk(&f.field), Reply::bulk(&f.value)])),
+            (true, true) => out.push(Reply::Array(vec![
+                Reply::bulk(&f.field),
+                Reply::bulk(&f.value),
+            ])),
         }
     }
     Ok(Reply::Array(out))
@@ -227,8 +246,14 @@ fn hscan(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     };
     let options = parse_scan_options(&argv[3..], false)?;
     let small = hash.listpack.then(|| hash.fields.iter().collect());
-    Ok(scan_collection(&hash.fields, small, cursor, &options, |f, out| {
-        out.push(Reply::bulk(&f.field));
-        out.push(Reply::bulk(&f.value));
-    }))
+    Ok(scan_collection(
+        &hash.fields,
+        small,
+        cursor,
+        &options,
+        |f, out| {
+            out.push(Reply::bulk(&f.field));
+            out.push(Reply::bulk(&f.value));
+        },
+    ))
 }

@@ -101,7 +101,13 @@ enum Unit {
 }
 
 /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT with NX/XX/GT/LT.
-fn expire_generic(cx: &mut Ctx<'_, '_>, argv: &[&[u8]], unit: Unit, relative: bool, name: &str) -> CmdResult {
+fn expire_generic(
+    cx: &mut Ctx<'_, '_>,
+    argv: &[&[u8]],
+    unit: Unit,
+    relative: bool,
+    name: &str,
+) -> CmdResult {
     let key = argv[1];
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for opt in &argv[3..] {
@@ -126,7 +132,9 @@ fn expire_generic(cx: &mut Ctx<'_, '_>, argv: &[&[u8]], unit: Unit, relative: bo
         ));
     }
     if gt && lt {
-        return Err(CmdError::new("ERR GT and LT options at the same time are not compatible"));
+        return Err(CmdError::new(
+            "ERR GT and LT options at the same time are not compatible",
+        ));
     }
     let invalid = || CmdError::msg(format!("ERR invalid expire time in '{name}' command"));
     let mut when = parse_i64(argv[2])?;
@@ -299,10 +307,13 @@ fn copy(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     if target == cx.db && src == dst {
         return Err(CmdError::new(err::SAME_OBJECT));
     }
-    let Some((value, at, float)) = cx
-        .lookup(src)?
-        .map(|e| (e.value.clone(), e.expire_at().unwrap_or(0), e.is_float_string()))
-    else {
+    let Some((value, at, float)) = cx.lookup(src)?.map(|e| {
+        (
+            e.value.clone(),
+            e.expire_at().unwrap_or(0),
+            e.is_float_string(),
+        )
+    }) else {
         return Ok(Reply::Int(0));
     };
     let copied = cx.in_db(target, |cx| -> Result<bool, CmdError> {
@@ -391,7 +402,11 @@ pub fn parse_cursor(arg: &[u8]) -> Result<u64, CmdError> {
             .and_then(|v| v.checked_add(u64::from(d - b'0')))
             .ok_or(invalid.clone())?;
     }
-    Ok(if negative { value.wrapping_neg() } else { value })
+    Ok(if negative {
+        value.wrapping_neg()
+    } else {
+        value
+    })
 }
 
 /// SCAN/HSCAN/SSCAN/ZSCAN options.
@@ -401,7 +416,10 @@ pub struct ScanOptions<'a> {
     pub type_filter: Option<&'a [u8]>,
 }
 
-pub fn parse_scan_options<'a>(options: &[&'a [u8]], allow_type: bool) -> Result<ScanOptions<'a>, CmdError> {
+pub fn parse_scan_options<'a>(
+    options: &[&'a [u8]],
+    allow_type: bool,
+) -> Result<ScanOptions<'a>, CmdError> {
     let mut o = ScanOptions {
         count: 10,
         pattern: None,
@@ -441,7 +459,10 @@ pub fn scan_collection<T: DictItem>(
 ) -> Reply {
     let mut out = Vec::new();
     let mut keep = |item: &T, out: &mut Vec<Reply>| {
-        if options.pattern.is_none_or(|p| glob::matches(p, item.key(), false)) {
+        if options
+            .pattern
+            .is_none_or(|p| glob::matches(p, item.key(), false))
+        {
             emit(item, out);
         }
     };
@@ -463,7 +484,10 @@ pub fn scan_collection<T: DictItem>(
             }
         }
     };
-    Reply::Array(vec![Reply::bulk(next.to_string().as_bytes()), Reply::Array(out)])
+    Reply::Array(vec![
+        Reply::bulk(next.to_string().as_bytes()),
+        Reply::Array(out),
+    ])
 }
 
 /// The most elements a negative-count random pick (with repetition) may return: such a reply is
@@ -477,7 +501,9 @@ pub fn random_items<T: DictItem>(dict: &Dict<T>, count: i64) -> Result<Vec<&T>, 
         if count.unsigned_abs() > RANDOM_PICKS_MAX {
             return Err(CmdError::new("ERR value is out of range"));
         }
-        return Ok((0..count.unsigned_abs()).filter_map(|_| dict.random()).collect());
+        return Ok((0..count.unsigned_abs())
+            .filter_map(|_| dict.random())
+            .collect());
     }
     let count = count as usize;
     if count >= dict.len() {
@@ -576,14 +602,17 @@ fn randomkey(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
             return Ok(Reply::Nil);
         }
         let mut pick = fastrand::usize(..total);
-        let Some(slot) = (0..SLOT_COUNT as u16).filter_map(SlotId::new).find(|&slot| {
-            let n = cx.slot_key_count(db, slot);
-            if pick < n {
-                return true;
-            }
-            pick -= n;
-            false
-        }) else {
+        let Some(slot) = (0..SLOT_COUNT as u16)
+            .filter_map(SlotId::new)
+            .find(|&slot| {
+                let n = cx.slot_key_count(db, slot);
+                if pick < n {
+                    return true;
+                }
+                pick -= n;
+                false
+            })
+        else {
             continue;
         };
         let found = cx.with_slot(db, slot, |data| {

@@ -42,12 +42,30 @@ pub const COMMANDS: &[Command] = &[
     Command::new("lpos", -3, READONLY, ONE, lpos),
     Command::new("lmove", 5, WRITE | DENYOOM, TWO, lmove),
     Command::new("rpoplpush", 3, WRITE | DENYOOM, TWO, rpoplpush),
-    Command::new("lmpop", -4, WRITE, KeySpec::NumKeys { count_at: 1, dest: false }, lmpop),
+    Command::new(
+        "lmpop",
+        -4,
+        WRITE,
+        KeySpec::NumKeys {
+            count_at: 1,
+            dest: false,
+        },
+        lmpop,
+    ),
     Command::new("blpop", -3, WRITE | BLOCKING, ALL_BUT_LAST, blpop),
     Command::new("brpop", -3, WRITE | BLOCKING, ALL_BUT_LAST, brpop),
     Command::new("blmove", 6, WRITE | DENYOOM | BLOCKING, TWO, blmove),
     Command::new("brpoplpush", 4, WRITE | DENYOOM | BLOCKING, TWO, brpoplpush),
-    Command::new("blmpop", -5, WRITE | BLOCKING, KeySpec::NumKeys { count_at: 2, dest: false }, blmpop),
+    Command::new(
+        "blmpop",
+        -5,
+        WRITE | BLOCKING,
+        KeySpec::NumKeys {
+            count_at: 2,
+            dest: false,
+        },
+        blmpop,
+    ),
 ];
 
 fn push(cx: &mut Ctx<'_, '_>, argv: &[&[u8]], left: bool, only_existing: bool) -> CmdResult {
@@ -123,7 +141,11 @@ fn pop(cx: &mut Ctx<'_, '_>, argv: &[&[u8]], left: bool) -> CmdResult {
         None => None,
     };
     let Some(popped) = pop_elements(cx, argv[1], left, count.unwrap_or(1))? else {
-        return Ok(if count.is_some() { Reply::NilArray } else { Reply::Nil });
+        return Ok(if count.is_some() {
+            Reply::NilArray
+        } else {
+            Reply::Nil
+        });
     };
     if !popped.is_empty() {
         cx.propagate(argv);
@@ -143,13 +165,19 @@ fn rpop(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 }
 
 fn llen(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
-    Ok(Reply::Int(cx.get::<ListValue>(argv[1])?.map_or(0, |l| l.len() as i64)))
+    Ok(Reply::Int(
+        cx.get::<ListValue>(argv[1])?.map_or(0, |l| l.len() as i64),
+    ))
 }
 
 /// Resolves a start/stop pair against `len` (negative counts from the end); `None` if empty.
 pub fn resolve_range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
     let len = len as i64;
-    let start = if start < 0 { (start + len).max(0) } else { start };
+    let start = if start < 0 {
+        (start + len).max(0)
+    } else {
+        start
+    };
     let stop = if stop < 0 { stop + len } else { stop };
     if start > stop || start >= len {
         return None;
@@ -205,7 +233,11 @@ fn lrem(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     let Some(list) = cx.get_mut::<ListValue>(key)? else {
         return Ok(Reply::Int(0));
     };
-    let limit = if count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
+    let limit = if count == 0 {
+        usize::MAX
+    } else {
+        count.unsigned_abs() as usize
+    };
     let mut removed = 0;
     if count >= 0 {
         let mut i = 0;
@@ -301,7 +333,11 @@ fn lpos(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
         i += 2;
     }
     let Some(list) = cx.get::<ListValue>(argv[1])? else {
-        return Ok(if count.is_some() { Reply::Array(Vec::new()) } else { Reply::Nil });
+        return Ok(if count.is_some() {
+            Reply::Array(Vec::new())
+        } else {
+            Reply::Nil
+        });
     };
     let len = list.len();
     let scan_len = if maxlen == 0 { len } else { maxlen.min(len) };
@@ -350,7 +386,11 @@ pub fn move_element(
     let Some(list) = cx.get_mut::<ListValue>(src)? else {
         return Ok(None);
     };
-    let Some(element) = (if from_left { list.pop_front() } else { list.pop_back() }) else {
+    let Some(element) = (if from_left {
+        list.pop_front()
+    } else {
+        list.pop_back()
+    }) else {
         return Ok(None);
     };
     let target = cx.get_or_create::<ListValue>(dst, ListValue::new)?;
@@ -431,7 +471,12 @@ pub fn parse_mpop<'a>(
 
 /// Pops from the first non-empty list among `keys`: `[key, [elements]]`, propagated as
 /// LPOP/RPOP key n.
-fn mpop_first(cx: &mut Ctx<'_, '_>, keys: &[&[u8]], left: bool, count: usize) -> Result<Option<Reply>, CmdError> {
+fn mpop_first(
+    cx: &mut Ctx<'_, '_>,
+    keys: &[&[u8]],
+    left: bool,
+    count: usize,
+) -> Result<Option<Reply>, CmdError> {
     for key in keys {
         if let Some(popped) = pop_elements(cx, key, left, count)? {
             return Ok(Some(mpop_reply(cx, key, left, popped)));
@@ -465,7 +510,13 @@ fn bpop(cx: &mut Ctx<'_, '_>, argv: &[&[u8]], left: bool) -> CmdResult {
             }
         }
     }
-    block_or_nil(cx, keys, timeout, BlockedOp::ListPop { left, count: None }, Reply::NilArray)
+    block_or_nil(
+        cx,
+        keys,
+        timeout,
+        BlockedOp::ListPop { left, count: None },
+        Reply::NilArray,
+    )
 }
 
 /// Blocks on `keys`, or inside EXEC replies `nil` at once as Redis does.
@@ -494,7 +545,14 @@ fn brpop(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     bpop(cx, argv, false)
 }
 
-fn bmove(cx: &mut Ctx<'_, '_>, src: &[u8], dst: &[u8], from_left: bool, to_left: bool, timeout: &[u8]) -> CmdResult {
+fn bmove(
+    cx: &mut Ctx<'_, '_>,
+    src: &[u8],
+    dst: &[u8],
+    from_left: bool,
+    to_left: bool,
+    timeout: &[u8],
+) -> CmdResult {
     let timeout = parse_timeout(timeout)?;
     if let Some(element) = move_element(cx, src, dst, from_left, to_left)? {
         propagate_move(cx, src, dst, from_left, to_left);
@@ -548,7 +606,10 @@ pub fn serve(cx: &mut Ctx<'_, '_>, op: &BlockedOp, key: &[u8]) -> Option<Reply> 
             cx.propagate(&[if *left { b"LPOP" } else { b"RPOP" }, key]);
             Some(Reply::Array(vec![Reply::bulk(key), Reply::bulk(&element)]))
         }),
-        BlockedOp::ListPop { left, count: Some(n) } => pop_elements(cx, key, *left, *n).map(|popped| {
+        BlockedOp::ListPop {
+            left,
+            count: Some(n),
+        } => pop_elements(cx, key, *left, *n).map(|popped| {
             let popped = popped.filter(|p| !p.is_empty())?;
             Some(mpop_reply(cx, key, *left, popped))
         }),

@@ -15,11 +15,22 @@ const INPUT_BYTES_MAX: usize = 5 * 1024;
 #[derive(Copy, Clone, Debug)]
 pub struct LongDouble(X87DoubleExtended);
 
+impl std::ops::Add for LongDouble {
+    type Output = LongDouble;
+
+    /// Rounds to nearest, ties to even, as the x87 unit does by default.
+    fn add(self, other: LongDouble) -> LongDouble {
+        LongDouble((self.0 + other.0).value)
+    }
+}
+
 /// Parses a C hex float (`0x1.8p3`, `0x10`); `None` if `text` is not hex, `Some(None)` if it
 /// is malformed hex.
 pub fn hex_float(text: &str) -> Option<Option<f64>> {
     let (negative, body) = split_sign(text);
-    let digits = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X"))?;
+    let digits = body
+        .strip_prefix("0x")
+        .or_else(|| body.strip_prefix("0X"))?;
     Some(parse_hex::<Double>(digits, negative).map(|d| f64::from_bits(d.to_bits() as u64)))
 }
 
@@ -37,20 +48,29 @@ fn parse_hex<F: Float>(digits: &str, negative: bool) -> Option<F> {
         Some((m, e)) => (m, e),
         None => (digits, "0"),
     };
-    if mantissa.is_empty() || mantissa == "." || !valid(mantissa) || mantissa.matches('.').count() > 1 {
+    if mantissa.is_empty()
+        || mantissa == "."
+        || !valid(mantissa)
+        || mantissa.matches('.').count() > 1
+    {
         return None;
     }
     let exp_digits = exponent.trim_start_matches(['+', '-']);
     if exp_digits.is_empty() || !exp_digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let parsed = F::from_str_r(&format!("0x{mantissa}p{exponent}"), Round::NearestTiesToEven).ok()?;
+    let parsed = F::from_str_r(
+        &format!("0x{mantissa}p{exponent}"),
+        Round::NearestTiesToEven,
+    )
+    .ok()?;
     finite_or_exact(parsed.status, parsed.value).map(|v| if negative { -v } else { v })
 }
 
 /// Rejects what `strtold` flags with ERANGE: overflow, and underflow all the way to zero.
 fn finite_or_exact<F: Float>(status: Status, value: F) -> Option<F> {
-    if status.contains(Status::OVERFLOW) || (status.contains(Status::UNDERFLOW) && value.is_zero()) {
+    if status.contains(Status::OVERFLOW) || (status.contains(Status::UNDERFLOW) && value.is_zero())
+    {
         return None;
     }
     Some(value)
@@ -80,10 +100,6 @@ impl LongDouble {
         let parsed = X87DoubleExtended::from_str_r(body, Round::NearestTiesToEven).ok()?;
         let value = finite_or_exact(parsed.status, parsed.value)?;
         Some(LongDouble(if negative { -value } else { value }))
-    }
-
-    pub fn add(self, other: LongDouble) -> LongDouble {
-        LongDouble((self.0 + other.0).value)
     }
 
     pub fn is_finite(self) -> bool {
@@ -245,7 +261,7 @@ mod tests {
         values
             .iter()
             .map(|v| LongDouble::parse(v.as_bytes()).unwrap())
-            .fold(LongDouble::ZERO, LongDouble::add)
+            .fold(LongDouble::ZERO, |a, b| a + b)
             .to_human()
     }
 
@@ -282,10 +298,15 @@ mod tests {
 
     #[test]
     fn parsing_follows_strtold() {
-        for ok in ["+1.5", "-2", "007", ".5", "5.", "1e3", "1E2", "0x10", "0x1p-2", "inf", "-inf", "infinity", "1e-4950"] {
+        for ok in [
+            "+1.5", "-2", "007", ".5", "5.", "1e3", "1E2", "0x10", "0x1p-2", "inf", "-inf",
+            "infinity", "1e-4950",
+        ] {
             assert!(LongDouble::parse(ok.as_bytes()).is_some(), "{ok}");
         }
-        for bad in ["", " 1", "1 ", "nan", "1abc", "1e5000", "1e-5000", "e5", ".", "0x"] {
+        for bad in [
+            "", " 1", "1 ", "nan", "1abc", "1e5000", "1e-5000", "e5", ".", "0x",
+        ] {
             assert!(LongDouble::parse(bad.as_bytes()).is_none(), "{bad}");
         }
         assert!(!LongDouble::parse(b"inf").unwrap().is_finite());

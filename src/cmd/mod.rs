@@ -6,10 +6,10 @@
 //! `COMMAND INFO` and cluster routing all come from here.
 
 pub mod args;
-pub mod longdouble;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
+pub mod longdouble;
 pub mod server;
 pub mod sets;
 pub mod strings;
@@ -42,6 +42,12 @@ impl From<CmdError> for Reply {
 
 pub type CmdResult = Result<Reply, CmdError>;
 
+/// A command's arguments (index 0 is the command name).
+pub type Argv<'a> = &'a [&'a [u8]];
+
+/// Finds the other database a command touches (MOVE's target, COPY's DB option).
+pub type TargetDb = fn(&[&[u8]]) -> Option<usize>;
+
 /// A command implementation: runs with the command's slots already locked.
 pub type Handler = fn(&mut Ctx<'_, '_>, &[&[u8]]) -> CmdResult;
 
@@ -69,10 +75,17 @@ pub enum KeySpec {
     None,
     /// Keys at `first`, `first + step`, ... up to `last` (negative: counted from the end, -1
     /// being the last argument).
-    Range { first: usize, last: isize, step: usize },
+    Range {
+        first: usize,
+        last: isize,
+        step: usize,
+    },
     /// `numkeys` at index `count_at`, keys right after it; plus a destination key at index 1
     /// when `dest` (ZUNIONSTORE dest numkeys key ...).
-    NumKeys { count_at: usize, dest: bool },
+    NumKeys {
+        count_at: usize,
+        dest: bool,
+    },
 }
 
 /// What a command locks.
@@ -101,12 +114,18 @@ pub struct Command {
     pub lock: LockScope,
     pub handler: Handler,
     /// For commands that also touch a key in another database (MOVE, COPY ... DB n).
-    pub target_db: Option<fn(&[&[u8]]) -> Option<usize>>,
+    pub target_db: Option<TargetDb>,
     pub subcommands: &'static [Command],
 }
 
 impl Command {
-    pub const fn new(name: &'static str, arity: i32, flags: u32, keys: KeySpec, handler: Handler) -> Command {
+    pub const fn new(
+        name: &'static str,
+        arity: i32,
+        flags: u32,
+        keys: KeySpec,
+        handler: Handler,
+    ) -> Command {
         Command {
             name,
             arity,
@@ -128,7 +147,7 @@ impl Command {
         self
     }
 
-    pub const fn target_db(mut self, f: fn(&[&[u8]]) -> Option<usize>) -> Command {
+    pub const fn target_db(mut self, f: TargetDb) -> Command {
         self.target_db = Some(f);
         self
     }
@@ -260,7 +279,11 @@ impl Default for CommandTable {
 
 /// Serves a blocked client from `key` (see `engine::blocking`); `None` when the key cannot
 /// serve this operation now.
-pub fn serve_blocked(cx: &mut Ctx<'_, '_>, op: &crate::engine::blocking::BlockedOp, key: &[u8]) -> Option<Reply> {
+pub fn serve_blocked(
+    cx: &mut Ctx<'_, '_>,
+    op: &crate::engine::blocking::BlockedOp,
+    key: &[u8],
+) -> Option<Reply> {
     match op {
         crate::engine::blocking::BlockedOp::ZPop { .. } => zsets::serve(cx, op, key),
         _ => lists::serve(cx, op, key),
@@ -273,7 +296,9 @@ pub fn no_subcommand(_cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 }
 
 pub fn arity_error(full_name: &str) -> CmdError {
-    CmdError::msg(format!("ERR wrong number of arguments for '{full_name}' command"))
+    CmdError::msg(format!(
+        "ERR wrong number of arguments for '{full_name}' command"
+    ))
 }
 
 /// The full name used in errors: `object|encoding` for a subcommand.

@@ -27,12 +27,42 @@ pub const COMMANDS: &[Command] = &[
     Command::new("flushdb", -1, WRITE, KeySpec::None, flushdb).lock(LockScope::Db),
     Command::new("flushall", -1, WRITE, KeySpec::None, flushall).lock(LockScope::All),
     Command::new("debug", -2, 0, KeySpec::None, super::no_subcommand).subcommands(DEBUG),
-    Command::new("multi", 1, CLIENT | NO_QUEUE | LOADING | STALE | FAST, KeySpec::None, not_queued),
-    Command::new("exec", 1, CLIENT | NO_QUEUE | LOADING | STALE, KeySpec::None, not_queued),
-    Command::new("discard", 1, CLIENT | NO_QUEUE | LOADING | STALE | FAST, KeySpec::None, not_queued),
-    Command::new("watch", -2, CLIENT | NO_QUEUE | LOADING | STALE | FAST, WATCH_KEYS, not_queued)
-        .lock(LockScope::None),
-    Command::new("unwatch", 1, CLIENT | LOADING | STALE | FAST, KeySpec::None, queued_unwatch),
+    Command::new(
+        "multi",
+        1,
+        CLIENT | NO_QUEUE | LOADING | STALE | FAST,
+        KeySpec::None,
+        not_queued,
+    ),
+    Command::new(
+        "exec",
+        1,
+        CLIENT | NO_QUEUE | LOADING | STALE,
+        KeySpec::None,
+        not_queued,
+    ),
+    Command::new(
+        "discard",
+        1,
+        CLIENT | NO_QUEUE | LOADING | STALE | FAST,
+        KeySpec::None,
+        not_queued,
+    ),
+    Command::new(
+        "watch",
+        -2,
+        CLIENT | NO_QUEUE | LOADING | STALE | FAST,
+        WATCH_KEYS,
+        not_queued,
+    )
+    .lock(LockScope::None),
+    Command::new(
+        "unwatch",
+        1,
+        CLIENT | LOADING | STALE | FAST,
+        KeySpec::None,
+        queued_unwatch,
+    ),
 ];
 
 const DEBUG: &[Command] = &[
@@ -48,7 +78,13 @@ const DEBUG: &[Command] = &[
         },
         debug_digest_value,
     ),
-    Command::new("set-active-expire", 3, 0, KeySpec::None, debug_set_active_expire),
+    Command::new(
+        "set-active-expire",
+        3,
+        0,
+        KeySpec::None,
+        debug_set_active_expire,
+    ),
     Command::new("sleep", 3, 0, KeySpec::None, debug_sleep),
 ];
 
@@ -183,7 +219,8 @@ fn debug_digest_value(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     for key in &argv[2..] {
         // Reads the raw entry: a logically expired key still has its digest, as in Redis.
         let d = cx.with_slot(db, SlotId::of_key(key), |data| {
-            data.get(key).map_or([0; 20], |e| digest::value_digest(e, DigestMode::Redis))
+            data.get(key)
+                .map_or([0; 20], |e| digest::value_digest(e, DigestMode::Redis))
         });
         out.push(Reply::Status(digest::to_hex(&d).into()));
     }
@@ -194,7 +231,9 @@ fn debug_set_active_expire(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     check_debug_enabled(cx)?;
     // Like C's atoi: anything that is not a number turns active expiry off.
     let enabled = parse_i64(argv[2]).unwrap_or(0) != 0;
-    cx.engine.active_expire_enabled.store(enabled, Ordering::Relaxed);
+    cx.engine
+        .active_expire_enabled
+        .store(enabled, Ordering::Relaxed);
     Ok(Reply::OK)
 }
 

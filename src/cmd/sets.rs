@@ -29,9 +29,28 @@ pub const COMMANDS: &[Command] = &[
     Command::new("smembers", 2, READONLY, ONE, smembers),
     Command::new("spop", -2, WRITE | FAST, ONE, spop),
     Command::new("srandmember", -2, READONLY, ONE, srandmember),
-    Command::new("smove", 4, WRITE | FAST, KeySpec::Range { first: 1, last: 2, step: 1 }, smove),
+    Command::new(
+        "smove",
+        4,
+        WRITE | FAST,
+        KeySpec::Range {
+            first: 1,
+            last: 2,
+            step: 1,
+        },
+        smove,
+    ),
     Command::new("sinter", -2, READONLY, ALL, sinter),
-    Command::new("sintercard", -3, READONLY, KeySpec::NumKeys { count_at: 1, dest: false }, sintercard),
+    Command::new(
+        "sintercard",
+        -3,
+        READONLY,
+        KeySpec::NumKeys {
+            count_at: 1,
+            dest: false,
+        },
+        sintercard,
+    ),
     Command::new("sinterstore", -3, WRITE | DENYOOM, ALL, sinterstore),
     Command::new("sunion", -2, READONLY, ALL, sunion),
     Command::new("sunionstore", -3, WRITE | DENYOOM, ALL, sunionstore),
@@ -67,12 +86,16 @@ fn srem(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 }
 
 fn scard(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
-    Ok(Reply::Int(cx.get::<SetValue>(argv[1])?.map_or(0, |s| s.len() as i64)))
+    Ok(Reply::Int(
+        cx.get::<SetValue>(argv[1])?.map_or(0, |s| s.len() as i64),
+    ))
 }
 
 fn sismember(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     let set = cx.get::<SetValue>(argv[1])?;
-    Ok(Reply::Int(i64::from(set.is_some_and(|s| s.contains(argv[2])))))
+    Ok(Reply::Int(i64::from(
+        set.is_some_and(|s| s.contains(argv[2])),
+    )))
 }
 
 fn smismember(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
@@ -115,7 +138,11 @@ fn spop(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     };
     let limits = cx.engine.config().encoding;
     let Some(set) = cx.get_mut::<SetValue>(key)? else {
-        return Ok(if count.is_some() { Reply::Set(Vec::new()) } else { Reply::Nil });
+        return Ok(if count.is_some() {
+            Reply::Set(Vec::new())
+        } else {
+            Reply::Nil
+        });
     };
     let Some(count) = count else {
         let Some(member) = set.members.random().cloned() else {
@@ -174,7 +201,9 @@ fn srandmember(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     };
     let set = cx.get::<SetValue>(argv[1])?;
     let Some(count) = count else {
-        return Ok(Reply::opt_bulk(set.and_then(|s| s.members.random()).map(|m| m.as_slice())));
+        return Ok(Reply::opt_bulk(
+            set.and_then(|s| s.members.random()).map(|m| m.as_slice()),
+        ));
     };
     let Some(set) = set else {
         return Ok(Reply::Array(Vec::new()));
@@ -193,14 +222,19 @@ fn smove(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
         let present = cx.peek::<SetValue>(src).is_some_and(|s| s.contains(member));
         return Ok(Reply::Int(i64::from(present)));
     }
-    let removed = cx.get_mut::<SetValue>(src)?.is_some_and(|s| s.remove(member));
+    let removed = cx
+        .get_mut::<SetValue>(src)?
+        .is_some_and(|s| s.remove(member));
     if !removed {
         return Ok(Reply::Int(0));
     }
     cx.touch(src)?;
     cx.remove_if_empty(src)?;
     let limits = cx.engine.config().encoding;
-    if cx.get_or_create::<SetValue>(dst, SetValue::new)?.add(member, &limits) {
+    if cx
+        .get_or_create::<SetValue>(dst, SetValue::new)?
+        .add(member, &limits)
+    {
         cx.touch(dst)?;
     }
     cx.propagate(argv);
@@ -215,7 +249,12 @@ enum SetOp {
 }
 
 /// Type-checks every key (a missing key is an empty set), then computes the operation.
-fn compute(cx: &mut Ctx<'_, '_>, keys: &[&[u8]], op: SetOp, limit: usize) -> Result<Vec<CompactBytes>, CmdError> {
+fn compute(
+    cx: &mut Ctx<'_, '_>,
+    keys: &[&[u8]],
+    op: SetOp,
+    limit: usize,
+) -> Result<Vec<CompactBytes>, CmdError> {
     for key in keys {
         cx.get::<SetValue>(key)?;
     }
@@ -347,7 +386,9 @@ pub fn parse_card_args<'a>(argv: &'a [&'a [u8]]) -> Result<(&'a [&'a [u8]], usiz
 
 fn sintercard(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     let (keys, limit) = parse_card_args(argv)?;
-    Ok(Reply::Int(compute(cx, keys, SetOp::Inter, limit)?.len() as i64))
+    Ok(Reply::Int(
+        compute(cx, keys, SetOp::Inter, limit)?.len() as i64
+    ))
 }
 
 fn sscan(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
@@ -361,7 +402,11 @@ fn sscan(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
         members.sort_by_key(|m| parse_i64_strict(m).unwrap_or(0));
         members
     });
-    Ok(scan_collection(&set.members, small, cursor, &options, |m, out| {
-        out.push(Reply::bulk(m))
-    }))
+    Ok(scan_collection(
+        &set.members,
+        small,
+        cursor,
+        &options,
+        |m, out| out.push(Reply::bulk(m)),
+    ))
 }

@@ -24,9 +24,39 @@ pub const COMMANDS: &[Command] = &[
     Command::new("getset", 3, WRITE | DENYOOM | FAST, ONE, getset),
     Command::new("getdel", 2, WRITE | FAST, ONE, getdel),
     Command::new("getex", -2, WRITE | FAST, ONE, getex),
-    Command::new("mget", -2, READONLY | FAST, KeySpec::Range { first: 1, last: -1, step: 1 }, mget),
-    Command::new("mset", -3, WRITE | DENYOOM, KeySpec::Range { first: 1, last: -1, step: 2 }, mset),
-    Command::new("msetnx", -3, WRITE | DENYOOM, KeySpec::Range { first: 1, last: -1, step: 2 }, msetnx),
+    Command::new(
+        "mget",
+        -2,
+        READONLY | FAST,
+        KeySpec::Range {
+            first: 1,
+            last: -1,
+            step: 1,
+        },
+        mget,
+    ),
+    Command::new(
+        "mset",
+        -3,
+        WRITE | DENYOOM,
+        KeySpec::Range {
+            first: 1,
+            last: -1,
+            step: 2,
+        },
+        mset,
+    ),
+    Command::new(
+        "msetnx",
+        -3,
+        WRITE | DENYOOM,
+        KeySpec::Range {
+            first: 1,
+            last: -1,
+            step: 2,
+        },
+        msetnx,
+    ),
     Command::new("append", 3, WRITE | DENYOOM | FAST, ONE, append),
     Command::new("strlen", 2, READONLY | FAST, ONE, strlen),
     Command::new("incr", 2, WRITE | DENYOOM | FAST, ONE, incr),
@@ -37,16 +67,31 @@ pub const COMMANDS: &[Command] = &[
     Command::new("getrange", 4, READONLY, ONE, getrange),
     Command::new("substr", 4, READONLY, ONE, getrange),
     Command::new("setrange", 4, WRITE | DENYOOM, ONE, setrange),
-    Command::new("lcs", -3, READONLY, KeySpec::Range { first: 1, last: 2, step: 1 }, lcs),
+    Command::new(
+        "lcs",
+        -3,
+        READONLY,
+        KeySpec::Range {
+            first: 1,
+            last: 2,
+            step: 1,
+        },
+        lcs,
+    ),
 ];
 
 /// The string at `key`, WRONGTYPE for another type.
-fn get_string<'a>(cx: &'a mut Ctx<'_, '_>, key: &[u8]) -> Result<Option<&'a CompactBytes>, CmdError> {
+fn get_string<'a>(
+    cx: &'a mut Ctx<'_, '_>,
+    key: &[u8],
+) -> Result<Option<&'a CompactBytes>, CmdError> {
     cx.get::<CompactBytes>(key)
 }
 
 fn get(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
-    Ok(Reply::opt_bulk(get_string(cx, argv[1])?.map(|s| s.as_slice())))
+    Ok(Reply::opt_bulk(
+        get_string(cx, argv[1])?.map(|s| s.as_slice()),
+    ))
 }
 
 #[derive(Copy, Clone, PartialEq, Eq)]
@@ -124,20 +169,28 @@ fn invalid_expire(command: &str) -> CmdError {
 }
 
 /// Converts an EX/PX/EXAT/PXAT argument into absolute Unix milliseconds.
-fn absolute_expire_ms(kind: ExpireKind, arg: &[u8], now_ms: u64, command: &str) -> Result<u64, CmdError> {
+fn absolute_expire_ms(
+    kind: ExpireKind,
+    arg: &[u8],
+    now_ms: u64,
+    command: &str,
+) -> Result<u64, CmdError> {
     let value = parse_i64(arg)?;
     if value <= 0 {
         return Err(invalid_expire(command));
     }
     let seconds = matches!(kind, ExpireKind::Ex | ExpireKind::ExAt);
     let ms = if seconds {
-        value.checked_mul(1000).ok_or_else(|| invalid_expire(command))?
+        value
+            .checked_mul(1000)
+            .ok_or_else(|| invalid_expire(command))?
     } else {
         value
     };
     let relative = matches!(kind, ExpireKind::Ex | ExpireKind::Px);
     let at = if relative {
-        ms.checked_add(now_ms as i64).ok_or_else(|| invalid_expire(command))?
+        ms.checked_add(now_ms as i64)
+            .ok_or_else(|| invalid_expire(command))?
     } else {
         ms
     };
@@ -145,7 +198,12 @@ fn absolute_expire_ms(kind: ExpireKind, arg: &[u8], now_ms: u64, command: &str) 
 }
 
 /// Stores a string, keeping or replacing the TTL; logs `SET key value PXAT at` when it has one.
-fn store_string(cx: &mut Ctx<'_, '_>, key: &[u8], value: &[u8], expire_at_ms: u64) -> Result<(), CmdError> {
+fn store_string(
+    cx: &mut Ctx<'_, '_>,
+    key: &[u8],
+    value: &[u8],
+    expire_at_ms: u64,
+) -> Result<(), CmdError> {
     cx.store(key, Value::Str(CompactBytes::new(value)), expire_at_ms)?;
     Ok(())
 }
@@ -162,7 +220,11 @@ fn set(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
         None => None,
     };
     let old = if o.get {
-        Some(get_string(cx, key)?.map(|s| Reply::bulk(s)).unwrap_or(Reply::Nil))
+        Some(
+            get_string(cx, key)?
+                .map(|s| Reply::bulk(s))
+                .unwrap_or(Reply::Nil),
+        )
     } else {
         None
     };
@@ -272,7 +334,7 @@ fn mget(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 }
 
 fn check_pairs(argv: &[&[u8]], name: &str) -> Result<(), CmdError> {
-    if argv.len() % 2 == 0 {
+    if argv.len().is_multiple_of(2) {
         return Err(super::arity_error(name));
     }
     Ok(())
@@ -334,7 +396,9 @@ fn append(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 }
 
 fn strlen(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
-    Ok(Reply::Int(get_string(cx, argv[1])?.map_or(0, |s| s.len() as i64)))
+    Ok(Reply::Int(
+        get_string(cx, argv[1])?.map_or(0, |s| s.len() as i64),
+    ))
 }
 
 /// Adds `delta` to the integer at `key` (0 when missing), keeping its TTL.
@@ -355,7 +419,12 @@ fn incr_by(cx: &mut Ctx<'_, '_>, argv: &[&[u8]], delta: i64) -> CmdResult {
 
 /// Replaces a string's content keeping its TTL (creating it when missing); `float` marks an
 /// INCRBYFLOAT result, which Redis keeps as text.
-fn replace_string(cx: &mut Ctx<'_, '_>, key: &[u8], text: &[u8], float: bool) -> Result<(), CmdError> {
+fn replace_string(
+    cx: &mut Ctx<'_, '_>,
+    key: &[u8],
+    text: &[u8],
+    float: bool,
+) -> Result<(), CmdError> {
     match cx.lookup_mut(key)? {
         Some(entry) => {
             entry.value = Value::Str(CompactBytes::new(text));
@@ -394,13 +463,17 @@ fn decrby(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 }
 
 /// Adds a long-double increment to a stored number (INCRBYFLOAT, HINCRBYFLOAT).
-pub fn add_float(current: Option<&[u8]>, increment: &[u8], not_float: &'static str) -> Result<String, CmdError> {
+pub fn add_float(
+    current: Option<&[u8]>,
+    increment: &[u8],
+    not_float: &'static str,
+) -> Result<String, CmdError> {
     let base = match current {
         None => LongDouble::ZERO,
         Some(s) => LongDouble::parse(s).ok_or(CmdError::new(not_float))?,
     };
     let incr = LongDouble::parse(increment).ok_or(CmdError::new(err::NOT_FLOAT))?;
-    let sum = base.add(incr);
+    let sum = base + incr;
     if !sum.is_finite() {
         return Err(CmdError::new(err::NAN_OR_INF));
     }
@@ -426,8 +499,16 @@ fn getrange(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     if (start < 0 && end < 0 && start > end) || len == 0 {
         return Ok(Reply::bulk(b""));
     }
-    let start = if start < 0 { start.saturating_add(len).max(0) } else { start };
-    let end = if end < 0 { end.saturating_add(len).max(0) } else { end };
+    let start = if start < 0 {
+        start.saturating_add(len).max(0)
+    } else {
+        start
+    };
+    let end = if end < 0 {
+        end.saturating_add(len).max(0)
+    } else {
+        end
+    };
     let end = end.min(len - 1);
     if start > end {
         return Ok(Reply::bulk(b""));
@@ -480,7 +561,11 @@ fn lcs(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
         match cx.lookup(key)?.map(|e| &e.value) {
             None => {}
             Some(Value::Str(s)) => strings[i] = s.to_vec(),
-            Some(_) => return Err(CmdError::new("ERR The specified keys must contain string values")),
+            Some(_) => {
+                return Err(CmdError::new(
+                    "ERR The specified keys must contain string values",
+                ))
+            }
         }
     }
     let (mut want_len, mut want_idx, mut with_len, mut min_len) = (false, false, false, 0i64);
@@ -502,7 +587,9 @@ fn lcs(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
         i += 1;
     }
     if want_len && want_idx {
-        return Err(CmdError::new("ERR If you want both the length and indexes, please just use IDX."));
+        return Err(CmdError::new(
+            "ERR If you want both the length and indexes, please just use IDX.",
+        ));
     }
     let (a, b) = (&strings[0], &strings[1]);
     let cells = (a.len() as u64 + 1) * (b.len() as u64 + 1);
@@ -546,7 +633,13 @@ fn lcs_table(a: &[u8], b: &[u8]) -> Vec<u32> {
 
 /// Walks the table back from the end, collecting the common string and the matched ranges
 /// (last match first, as Redis reports them).
-fn lcs_backtrack(a: &[u8], b: &[u8], table: &[u32], min_len: usize, with_len: bool) -> (Vec<u8>, Vec<Reply>) {
+fn lcs_backtrack(
+    a: &[u8],
+    b: &[u8],
+    table: &[u32],
+    min_len: usize,
+    with_len: bool,
+) -> (Vec<u8>, Vec<Reply>) {
     let width = b.len() + 1;
     let (mut i, mut j) = (a.len(), b.len());
     let mut common = Vec::new();

@@ -4,7 +4,7 @@ use super::args::{is, parse_count, parse_f64, parse_float, parse_i64, parse_time
 use super::flags::*;
 use super::keys::{empty_scan, parse_cursor, parse_scan_options, random_items, scan_collection};
 use super::lists::parse_mpop;
-use super::{CmdError, CmdResult, Command, KeySpec};
+use super::{Argv, CmdError, CmdResult, Command, KeySpec};
 use crate::engine::blocking::{BlockRequest, BlockedOp};
 use crate::engine::ctx::Ctx;
 use crate::keyspace::bytes::CompactBytes;
@@ -27,7 +27,17 @@ pub const COMMANDS: &[Command] = &[
     Command::new("zcount", 4, READONLY | FAST, ONE, zcount),
     Command::new("zlexcount", 4, READONLY | FAST, ONE, zlexcount),
     Command::new("zrange", -4, READONLY, ONE, zrange),
-    Command::new("zrangestore", -5, WRITE | DENYOOM, KeySpec::Range { first: 1, last: 2, step: 1 }, zrangestore),
+    Command::new(
+        "zrangestore",
+        -5,
+        WRITE | DENYOOM,
+        KeySpec::Range {
+            first: 1,
+            last: 2,
+            step: 1,
+        },
+        zrangestore,
+    ),
     Command::new("zrangebyscore", -4, READONLY, ONE, zrangebyscore),
     Command::new("zrevrangebyscore", -4, READONLY, ONE, zrevrangebyscore),
     Command::new("zrangebylex", -4, READONLY, ONE, zrangebylex),
@@ -37,28 +47,133 @@ pub const COMMANDS: &[Command] = &[
     Command::new("zrevrank", 3, READONLY | FAST, ONE, zrevrank),
     Command::new("zpopmin", -2, WRITE | FAST, ONE, zpopmin),
     Command::new("zpopmax", -2, WRITE | FAST, ONE, zpopmax),
-    Command::new("zmpop", -4, WRITE, KeySpec::NumKeys { count_at: 1, dest: false }, zmpop),
-    Command::new("bzpopmin", -3, WRITE | FAST | BLOCKING, KeySpec::Range { first: 1, last: -2, step: 1 }, bzpopmin),
-    Command::new("bzpopmax", -3, WRITE | FAST | BLOCKING, KeySpec::Range { first: 1, last: -2, step: 1 }, bzpopmax),
-    Command::new("bzmpop", -5, WRITE | BLOCKING, KeySpec::NumKeys { count_at: 2, dest: false }, bzmpop),
+    Command::new(
+        "zmpop",
+        -4,
+        WRITE,
+        KeySpec::NumKeys {
+            count_at: 1,
+            dest: false,
+        },
+        zmpop,
+    ),
+    Command::new(
+        "bzpopmin",
+        -3,
+        WRITE | FAST | BLOCKING,
+        KeySpec::Range {
+            first: 1,
+            last: -2,
+            step: 1,
+        },
+        bzpopmin,
+    ),
+    Command::new(
+        "bzpopmax",
+        -3,
+        WRITE | FAST | BLOCKING,
+        KeySpec::Range {
+            first: 1,
+            last: -2,
+            step: 1,
+        },
+        bzpopmax,
+    ),
+    Command::new(
+        "bzmpop",
+        -5,
+        WRITE | BLOCKING,
+        KeySpec::NumKeys {
+            count_at: 2,
+            dest: false,
+        },
+        bzmpop,
+    ),
     Command::new("zrandmember", -2, READONLY, ONE, zrandmember),
     Command::new("zremrangebyrank", 4, WRITE, ONE, zremrangebyrank),
     Command::new("zremrangebyscore", 4, WRITE, ONE, zremrangebyscore),
     Command::new("zremrangebylex", 4, WRITE, ONE, zremrangebylex),
-    Command::new("zunion", -3, READONLY, KeySpec::NumKeys { count_at: 1, dest: false }, zunion),
-    Command::new("zinter", -3, READONLY, KeySpec::NumKeys { count_at: 1, dest: false }, zinter),
-    Command::new("zdiff", -3, READONLY, KeySpec::NumKeys { count_at: 1, dest: false }, zdiff),
-    Command::new("zunionstore", -4, WRITE | DENYOOM, KeySpec::NumKeys { count_at: 2, dest: true }, zunionstore),
-    Command::new("zinterstore", -4, WRITE | DENYOOM, KeySpec::NumKeys { count_at: 2, dest: true }, zinterstore),
-    Command::new("zdiffstore", -4, WRITE | DENYOOM, KeySpec::NumKeys { count_at: 2, dest: true }, zdiffstore),
-    Command::new("zintercard", -3, READONLY, KeySpec::NumKeys { count_at: 1, dest: false }, zintercard),
+    Command::new(
+        "zunion",
+        -3,
+        READONLY,
+        KeySpec::NumKeys {
+            count_at: 1,
+            dest: false,
+        },
+        zunion,
+    ),
+    Command::new(
+        "zinter",
+        -3,
+        READONLY,
+        KeySpec::NumKeys {
+            count_at: 1,
+            dest: false,
+        },
+        zinter,
+    ),
+    Command::new(
+        "zdiff",
+        -3,
+        READONLY,
+        KeySpec::NumKeys {
+            count_at: 1,
+            dest: false,
+        },
+        zdiff,
+    ),
+    Command::new(
+        "zunionstore",
+        -4,
+        WRITE | DENYOOM,
+        KeySpec::NumKeys {
+            count_at: 2,
+            dest: true,
+        },
+        zunionstore,
+    ),
+    Command::new(
+        "zinterstore",
+        -4,
+        WRITE | DENYOOM,
+        KeySpec::NumKeys {
+            count_at: 2,
+            dest: true,
+        },
+        zinterstore,
+    ),
+    Command::new(
+        "zdiffstore",
+        -4,
+        WRITE | DENYOOM,
+        KeySpec::NumKeys {
+            count_at: 2,
+            dest: true,
+        },
+        zdiffstore,
+    ),
+    Command::new(
+        "zintercard",
+        -3,
+        READONLY,
+        KeySpec::NumKeys {
+            count_at: 1,
+            dest: false,
+        },
+        zintercard,
+    ),
     Command::new("zscan", -3, READONLY, ONE, zscan),
 ];
 
 // ---- replies ----------------------------------------------------------------------------------
 
 /// Members with optional scores: flat in RESP2, [member, score] pairs in RESP3.
-fn scored_reply<'a>(cx: &Ctx<'_, '_>, items: impl Iterator<Item = (&'a [u8], f64)>, with_scores: bool) -> Reply {
+fn scored_reply<'a>(
+    cx: &Ctx<'_, '_>,
+    items: impl Iterator<Item = (&'a [u8], f64)>,
+    with_scores: bool,
+) -> Reply {
     let resp3 = cx.resp3();
     let mut out = Vec::new();
     for (member, score) in items {
@@ -68,7 +183,10 @@ fn scored_reply<'a>(cx: &Ctx<'_, '_>, items: impl Iterator<Item = (&'a [u8], f64
                 out.push(Reply::bulk(member));
                 out.push(Reply::Double(score));
             }
-            (true, true) => out.push(Reply::Array(vec![Reply::bulk(member), Reply::Double(score)])),
+            (true, true) => out.push(Reply::Array(vec![
+                Reply::bulk(member),
+                Reply::Double(score),
+            ])),
         }
     }
     Reply::Array(out)
@@ -227,7 +345,10 @@ struct Limit {
     count: i64,
 }
 
-const NO_LIMIT: Limit = Limit { offset: 0, count: -1 };
+const NO_LIMIT: Limit = Limit {
+    offset: 0,
+    count: -1,
+};
 
 /// A lex range over a listpack-sized set, the way Redis walks a listpack: it is only defined
 /// when all scores are equal, but then Redis's linear scan gives a deterministic answer for
@@ -246,12 +367,21 @@ fn select_lex_linear<'z>(z: &'z ZSetValue, range: &LexRange, rev: bool) -> Vec<&
         let Some(end) = all.iter().rposition(|k| range.below_max(&k.member)) else {
             return Vec::new();
         };
-        all[..=end].iter().rev().take_while(|k| range.above_min(&k.member)).copied().collect()
+        all[..=end]
+            .iter()
+            .rev()
+            .take_while(|k| range.above_min(&k.member))
+            .copied()
+            .collect()
     } else {
         let Some(start) = all.iter().position(|k| range.above_min(&k.member)) else {
             return Vec::new();
         };
-        all[start..].iter().take_while(|k| range.below_max(&k.member)).copied().collect()
+        all[start..]
+            .iter()
+            .take_while(|k| range.below_max(&k.member))
+            .copied()
+            .collect()
     }
 }
 
@@ -261,7 +391,11 @@ fn select<'z>(z: &'z ZSetValue, range: &Range, rev: bool, limit: Limit) -> Vec<&
     if limit.offset < 0 {
         return Vec::new();
     }
-    let take = if limit.count < 0 { usize::MAX } else { limit.count as usize };
+    let take = if limit.count < 0 {
+        usize::MAX
+    } else {
+        limit.count as usize
+    };
     let skip = limit.offset as usize;
     match range {
         Range::Rank(start, stop) => {
@@ -272,8 +406,16 @@ fn select<'z>(z: &'z ZSetValue, range: &Range, rev: bool, limit: Limit) -> Vec<&
             z.order.iter_from(first_rank, rev).take(b - a + 1).collect()
         }
         Range::Lex(lex) if z.listpack => {
-            let take = if limit.count < 0 { usize::MAX } else { limit.count as usize };
-            select_lex_linear(z, lex, rev).into_iter().skip(skip).take(take).collect()
+            let take = if limit.count < 0 {
+                usize::MAX
+            } else {
+                limit.count as usize
+            };
+            select_lex_linear(z, lex, rev)
+                .into_iter()
+                .skip(skip)
+                .take(take)
+                .collect()
         }
         _ => {
             let start = if rev {
@@ -331,7 +473,13 @@ enum AddResult {
 }
 
 /// Adds or updates one member under ZADD's flags; returns what happened and the final score.
-fn add_one(z: &mut ZSetValue, member: &[u8], score: f64, f: &AddFlags, limits: &EncodingLimits) -> Result<(AddResult, f64), CmdError> {
+fn add_one(
+    z: &mut ZSetValue,
+    member: &[u8],
+    score: f64,
+    f: &AddFlags,
+    limits: &EncodingLimits,
+) -> Result<(AddResult, f64), CmdError> {
     match z.score(member) {
         Some(current) => {
             if f.nx {
@@ -383,19 +531,23 @@ fn zadd_generic(cx: &mut Ctx<'_, '_>, argv: &[&[u8]], mut f: AddFlags) -> CmdRes
         i += 1;
     }
     let pairs = &argv[i..];
-    if pairs.is_empty() || pairs.len() % 2 != 0 {
+    if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
         return Err(SYNTAX);
     }
     if f.nx && f.xx {
-        return Err(CmdError::new("ERR XX and NX options at the same time are not compatible"));
+        return Err(CmdError::new(
+            "ERR XX and NX options at the same time are not compatible",
+        ));
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if (f.nx && (f.gt || f.lt)) || (f.gt && f.lt) {
         return Err(CmdError::new(
             "ERR GT, LT, and/or NX options at the same time are not compatible",
         ));
     }
     if f.incr && pairs.len() > 2 {
-        return Err(CmdError::new("ERR INCR option supports a single increment-element pair"));
+        return Err(CmdError::new(
+            "ERR INCR option supports a single increment-element pair",
+        ));
     }
     let scores = pairs
         .chunks(2)
@@ -407,8 +559,7 @@ fn zadd_generic(cx: &mut Ctx<'_, '_>, argv: &[&[u8]], mut f: AddFlags) -> CmdRes
             return Ok(if f.incr { Reply::Nil } else { Reply::Int(0) });
         }
         let mut z = ZSetValue::new();
-        if limits.zset_max_listpack_entries == 0
-            || pairs[1].len() > limits.zset_max_listpack_value
+        if limits.zset_max_listpack_entries == 0 || pairs[1].len() > limits.zset_max_listpack_value
         {
             z.listpack = false;
         }
@@ -482,12 +633,15 @@ fn zrem(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 }
 
 fn zcard(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
-    Ok(Reply::Int(cx.get::<ZSetValue>(argv[1])?.map_or(0, |z| z.len() as i64)))
+    Ok(Reply::Int(
+        cx.get::<ZSetValue>(argv[1])?.map_or(0, |z| z.len() as i64),
+    ))
 }
 
 fn zscore(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     let z = cx.get::<ZSetValue>(argv[1])?;
-    Ok(z.and_then(|z| z.score(argv[2])).map_or(Reply::Nil, Reply::Double))
+    Ok(z.and_then(|z| z.score(argv[2]))
+        .map_or(Reply::Nil, Reply::Double))
 }
 
 fn zmscore(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
@@ -523,7 +677,14 @@ struct RangeQuery {
 
 /// Parses ZRANGE-style arguments: `min max` at `at`, then options. `kind`/`rev` preset the
 /// legacy forms (ZRANGEBYSCORE, ZREVRANGE, ...); `store` refuses WITHSCORES.
-fn parse_range_query(argv: &[&[u8]], at: usize, mut kind: RangeKind, mut rev: bool, modern: bool, store: bool) -> Result<RangeQuery, CmdError> {
+fn parse_range_query(
+    argv: &[&[u8]],
+    at: usize,
+    mut kind: RangeKind,
+    mut rev: bool,
+    modern: bool,
+    store: bool,
+) -> Result<RangeQuery, CmdError> {
     let mut limit = None;
     let mut with_scores = false;
     // ZRANGE takes one BY* and one REV at most; the legacy forms fix both.
@@ -540,7 +701,11 @@ fn parse_range_query(argv: &[&[u8]], at: usize, mut kind: RangeKind, mut rev: bo
             });
             i += 2;
         } else if kind_open && (is(a, "byscore") || is(a, "bylex")) {
-            kind = if is(a, "byscore") { RangeKind::Score } else { RangeKind::Lex };
+            kind = if is(a, "byscore") {
+                RangeKind::Score
+            } else {
+                RangeKind::Lex
+            };
             kind_open = false;
         } else if rev_open && is(a, "rev") {
             rev = true;
@@ -551,7 +716,9 @@ fn parse_range_query(argv: &[&[u8]], at: usize, mut kind: RangeKind, mut rev: bo
         i += 1;
     }
     if with_scores && kind == RangeKind::Lex {
-        return Err(CmdError::new("ERR syntax error, WITHSCORES not supported in combination with BYLEX"));
+        return Err(CmdError::new(
+            "ERR syntax error, WITHSCORES not supported in combination with BYLEX",
+        ));
     }
     // Redis only objects when the count is not -1 ("LIMIT x -1" on ranks is ignored).
     if limit.is_some_and(|l| l.count != -1) && kind == RangeKind::Rank {
@@ -581,7 +748,11 @@ fn run_range(cx: &mut Ctx<'_, '_>, key: &[u8], q: &RangeQuery) -> CmdResult {
         .into_iter()
         .map(|k| (k.member.to_vec(), k.score))
         .collect();
-    Ok(scored_reply(cx, items.iter().map(|(m, s)| (m.as_slice(), *s)), q.with_scores))
+    Ok(scored_reply(
+        cx,
+        items.iter().map(|(m, s)| (m.as_slice(), *s)),
+        q.with_scores,
+    ))
 }
 
 fn zrange(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
@@ -616,7 +787,12 @@ fn zrevrange(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 
 /// Replaces `dst` with a sorted set of `items` (deleting it when empty); logs `argv` when
 /// something changed. Replies with the stored size.
-fn store_zset(cx: &mut Ctx<'_, '_>, argv: &[&[u8]], dst: &[u8], items: Vec<(CompactBytes, f64)>) -> CmdResult {
+fn store_zset(
+    cx: &mut Ctx<'_, '_>,
+    argv: &[&[u8]],
+    dst: &[u8],
+    items: Vec<(CompactBytes, f64)>,
+) -> CmdResult {
     if items.is_empty() {
         if cx.remove(dst)?.is_some() {
             cx.propagate(argv);
@@ -648,10 +824,12 @@ fn zrangestore(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 
 fn rank_generic(cx: &mut Ctx<'_, '_>, argv: &[&[u8]], rev: bool) -> CmdResult {
     let z = cx.get::<ZSetValue>(argv[1])?;
-    Ok(match z.and_then(|z| z.rank(argv[2]).map(|r| (r, z.len()))) {
-        None => Reply::Nil,
-        Some((r, len)) => Reply::Int(if rev { len - 1 - r } else { r } as i64),
-    })
+    Ok(
+        match z.and_then(|z| z.rank(argv[2]).map(|r| (r, z.len()))) {
+            None => Reply::Nil,
+            Some((r, len)) => Reply::Int(if rev { len - 1 - r } else { r } as i64),
+        },
+    )
 }
 
 fn zrank(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
@@ -665,13 +843,22 @@ fn zrevrank(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 // ---- pops ---------------------------------------------------------------------------------------
 
 /// Pops up to `count` lowest (or highest) members; `None` when the key is missing.
-fn pop_members(cx: &mut Ctx<'_, '_>, key: &[u8], min: bool, count: usize) -> Result<Option<Vec<(CompactBytes, f64)>>, CmdError> {
+fn pop_members(
+    cx: &mut Ctx<'_, '_>,
+    key: &[u8],
+    min: bool,
+    count: usize,
+) -> Result<Option<Vec<(CompactBytes, f64)>>, CmdError> {
     let Some(z) = cx.get_mut::<ZSetValue>(key)? else {
         return Ok(None);
     };
     let mut popped = Vec::with_capacity(count.min(z.len()));
     while popped.len() < count {
-        let edge = if min { z.order.select(0) } else { z.order.select(z.len().wrapping_sub(1)) };
+        let edge = if min {
+            z.order.select(0)
+        } else {
+            z.order.select(z.len().wrapping_sub(1))
+        };
         let Some(k) = edge.cloned() else {
             break;
         };
@@ -700,7 +887,9 @@ fn zpop(cx: &mut Ctx<'_, '_>, argv: &[&[u8]], min: bool) -> CmdResult {
     let items = popped.iter().map(|(m, s)| (m.as_slice(), *s));
     if count.is_none() || !cx.resp3() {
         // One pair, or RESP2: a flat member, score, ... array.
-        let flat = items.flat_map(|(m, s)| [Reply::bulk(m), Reply::Double(s)]).collect();
+        let flat = items
+            .flat_map(|(m, s)| [Reply::bulk(m), Reply::Double(s)])
+            .collect();
         return Ok(Reply::Array(flat));
     }
     Ok(scored_reply(cx, items, true))
@@ -725,7 +914,12 @@ fn parse_min_max(arg: &[u8]) -> Result<bool, CmdError> {
 }
 
 /// `[key, [[member, score], ...]]` for ZMPOP/BZMPOP, logged as ZPOPMIN/ZPOPMAX key n.
-fn mpop_reply(cx: &mut Ctx<'_, '_>, key: &[u8], min: bool, popped: &[(CompactBytes, f64)]) -> Reply {
+fn mpop_reply(
+    cx: &mut Ctx<'_, '_>,
+    key: &[u8],
+    min: bool,
+    popped: &[(CompactBytes, f64)],
+) -> Reply {
     let n = popped.len().to_string();
     cx.propagate(&[if min { b"ZPOPMIN" } else { b"ZPOPMAX" }, key, n.as_bytes()]);
     let pairs = popped
@@ -735,7 +929,12 @@ fn mpop_reply(cx: &mut Ctx<'_, '_>, key: &[u8], min: bool, popped: &[(CompactByt
     Reply::Array(vec![Reply::bulk(key), Reply::Array(pairs)])
 }
 
-fn mpop_first(cx: &mut Ctx<'_, '_>, keys: &[&[u8]], min: bool, count: usize) -> Result<Option<Reply>, CmdError> {
+fn mpop_first(
+    cx: &mut Ctx<'_, '_>,
+    keys: &[&[u8]],
+    min: bool,
+    count: usize,
+) -> Result<Option<Reply>, CmdError> {
     for key in keys {
         if let Some(popped) = pop_members(cx, key, min, count)? {
             return Ok(Some(mpop_reply(cx, key, min, &popped)));
@@ -769,10 +968,19 @@ fn bzpop_one(cx: &mut Ctx<'_, '_>, key: &[u8], min: bool) -> Result<Option<Reply
         return Ok(None);
     };
     cx.propagate(&[if min { b"ZPOPMIN" } else { b"ZPOPMAX" }, key]);
-    Ok(Some(Reply::Array(vec![Reply::bulk(key), Reply::bulk(&member), Reply::Double(score)])))
+    Ok(Some(Reply::Array(vec![
+        Reply::bulk(key),
+        Reply::bulk(&member),
+        Reply::Double(score),
+    ])))
 }
 
-fn block(cx: &mut Ctx<'_, '_>, keys: &[&[u8]], timeout: Option<std::time::Duration>, op: BlockedOp) -> CmdResult {
+fn block(
+    cx: &mut Ctx<'_, '_>,
+    keys: &[&[u8]],
+    timeout: Option<std::time::Duration>,
+    op: BlockedOp,
+) -> CmdResult {
     if cx.in_exec {
         return Ok(Reply::NilArray);
     }
@@ -797,14 +1005,25 @@ fn bzmpop(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     if let Some(reply) = mpop_first(cx, m.keys, m.side, m.count)? {
         return Ok(reply);
     }
-    block(cx, m.keys, timeout, BlockedOp::ZPop { min: m.side, count: Some(m.count) })
+    block(
+        cx,
+        m.keys,
+        timeout,
+        BlockedOp::ZPop {
+            min: m.side,
+            count: Some(m.count),
+        },
+    )
 }
 
 /// Serves a client blocked on BZPOPMIN/BZPOPMAX/BZMPOP from `key`.
 pub fn serve(cx: &mut Ctx<'_, '_>, op: &BlockedOp, key: &[u8]) -> Option<Reply> {
     let result = match op {
         BlockedOp::ZPop { min, count: None } => bzpop_one(cx, key, *min),
-        BlockedOp::ZPop { min, count: Some(n) } => pop_members(cx, key, *min, *n).map(|popped| {
+        BlockedOp::ZPop {
+            min,
+            count: Some(n),
+        } => pop_members(cx, key, *min, *n).map(|popped| {
             let popped = popped.filter(|p| !p.is_empty())?;
             Some(mpop_reply(cx, key, *min, &popped))
         }),
@@ -838,21 +1057,31 @@ fn zrandmember(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     }
     let z = cx.get::<ZSetValue>(argv[1])?;
     let Some(count) = count else {
-        return Ok(Reply::opt_bulk(z.and_then(|z| z.members.random()).map(|m| m.member.as_slice())));
+        return Ok(Reply::opt_bulk(
+            z.and_then(|z| z.members.random())
+                .map(|m| m.member.as_slice()),
+        ));
     };
     let Some(z) = z else {
         return Ok(Reply::Array(Vec::new()));
     };
     // Asked for at least everything, Redis walks the set backwards: highest score first.
     let picked: Vec<(Vec<u8>, f64)> = if count >= z.len() as i64 {
-        z.order.iter_from(z.len().saturating_sub(1), true).map(|k| (k.member.to_vec(), k.score)).collect()
+        z.order
+            .iter_from(z.len().saturating_sub(1), true)
+            .map(|k| (k.member.to_vec(), k.score))
+            .collect()
     } else {
         random_items(&z.members, count)?
             .into_iter()
             .map(|m| (m.member.to_vec(), m.score))
             .collect()
     };
-    Ok(scored_reply(cx, picked.iter().map(|(m, s)| (m.as_slice(), *s)), with_scores))
+    Ok(scored_reply(
+        cx,
+        picked.iter().map(|(m, s)| (m.as_slice(), *s)),
+        with_scores,
+    ))
 }
 
 fn remrange(cx: &mut Ctx<'_, '_>, argv: &[&[u8]], kind: RangeKind) -> CmdResult {
@@ -940,7 +1169,11 @@ enum Form {
 }
 
 /// Parses `numkeys key...` at `at`: the keys and the arguments after them.
-fn parse_numkeys<'a>(argv: &'a [&'a [u8]], at: usize, name: &str) -> Result<(&'a [&'a [u8]], &'a [&'a [u8]]), CmdError> {
+fn parse_numkeys<'a>(
+    argv: Argv<'a>,
+    at: usize,
+    name: &str,
+) -> Result<(Argv<'a>, Argv<'a>), CmdError> {
     let numkeys = parse_i64(argv[at])?;
     if numkeys < 1 {
         return Err(CmdError::msg(format!(
@@ -957,7 +1190,12 @@ fn parse_numkeys<'a>(argv: &'a [&'a [u8]], at: usize, name: &str) -> Result<(&'a
 
 /// Parses `[WEIGHTS w...] [AGGREGATE SUM|MIN|MAX] [WITHSCORES]` (Redis reads these only after
 /// it has type-checked the input keys).
-fn parse_combine_options<'a>(keys: &'a [&'a [u8]], options: &[&[u8]], op: SetOp, form: Form) -> Result<Combine<'a>, CmdError> {
+fn parse_combine_options<'a>(
+    keys: &'a [&'a [u8]],
+    options: &[&[u8]],
+    op: SetOp,
+    form: Form,
+) -> Result<Combine<'a>, CmdError> {
     let numkeys = keys.len();
     let mut c = Combine {
         keys,
@@ -1051,7 +1289,11 @@ fn weighted(score: f64, weight: f64) -> f64 {
     }
 }
 
-fn combine(cx: &mut Ctx<'_, '_>, c: &Combine<'_>, op: SetOp) -> Result<Vec<(CompactBytes, f64)>, CmdError> {
+fn combine(
+    cx: &mut Ctx<'_, '_>,
+    c: &Combine<'_>,
+    op: SetOp,
+) -> Result<Vec<(CompactBytes, f64)>, CmdError> {
     let limit = c.limit;
     let inputs: Vec<Option<Input<'_>>> = c
         .keys
@@ -1065,7 +1307,8 @@ fn combine(cx: &mut Ctx<'_, '_>, c: &Combine<'_>, op: SetOp) -> Result<Vec<(Comp
     let mut out: Vec<(CompactBytes, f64)> = Vec::new();
     match op {
         SetOp::Union => {
-            let mut acc: std::collections::HashMap<CompactBytes, f64> = std::collections::HashMap::new();
+            let mut acc: std::collections::HashMap<CompactBytes, f64> =
+                std::collections::HashMap::new();
             for (input, weight) in inputs.iter().zip(&c.weights) {
                 let Some(input) = input else {
                     continue;
@@ -1110,7 +1353,11 @@ fn combine(cx: &mut Ctx<'_, '_>, c: &Combine<'_>, op: SetOp) -> Result<Vec<(Comp
                 return Ok(out);
             };
             first.for_each(|m, s| {
-                if inputs[1..].iter().flatten().all(|input| input.score(m).is_none()) {
+                if inputs[1..]
+                    .iter()
+                    .flatten()
+                    .all(|input| input.score(m).is_none())
+                {
                     out.push((m.clone(), s));
                 }
             });
@@ -1125,7 +1372,14 @@ fn combine(cx: &mut Ctx<'_, '_>, c: &Combine<'_>, op: SetOp) -> Result<Vec<(Comp
 }
 
 /// Parses, type-checks and computes a union/intersection/difference in Redis's order.
-fn combine_command(cx: &mut Ctx<'_, '_>, argv: &[&[u8]], at: usize, op: SetOp, form: Form, name: &str) -> Result<(Vec<(CompactBytes, f64)>, bool), CmdError> {
+fn combine_command(
+    cx: &mut Ctx<'_, '_>,
+    argv: &[&[u8]],
+    at: usize,
+    op: SetOp,
+    form: Form,
+    name: &str,
+) -> Result<(Vec<(CompactBytes, f64)>, bool), CmdError> {
     let (keys, options) = parse_numkeys(argv, at, name)?;
     check_inputs(cx, keys)?;
     let c = parse_combine_options(keys, options, op, form)?;
@@ -1134,7 +1388,11 @@ fn combine_command(cx: &mut Ctx<'_, '_>, argv: &[&[u8]], at: usize, op: SetOp, f
 
 fn combine_reply(cx: &mut Ctx<'_, '_>, argv: &[&[u8]], op: SetOp, name: &str) -> CmdResult {
     let (items, with_scores) = combine_command(cx, argv, 1, op, Form::Reply, name)?;
-    Ok(scored_reply(cx, items.iter().map(|(m, s)| (m.as_slice(), *s)), with_scores))
+    Ok(scored_reply(
+        cx,
+        items.iter().map(|(m, s)| (m.as_slice(), *s)),
+        with_scores,
+    ))
 }
 
 fn combine_store(cx: &mut Ctx<'_, '_>, argv: &[&[u8]], op: SetOp, name: &str) -> CmdResult {
@@ -1177,11 +1435,20 @@ fn zscan(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
         return Ok(empty_scan());
     };
     let options = parse_scan_options(&argv[3..], false)?;
-    let small = z
-        .listpack
-        .then(|| z.order.iter().filter_map(|k| z.members.get(&k.member)).collect());
-    Ok(scan_collection(&z.members, small, cursor, &options, |m, out| {
-        out.push(Reply::bulk(&m.member));
-        out.push(Reply::bulk(format_double(m.score).as_bytes()));
-    }))
+    let small = z.listpack.then(|| {
+        z.order
+            .iter()
+            .filter_map(|k| z.members.get(&k.member))
+            .collect()
+    });
+    Ok(scan_collection(
+        &z.members,
+        small,
+        cursor,
+        &options,
+        |m, out| {
+            out.push(Reply::bulk(&m.member));
+            out.push(Reply::bulk(format_double(m.score).as_bytes()));
+        },
+    ))
 }

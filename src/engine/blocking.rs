@@ -204,7 +204,12 @@ impl Blocked {
 }
 
 /// Registers a waiter on every key of `request`; the command holds write locks on them.
-pub(crate) fn register(held: &mut Held<'_>, request: BlockRequest, db: usize, proto: Protocol) -> Blocked {
+pub(crate) fn register(
+    held: &mut Held<'_>,
+    request: BlockRequest,
+    db: usize,
+    proto: Protocol,
+) -> Blocked {
     let waiter = Arc::new(Waiter {
         db,
         keys: request.keys,

@@ -145,7 +145,10 @@ impl<'e, 'h> Ctx<'e, 'h> {
     }
 
     fn data_mut(&mut self, key: &[u8]) -> Result<&mut SlotData, CmdError> {
-        let held = self.held.get_mut(self.db, SlotId::of_key(key)).ok_or(NOT_LOCKED)?;
+        let held = self
+            .held
+            .get_mut(self.db, SlotId::of_key(key))
+            .ok_or(NOT_LOCKED)?;
         held.guard.data_mut().ok_or(NOT_WRITABLE)
     }
 
@@ -153,7 +156,12 @@ impl<'e, 'h> Ctx<'e, 'h> {
     /// command holds a write lock, else leaves that for after the command.
     fn expire_if_needed(&mut self, key: &[u8]) -> Result<bool, CmdError> {
         let db = self.db;
-        let at = self.slot_of(db, key)?.guard.data().get(key).and_then(Entry::expire_at);
+        let at = self
+            .slot_of(db, key)?
+            .guard
+            .data()
+            .get(key)
+            .and_then(Entry::expire_at);
         let Some(at) = at else {
             return Ok(false);
         };
@@ -163,7 +171,10 @@ impl<'e, 'h> Ctx<'e, 'h> {
         if self.engine.expiry_is_passive() {
             return Ok(true);
         }
-        let held = self.held.get_mut(db, SlotId::of_key(key)).ok_or(NOT_LOCKED)?;
+        let held = self
+            .held
+            .get_mut(db, SlotId::of_key(key))
+            .ok_or(NOT_LOCKED)?;
         match &mut held.guard {
             Guard::Write(data) => {
                 data.remove(key);
@@ -171,7 +182,10 @@ impl<'e, 'h> Ctx<'e, 'h> {
                     self.fx.ready.push((db, CompactBytes::new(key)));
                 }
                 self.fx.batch.push(db, &[b"DEL", key]);
-                self.engine.stats.expired_keys.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.engine
+                    .stats
+                    .expired_keys
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             Guard::Read(_) => self.fx.expired.push((db, CompactBytes::new(key))),
         }
@@ -216,7 +230,11 @@ impl<'e, 'h> Ctx<'e, 'h> {
     /// The `T` at `key` without expiry side effects, for reading several values at once after
     /// `get` has checked each of them (a logically expired key reads as missing).
     pub fn peek<T: Typed>(&self, key: &[u8]) -> Option<&T> {
-        let now = if self.now_ms == 0 { self.engine.now_ms() } else { self.now_ms };
+        let now = if self.now_ms == 0 {
+            self.engine.now_ms()
+        } else {
+            self.now_ms
+        };
         let entry = self.slot_of(self.db, key).ok()?.guard.data().get(key)?;
         if !self.replaying && entry.is_expired(now) {
             return None;
@@ -225,14 +243,25 @@ impl<'e, 'h> Ctx<'e, 'h> {
     }
 
     /// The `T` at `key`, created with `make` when the key is absent.
-    pub fn get_or_create<T: Typed>(&mut self, key: &[u8], make: impl FnOnce() -> T) -> Result<&mut T, CmdError> {
+    pub fn get_or_create<T: Typed>(
+        &mut self,
+        key: &[u8],
+        make: impl FnOnce() -> T,
+    ) -> Result<&mut T, CmdError> {
         self.expire_if_needed(key)?;
-        let (entry, _) = self.data_mut(key)?.get_or_insert_with(key, || make().into_value());
+        let (entry, _) = self
+            .data_mut(key)?
+            .get_or_insert_with(key, || make().into_value());
         T::of_mut(&mut entry.value).ok_or(WRONGTYPE)
     }
 
     /// Stores `value` at `key` (any previous value and TTL are replaced); returns the old value.
-    pub fn store(&mut self, key: &[u8], value: Value, expire_at_ms: u64) -> Result<Option<Value>, CmdError> {
+    pub fn store(
+        &mut self,
+        key: &[u8],
+        value: Value,
+        expire_at_ms: u64,
+    ) -> Result<Option<Value>, CmdError> {
         self.expire_if_needed(key)?;
         let old = self.data_mut(key)?.insert(key, value, expire_at_ms);
         self.touch(key)?;
@@ -319,7 +348,9 @@ impl<'e, 'h> Ctx<'e, 'h> {
         self.held
             .iter()
             .filter(|h| h.db == db)
-            .fold(published, |total, h| total + h.guard.data().len() - h.cell.key_count())
+            .fold(published, |total, h| {
+                total + h.guard.data().len() - h.cell.key_count()
+            })
     }
 
     /// Whole-database access for FLUSHDB/FLUSHALL/SWAPDB (which hold every slot).

@@ -31,36 +31,38 @@ pub fn delete_if_expired(engine: &Engine, db: usize, key: &[u8]) {
     slot.publish(&data);
 }
 
-/// Where the active sweep resumes.
+/// Where the active sweep resumes: a position over every (db, slot), db-major.
 #[derive(Default)]
 pub struct SweepCursor {
-    db: usize,
-    slot: usize,
+    position: usize,
 }
 
 /// Keys deleted per slot before the sweep moves on (so one slot cannot hog a pass).
 const KEYS_PER_SLOT_MAX: usize = 256;
 
-/// One pass of the active sweep, bounded by `budget`; returns the number of keys deleted.
+/// One pass of the active sweep over at most the whole keyspace, bounded by `budget`;
+/// returns the number of keys deleted.
 pub fn sweep(engine: &Engine, cursor: &mut SweepCursor, budget: Duration) -> usize {
     if engine.expiry_is_passive() || !engine.active_expire_enabled.load(Ordering::Relaxed) {
         return 0;
     }
     let started = Instant::now();
     let now = engine.now_ms();
-    let mut deleted = 0;
     let total = engine.db_count() * SLOT_COUNT;
-    for _ in 0..total {
-        if cursor.slot >= SLOT_COUNT {
-            cursor.slot = 0;
-            cursor.db = (cursor.db + 1) % engine.db_count();
-        }
-        let (db, index) = (cursor.db, cursor.slot);
-        cursor.slot += 1;
+    let mut deleted = 0;
+    let mut visited = 0;
+    while visited < total {
+        let position = cursor.position % total;
+        let (db, index) = (position / SLOT_COUNT, position % SLOT_COUNT);
         let Some(slots) = engine.keyspace.db(db).slots_if_used() else {
-            cursor.slot = SLOT_COUNT;
+            // A database never used has nothing to expire: skip all of it.
+            let rest = SLOT_COUNT - index;
+            cursor.position = position + rest;
+            visited += rest;
             continue;
         };
+        cursor.position = position + 1;
+        visited += 1;
         let slot = &slots[index];
         if slot.next_expire_ms() >= now {
             continue;
@@ -88,7 +90,10 @@ fn sweep_slot(engine: &Engine, db: usize, slot: &crate::keyspace::Slot, now: u64
     }
     if !batch.is_empty() {
         engine.log.append(&batch, false);
-        engine.stats.expired_keys.fetch_add(deleted as u64, Ordering::Relaxed);
+        engine
+            .stats
+            .expired_keys
+            .fetch_add(deleted as u64, Ordering::Relaxed);
     }
     slot.publish(&data);
     deleted

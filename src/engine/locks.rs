@@ -162,7 +162,10 @@ impl<'a> Held<'a> {
                 let i = db.checked_sub(first)? * SLOT_COUNT + slot.index();
                 (i < self.entries.len()).then_some(i)
             }
-            None => self.entries.iter().position(|e| e.db == db && e.slot == slot),
+            None => self
+                .entries
+                .iter()
+                .position(|e| e.db == db && e.slot == slot),
         }
     }
 
@@ -180,7 +183,12 @@ impl<'a> Held<'a> {
     }
 
     /// The same slot of two different databases, both mutably (SWAPDB).
-    pub fn pair_mut(&mut self, a: usize, b: usize, slot: SlotId) -> Option<(&mut SlotData, &mut SlotData)> {
+    pub fn pair_mut(
+        &mut self,
+        a: usize,
+        b: usize,
+        slot: SlotId,
+    ) -> Option<(&mut SlotData, &mut SlotData)> {
         let (i, j) = (self.position(a, slot)?, self.position(b, slot)?);
         if i == j {
             return None;

@@ -200,7 +200,10 @@ impl Engine {
         let Some(&name) = argv.first() else {
             return Outcome::Reply(Reply::error("ERR empty command"));
         };
-        let resolved = self.commands.get(name).ok_or_else(|| cmd::unknown_command(argv));
+        let resolved = self
+            .commands
+            .get(name)
+            .ok_or_else(|| cmd::unknown_command(argv));
         let resolved = resolved.and_then(|c| self.check_call(c, argv).map(|sub| (c, sub)));
         let (container, command) = match resolved {
             Ok(found) => found,
@@ -221,7 +224,11 @@ impl Engine {
     }
 
     /// Resolves subcommands and checks arity.
-    fn check_call(&self, container: &'static Command, argv: &[&[u8]]) -> Result<&'static Command, CmdError> {
+    fn check_call(
+        &self,
+        container: &'static Command,
+        argv: &[&[u8]],
+    ) -> Result<&'static Command, CmdError> {
         if !container.arity_ok(argv.len()) {
             return Err(cmd::arity_error(container.name));
         }
@@ -239,7 +246,14 @@ impl Engine {
         let mut held = locks::Held::acquire(self, &plan, command.is_write());
         let mut effects = std::mem::take(&mut client.effects);
         let result = {
-            let mut cx = ctx::Ctx::new(self, client.db, client.protocol, false, &mut held, &mut effects);
+            let mut cx = ctx::Ctx::new(
+                self,
+                client.db,
+                client.protocol,
+                false,
+                &mut held,
+                &mut effects,
+            );
             let result = (command.handler)(&mut cx, argv);
             client.db = cx.db;
             result
@@ -260,9 +274,10 @@ impl Engine {
         effects: &mut ctx::Effects,
         reply: Reply,
     ) -> Outcome {
-        let blocked = effects.block.take().map(|request| {
-            blocking::register(&mut held, request, client.db, client.protocol)
-        });
+        let blocked = effects
+            .block
+            .take()
+            .map(|request| blocking::register(&mut held, request, client.db, client.protocol));
         if !effects.batch.is_empty() {
             client.last_write = self.log.append(&effects.batch, true);
         }
@@ -289,6 +304,29 @@ impl Engine {
     /// Number of keys in `db`, counting logically expired keys not yet reclaimed (as Redis).
     pub fn dbsize(&self, db: usize) -> usize {
         self.keyspace.db(db).key_count()
+    }
+
+    /// (keys with a TTL, keys logically expired but not yet reclaimed) in `db`.
+    pub fn expiry_stats(&self, db: usize) -> (usize, usize) {
+        let now = self.now_ms();
+        let Some(slots) = self.keyspace.db(db).slots_if_used() else {
+            return (0, 0);
+        };
+        slots.iter().fold((0, 0), |(volatile, expired), slot| {
+            let data = slot.data.read();
+            (
+                volatile + data.volatile_len(),
+                expired + data.expired_len(now),
+            )
+        })
+    }
+
+    /// Clients currently blocked on `key` in `db`.
+    pub fn blocked_on(&self, db: usize, key: &[u8]) -> usize {
+        let data = self.keyspace.db(db).slot(SlotId::of_key(key)).data.read();
+        data.extras()
+            .and_then(|e| e.blocked.get(key))
+            .map_or(0, |q| q.len())
     }
 
     /// Keys in one slot of database 0 (CLUSTER COUNTKEYSINSLOT), O(1).
@@ -320,13 +358,21 @@ impl Engine {
 
     /// Applies a stream of RESP commands (a write log, an AOF, a replication stream) as a
     /// replaying client. Returns the bytes consumed; a trailing partial command is left.
-    pub fn apply_stream(&self, client: &mut Client, bytes: &[u8]) -> Result<usize, crate::resp::ProtocolError> {
+    pub fn apply_stream(
+        &self,
+        client: &mut Client,
+        bytes: &[u8],
+    ) -> Result<usize, crate::resp::ProtocolError> {
         client.replaying = true;
         let limits = crate::resp::Limits::default();
         let mut pos = 0;
         while let Some(parsed) = crate::resp::parse_command(&bytes[pos..], &limits)? {
             let base = pos;
-            let argv: Vec<&[u8]> = parsed.args.iter().map(|r| &bytes[base + r.start..base + r.end]).collect();
+            let argv: Vec<&[u8]> = parsed
+                .args
+                .iter()
+                .map(|r| &bytes[base + r.start..base + r.end])
+                .collect();
             pos += parsed.consumed;
             if !argv.is_empty() {
                 self.execute(client, &argv).wait(self);

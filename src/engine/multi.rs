@@ -50,7 +50,12 @@ pub fn queue(client: &mut Client, command: &'static Command, argv: &[&[u8]]) -> 
 }
 
 /// Runs a command that acts on the client's own state.
-pub fn run_client_command(engine: &Engine, client: &mut Client, command: &Command, argv: &[&[u8]]) -> Outcome {
+pub fn run_client_command(
+    engine: &Engine,
+    client: &mut Client,
+    command: &Command,
+    argv: &[&[u8]],
+) -> Outcome {
     let reply = match command.name {
         "multi" => {
             if client.multi.is_some() {
@@ -96,10 +101,19 @@ fn watch(engine: &Engine, client: &mut Client, keys: &[&[u8]]) {
     }
     let now = engine.now_ms();
     for &key in keys {
-        if state.keys.iter().any(|(d, k, _)| *d == db && k.as_slice() == key) {
+        if state
+            .keys
+            .iter()
+            .any(|(d, k, _)| *d == db && k.as_slice() == key)
+        {
             continue;
         }
-        let mut data = engine.keyspace.db(db).slot(SlotId::of_key(key)).data.write();
+        let mut data = engine
+            .keyspace
+            .db(db)
+            .slot(SlotId::of_key(key))
+            .data
+            .write();
         let stale = data.get(key).is_some_and(|e| e.is_expired(now));
         data.extras_mut()
             .watched
@@ -119,7 +133,12 @@ pub fn unwatch(engine: &Engine, client: &mut Client) {
         return;
     };
     for (db, key, _) in &state.keys {
-        let mut data = engine.keyspace.db(*db).slot(SlotId::of_key(key)).data.write();
+        let mut data = engine
+            .keyspace
+            .db(*db)
+            .slot(SlotId::of_key(key))
+            .data
+            .write();
         let extras = data.extras_mut();
         if let Some(watchers) = extras.watched.get_mut(key.as_slice()) {
             watchers.retain(|w| !Arc::ptr_eq(&w.flag, &state.flag));
@@ -189,7 +208,14 @@ fn exec(engine: &Engine, client: &mut Client) -> Outcome {
     }
     let mut effects = std::mem::take(&mut client.effects);
     let replies = {
-        let mut cx = Ctx::new(engine, client.db, client.protocol, true, &mut held, &mut effects);
+        let mut cx = Ctx::new(
+            engine,
+            client.db,
+            client.protocol,
+            true,
+            &mut held,
+            &mut effects,
+        );
         cx.replaying = client.replaying;
         let replies: Vec<Reply> = multi
             .queued

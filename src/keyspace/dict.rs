@@ -258,7 +258,8 @@ impl<T: DictItem> Dict<T> {
 
     /// Bytes owned by the table and its nodes, not counting what items own on the heap.
     pub fn overhead_bytes(&self) -> usize {
-        self.buckets.len() * std::mem::size_of::<Link<T>>() + self.len * std::mem::size_of::<Node<T>>()
+        self.buckets.len() * std::mem::size_of::<Link<T>>()
+            + self.len * std::mem::size_of::<Node<T>>()
     }
 }
 
@@ -382,7 +383,11 @@ mod tests {
             }
         }
         for k in &present {
-            assert!(seen.contains(k), "scan missed {:?}", String::from_utf8_lossy(k));
+            assert!(
+                seen.contains(k),
+                "scan missed {:?}",
+                String::from_utf8_lossy(k)
+            );
         }
     }
 

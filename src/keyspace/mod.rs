@@ -75,7 +75,9 @@ impl Entry {
     /// What `OBJECT ENCODING` reports for this entry's value.
     pub fn encoding(&self) -> &'static str {
         match &self.value {
-            Value::Str(s) if self.is_float_string() && !s.is_growable() && s.len() <= 44 => "embstr",
+            Value::Str(s) if self.is_float_string() && !s.is_growable() && s.len() <= 44 => {
+                "embstr"
+            }
             value => value.encoding(),
         }
     }
@@ -83,7 +85,10 @@ impl Entry {
     /// Whether Redis would share this value (an int-encoded string 0..9999): OBJECT REFCOUNT.
     pub fn is_shared_integer(&self) -> bool {
         match &self.value {
-            Value::Str(s) if self.encoding() == "int" && self.meta.load(Ordering::Relaxed) & UNSHARED == 0 => {
+            Value::Str(s)
+                if self.encoding() == "int"
+                    && self.meta.load(Ordering::Relaxed) & UNSHARED == 0 =>
+            {
                 value::parse_i64_strict(s).is_some_and(|n| (0..10_000).contains(&n))
             }
             _ => false,
@@ -123,7 +128,8 @@ pub struct SlotExtras {
     /// (expire_at_ms, key) of every key with a TTL.
     expires: BTreeSet<(u64, CompactBytes)>,
     /// Clients blocked on a key of this slot, in arrival order.
-    pub blocked: HashMap<CompactBytes, std::collections::VecDeque<Arc<crate::engine::blocking::Waiter>>>,
+    pub blocked:
+        HashMap<CompactBytes, std::collections::VecDeque<Arc<crate::engine::blocking::Waiter>>>,
     /// WATCHed keys of this slot.
     pub watched: HashMap<CompactBytes, Vec<Watcher>>,
 }
@@ -188,8 +194,13 @@ impl SlotData {
 
     /// The entry for `key`, inserting one made by `make` (without TTL) when absent; the flag
     /// says whether it was inserted.
-    pub fn get_or_insert_with(&mut self, key: &[u8], make: impl FnOnce() -> Value) -> (&mut Entry, bool) {
-        self.entries.get_or_insert_with(key, || Entry::new(key, make()))
+    pub fn get_or_insert_with(
+        &mut self,
+        key: &[u8],
+        make: impl FnOnce() -> Value,
+    ) -> (&mut Entry, bool) {
+        self.entries
+            .get_or_insert_with(key, || Entry::new(key, make()))
     }
 
     /// Signals that `key` changed: dirties its watchers (a deletion by expiry spares those
@@ -278,6 +289,13 @@ impl SlotData {
         (*at < now_ms).then(|| key.clone())
     }
 
+    /// Keys whose TTL passed (`now_ms` > expiry) but that are still stored.
+    pub fn expired_len(&self, now_ms: u64) -> usize {
+        self.extras.as_ref().map_or(0, |e| {
+            e.expires.range(..(now_ms, CompactBytes::EMPTY)).count()
+        })
+    }
+
     /// Number of keys with a TTL.
     pub fn volatile_len(&self) -> usize {
         self.extras.as_ref().map_or(0, |e| e.expires.len())
@@ -301,7 +319,9 @@ impl SlotData {
             if !changed(key) {
                 return true;
             }
-            watchers.iter().for_each(|w| w.flag.store(true, Ordering::Relaxed));
+            watchers
+                .iter()
+                .for_each(|w| w.flag.store(true, Ordering::Relaxed));
             false
         });
     }
@@ -321,21 +341,38 @@ impl SlotData {
     /// stay with the database index, as in Redis). Watchers of keys present on either side are
     /// dirtied; returns the keys on each side that blocked clients can now be served from.
     pub fn swap_data(&mut self, other: &mut SlotData) -> (Vec<CompactBytes>, Vec<CompactBytes>) {
-        let in_either = |a: &SlotData, b: &SlotData, key: &[u8]| a.entries.contains(key) || b.entries.contains(key);
+        let in_either = |a: &SlotData, b: &SlotData, key: &[u8]| {
+            a.entries.contains(key) || b.entries.contains(key)
+        };
         let (mine, theirs) = (&*self, &*other);
         let dirty_mine: Vec<CompactBytes> = mine
             .extras()
-            .map(|e| e.watched.keys().filter(|k| in_either(mine, theirs, k)).cloned().collect())
+            .map(|e| {
+                e.watched
+                    .keys()
+                    .filter(|k| in_either(mine, theirs, k))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         let dirty_theirs: Vec<CompactBytes> = theirs
             .extras()
-            .map(|e| e.watched.keys().filter(|k| in_either(mine, theirs, k)).cloned().collect())
+            .map(|e| {
+                e.watched
+                    .keys()
+                    .filter(|k| in_either(mine, theirs, k))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         self.touch_watched_where(|k| dirty_mine.iter().any(|d| d.as_slice() == k));
         other.touch_watched_where(|k| dirty_theirs.iter().any(|d| d.as_slice() == k));
         std::mem::swap(&mut self.entries, &mut other.entries);
         let mine = self.extras.as_mut().map(|e| std::mem::take(&mut e.expires));
-        let theirs = other.extras.as_mut().map(|e| std::mem::take(&mut e.expires));
+        let theirs = other
+            .extras
+            .as_mut()
+            .map(|e| std::mem::take(&mut e.expires));
         if let Some(expires) = theirs.filter(|e| !e.is_empty()) {
             self.extras_mut().expires = expires;
         }
@@ -350,7 +387,13 @@ impl SlotData {
     /// Keys with blocked clients that now hold data.
     fn blocked_with_data(&self) -> Vec<CompactBytes> {
         self.extras()
-            .map(|e| e.blocked.keys().filter(|k| self.entries.contains(k)).cloned().collect())
+            .map(|e| {
+                e.blocked
+                    .keys()
+                    .filter(|k| self.entries.contains(k))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

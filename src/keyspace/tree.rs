@@ -345,6 +345,9 @@ mod tests {
         }
         assert_eq!(tree.len(), 100);
         assert!(tree.nodes.len() < 2000);
-        assert_eq!(tree.iter().copied().collect::<Vec<_>>(), (9_900..10_000).collect::<Vec<_>>());
+        assert_eq!(
+            tree.iter().copied().collect::<Vec<_>>(),
+            (9_900..10_000).collect::<Vec<_>>()
+        );
     }
 }

@@ -235,7 +235,11 @@ impl WriteLog {
 
     /// Registers a reader positioned at `from`. A reliable reader holds back writers instead of
     /// losing data; a plain one gets `Lagged` when it falls behind the retained history.
-    pub fn reader(self: &std::sync::Arc<Self>, from: Offset, reliable: bool) -> Result<LogReader, Lagged> {
+    pub fn reader(
+        self: &std::sync::Arc<Self>,
+        from: Offset,
+        reliable: bool,
+    ) -> Result<LogReader, Lagged> {
         let mut inner = self.inner.lock();
         if from.0 < inner.start || from.0 > inner.end {
             return Err(Lagged {

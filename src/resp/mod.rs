@@ -161,7 +161,9 @@ fn parse_multibulk(buf: &[u8], limits: &Limits) -> Result<Option<Parsed>, Protoc
         return Ok(None);
     };
     if count == i64::MIN || count > limits.multibulk_len_max as i64 {
-        return Err(ProtocolError("Protocol error: invalid multibulk length".into()));
+        return Err(ProtocolError(
+            "Protocol error: invalid multibulk length".into(),
+        ));
     }
     if count <= 0 {
         return Ok(Some(Parsed {
@@ -207,11 +209,17 @@ fn parse_multibulk(buf: &[u8], limits: &Limits) -> Result<Option<Parsed>, Protoc
 fn parse_inline(buf: &[u8], limits: &Limits) -> Result<Option<Parsed>, ProtocolError> {
     let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
         if buf.len() > limits.inline_bytes_max {
-            return Err(ProtocolError("Protocol error: too big inline request".into()));
+            return Err(ProtocolError(
+                "Protocol error: too big inline request".into(),
+            ));
         }
         return Ok(None);
     };
-    let line_end = if nl > 0 && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
+    let line_end = if nl > 0 && buf[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        nl
+    };
     let args = split_inline(&buf[..line_end])
         .ok_or_else(|| ProtocolError("Protocol error: unbalanced quotes in request".into()))?;
     Ok(Some(Parsed {
@@ -271,7 +279,10 @@ mod tests {
         assert_eq!(p.consumed, buf.len());
         assert_eq!(args_of(&buf, &p), vec![&b"SET"[..], b"k\r\n", b""]);
         for cut in 0..buf.len() {
-            assert_eq!(parse_command(&buf[..cut], &Limits::default()).unwrap(), None);
+            assert_eq!(
+                parse_command(&buf[..cut], &Limits::default()).unwrap(),
+                None
+            );
         }
     }
 
@@ -282,15 +293,26 @@ mod tests {
         assert_eq!(e(b"*x\r\n"), "Protocol error: invalid multibulk length");
         assert_eq!(e(b"*1\r\n:1\r\n"), "Protocol error: expected '$', got ':'");
         assert_eq!(e(b"*1\r\n$-1\r\n"), "Protocol error: invalid bulk length");
-        assert_eq!(e(b"*1\r\n$3\r\nabcd\r\n"), "Protocol error: invalid bulk length");
-        let small = Limits { bulk_bytes_max: 2, ..l };
+        assert_eq!(
+            e(b"*1\r\n$3\r\nabcd\r\n"),
+            "Protocol error: invalid bulk length"
+        );
+        let small = Limits {
+            bulk_bytes_max: 2,
+            ..l
+        };
         assert!(parse_command(b"*1\r\n$3\r\n", &small).is_err());
     }
 
     #[test]
     fn inline() {
-        let p = parse_command(b"SET a \"b c\"\r\n", &Limits::default()).unwrap().unwrap();
-        assert_eq!(args_of(b"SET a \"b c\"\r\n", &p), vec![&b"SET"[..], b"a", b"b c"]);
+        let p = parse_command(b"SET a \"b c\"\r\n", &Limits::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            args_of(b"SET a \"b c\"\r\n", &p),
+            vec![&b"SET"[..], b"a", b"b c"]
+        );
         assert!(parse_command(b"SET \"a\r\n", &Limits::default()).is_err());
     }
 

@@ -2,6 +2,8 @@
 //! RESP reply parser that keeps exact bytes (the `redis` crate would reformat error texts).
 #![allow(dead_code)]
 
+pub mod gen;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
