@@ -50,6 +50,7 @@ pub mod slot;
 pub use config::Config;
 pub use engine::{Client, Clock, Engine, ManualClock, Outcome, SystemClock};
 pub use error::{Error, Result};
+pub use keyspace::bytes::CompactBytes;
 pub use log::Offset;
 pub use node::{Node, Session, SetOptions, Transaction};
 pub use reply::Reply;

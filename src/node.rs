@@ -5,18 +5,17 @@
 //! async runtime is needed. Typed methods cover everyday commands; [`Node::execute`] runs any
 //! command and returns its [`Reply`].
 
-use crate::engine::ctx::Effects;
 use crate::engine::expire::{self, SweepCursor};
 use crate::engine::{Client, Engine, Outcome};
 use crate::error::{Error, Result};
+use crate::keyspace::bytes::CompactBytes;
 use crate::keyspace::digest::{self, DigestMode};
 use crate::reply::Reply;
 use crate::resp::Protocol;
 use crate::Config;
-use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 use smallvec::SmallVec;
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -91,9 +90,9 @@ fn spawn_sweeper(
 }
 
 thread_local! {
-    /// Command scratch space reused across calls on this thread, so a typed call allocates
-    /// nothing beyond its reply.
-    static SCRATCH: Cell<Option<Effects>> = const { Cell::new(None) };
+    /// A client reused by this thread's calls (and reset after each), so that a typed call
+    /// allocates nothing beyond its reply.
+    static CLIENT: RefCell<Option<Client>> = const { RefCell::new(None) };
 }
 
 /// Converts arguments into the engine's argument slices without allocating (up to 8).
@@ -134,18 +133,24 @@ impl Node {
     /// # Ok::<(), shoal::Error>(())
     /// ```
     pub fn execute<A: AsRef<[u8]>>(&self, args: &[A]) -> Reply {
-        let argv = arg_slices(args);
-        let mut client = Client::new(Protocol::Resp3);
-        if let Some(effects) = SCRATCH.take() {
-            client.effects = effects;
-        }
-        let reply = self
-            .inner
-            .engine
-            .execute(&mut client, &argv)
-            .wait(&self.inner.engine);
-        SCRATCH.set(Some(std::mem::take(&mut client.effects)));
-        reply
+        self.run(&arg_slices(args))
+    }
+
+    /// Runs one command as a fresh connection would: database 0, no transaction, RESP3.
+    fn run(&self, argv: &[&[u8]]) -> Reply {
+        let engine = &self.inner.engine;
+        CLIENT.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut slot) => {
+                let client = slot.get_or_insert_with(|| Client::new(Protocol::Resp3));
+                let reply = engine.execute(client, argv).wait(engine);
+                client.reset(engine);
+                reply
+            }
+            // Only reachable re-entrantly; a one-off client is as correct.
+            Err(_) => engine
+                .execute(&mut Client::new(Protocol::Resp3), argv)
+                .wait(engine),
+        })
     }
 
     /// A stateful session, like one client connection: SELECT, MULTI/EXEC and WATCH persist
@@ -184,8 +189,8 @@ impl Node {
         digest::to_hex(&self.inner.engine.digest(DigestMode::WithExpiry))
     }
 
-    fn call<A: AsRef<[u8]>>(&self, args: &[A]) -> Result<Reply> {
-        match self.execute(args) {
+    fn call(&self, argv: &[&[u8]]) -> Result<Reply> {
+        match self.run(argv) {
             Reply::Error(e) => Err(Error::Command(e.into_owned())),
             reply => Ok(reply),
         }
@@ -194,7 +199,7 @@ impl Node {
     // ---- strings ----------------------------------------------------------------------------
 
     /// `GET key`.
-    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<CompactBytes>> {
         opt_bulk("GET", self.call(&[b"GET".as_ref(), key.as_ref()])?)
     }
 
@@ -228,7 +233,8 @@ impl Node {
             value.as_ref().to_vec(),
         ];
         options.append_to(&mut args);
-        Ok(matches!(self.call(&args)?, Reply::Status(_)))
+        let argv = arg_slices(&args);
+        Ok(matches!(self.call(&argv)?, Reply::Status(_)))
     }
 
     /// `INCRBY key delta`.
@@ -305,17 +311,22 @@ impl Node {
     }
 
     /// `LPOP key`.
-    pub fn lpop(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+    pub fn lpop(&self, key: impl AsRef<[u8]>) -> Result<Option<CompactBytes>> {
         opt_bulk("LPOP", self.call(&[b"LPOP".as_ref(), key.as_ref()])?)
     }
 
     /// `RPOP key`.
-    pub fn rpop(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+    pub fn rpop(&self, key: impl AsRef<[u8]>) -> Result<Option<CompactBytes>> {
         opt_bulk("RPOP", self.call(&[b"RPOP".as_ref(), key.as_ref()])?)
     }
 
     /// `LRANGE key start stop`.
-    pub fn lrange(&self, key: impl AsRef<[u8]>, start: i64, stop: i64) -> Result<Vec<Bytes>> {
+    pub fn lrange(
+        &self,
+        key: impl AsRef<[u8]>,
+        start: i64,
+        stop: i64,
+    ) -> Result<Vec<CompactBytes>> {
         let (a, b) = (start.to_string(), stop.to_string());
         bulks(
             "LRANGE",
@@ -346,7 +357,7 @@ impl Node {
         &self,
         keys: &[K],
         timeout: Option<Duration>,
-    ) -> Result<Option<(Bytes, Bytes)>> {
+    ) -> Result<Option<(CompactBytes, CompactBytes)>> {
         self.blocking_pop("BLPOP", keys, timeout)
     }
 
@@ -355,7 +366,7 @@ impl Node {
         &self,
         keys: &[K],
         timeout: Option<Duration>,
-    ) -> Result<Option<(Bytes, Bytes)>> {
+    ) -> Result<Option<(CompactBytes, CompactBytes)>> {
         self.blocking_pop("BRPOP", keys, timeout)
     }
 
@@ -364,7 +375,7 @@ impl Node {
         command: &'static str,
         keys: &[K],
         timeout: Option<Duration>,
-    ) -> Result<Option<(Bytes, Bytes)>> {
+    ) -> Result<Option<(CompactBytes, CompactBytes)>> {
         let seconds = timeout.map_or("0".to_string(), |t| {
             format!("{:.3}", t.as_secs_f64().max(0.001))
         });
@@ -402,7 +413,11 @@ impl Node {
     }
 
     /// `HGET key field`.
-    pub fn hget(&self, key: impl AsRef<[u8]>, field: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+    pub fn hget(
+        &self,
+        key: impl AsRef<[u8]>,
+        field: impl AsRef<[u8]>,
+    ) -> Result<Option<CompactBytes>> {
         opt_bulk(
             "HGET",
             self.call(&[b"HGET".as_ref(), key.as_ref(), field.as_ref()])?,
@@ -410,7 +425,7 @@ impl Node {
     }
 
     /// `HGETALL key` as (field, value) pairs.
-    pub fn hgetall(&self, key: impl AsRef<[u8]>) -> Result<Vec<(Bytes, Bytes)>> {
+    pub fn hgetall(&self, key: impl AsRef<[u8]>) -> Result<Vec<(CompactBytes, CompactBytes)>> {
         match self.call(&[b"HGETALL".as_ref(), key.as_ref()])? {
             Reply::Map(pairs) => pairs
                 .into_iter()
@@ -464,7 +479,7 @@ impl Node {
     }
 
     /// `SMEMBERS key` (in no particular order).
-    pub fn smembers(&self, key: impl AsRef<[u8]>) -> Result<Vec<Bytes>> {
+    pub fn smembers(&self, key: impl AsRef<[u8]>) -> Result<Vec<CompactBytes>> {
         bulks(
             "SMEMBERS",
             self.call(&[b"SMEMBERS".as_ref(), key.as_ref()])?,
@@ -550,7 +565,7 @@ impl Node {
         start: i64,
         stop: i64,
         rev: bool,
-    ) -> Result<Vec<(Bytes, f64)>> {
+    ) -> Result<Vec<(CompactBytes, f64)>> {
         let (a, b) = (start.to_string(), stop.to_string());
         let mut args: SmallVec<[&[u8]; 8]> = SmallVec::new();
         args.extend([b"ZRANGE".as_ref(), key.as_ref(), a.as_bytes(), b.as_bytes()]);
@@ -738,7 +753,7 @@ fn double(command: &'static str, reply: Reply) -> Result<f64> {
     }
 }
 
-fn opt_bulk(command: &'static str, reply: Reply) -> Result<Option<Bytes>> {
+fn opt_bulk(command: &'static str, reply: Reply) -> Result<Option<CompactBytes>> {
     match reply {
         Reply::Bulk(b) => Ok(Some(b)),
         Reply::Nil => Ok(None),
@@ -746,7 +761,7 @@ fn opt_bulk(command: &'static str, reply: Reply) -> Result<Option<Bytes>> {
     }
 }
 
-fn bulks(command: &'static str, reply: Reply) -> Result<Vec<Bytes>> {
+fn bulks(command: &'static str, reply: Reply) -> Result<Vec<CompactBytes>> {
     match reply {
         Reply::Array(items) | Reply::Set(items) => items
             .into_iter()

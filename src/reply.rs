@@ -5,7 +5,7 @@
 //! Command failures are `Reply::Error` values holding Redis's exact error text (without the
 //! leading `-`), because clients parse those strings.
 
-use bytes::Bytes;
+use crate::keyspace::bytes::CompactBytes;
 use std::borrow::Cow;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -15,7 +15,8 @@ pub enum Reply {
     /// An error: the text after `-`, e.g. `WRONGTYPE Operation against a key ...`.
     Error(Cow<'static, str>),
     Int(i64),
-    Bulk(Bytes),
+    /// A bulk string; up to 22 bytes are held inline, so small replies allocate nothing.
+    Bulk(CompactBytes),
     /// A missing value: `$-1` in RESP2, `_` in RESP3.
     Nil,
     /// A missing aggregate: `*-1` in RESP2, `_` in RESP3.
@@ -36,7 +37,7 @@ impl Reply {
     pub const QUEUED: Reply = Reply::Status(Cow::Borrowed("QUEUED"));
 
     pub fn bulk(bytes: &[u8]) -> Reply {
-        Reply::Bulk(Bytes::copy_from_slice(bytes))
+        Reply::Bulk(CompactBytes::new(bytes))
     }
 
     pub fn error(msg: impl Into<Cow<'static, str>>) -> Reply {

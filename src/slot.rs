@@ -6,6 +6,10 @@
 
 use std::fmt;
 
+/// CRC-16/XMODEM with a slice-by-16 table: keys are hashed on every command.
+static CRC16: crc::Crc<u16, crc::Table<16>> =
+    crc::Crc::<u16, crc::Table<16>>::new(&crc::CRC_16_XMODEM);
+
 /// Number of hash slots in the keyspace.
 pub const SLOT_COUNT: usize = 16384;
 
@@ -24,7 +28,7 @@ impl SlotId {
     /// ```
     pub fn of_key(key: &[u8]) -> SlotId {
         let hashed = hash_tag(key);
-        SlotId(crc16::State::<crc16::XMODEM>::calculate(hashed) & (SLOT_COUNT as u16 - 1))
+        SlotId(CRC16.checksum(hashed) & (SLOT_COUNT as u16 - 1))
     }
 
     /// A slot from its number, or `None` when it is not below 16384.

@@ -18,7 +18,6 @@ pub mod zsets;
 use crate::engine::ctx::Ctx;
 use crate::reply::Reply;
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 /// A failed command: Redis's error text (without the leading `-`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,6 +156,18 @@ impl Command {
         self
     }
 
+    /// Whether the only key is argument 1 (most commands).
+    pub fn single_key(&self) -> bool {
+        matches!(
+            self.keys,
+            KeySpec::Range {
+                first: 1,
+                last: 1,
+                ..
+            }
+        )
+    }
+
     pub fn is_write(&self) -> bool {
         self.flags & flags::WRITE != 0
     }
@@ -207,9 +218,16 @@ impl Command {
     }
 }
 
-/// Name lookup over every family's commands.
+/// Name lookup over every family's commands: open addressing on an FNV-1a hash of the
+/// lower-case name (a few dozen instructions for a short name; this runs on every command).
 pub struct CommandTable {
-    by_name: HashMap<&'static str, &'static Command>,
+    slots: Box<[Option<&'static Command>]>,
+}
+
+fn name_hash(lower: &[u8]) -> usize {
+    lower.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    }) as usize
 }
 
 /// The longest command name we look up (longer names are unknown commands).
@@ -226,12 +244,17 @@ impl CommandTable {
             zsets::COMMANDS,
             server::COMMANDS,
         ];
-        let by_name = families
-            .iter()
-            .flat_map(|f| f.iter())
-            .map(|c| (c.name, c))
-            .collect();
-        CommandTable { by_name }
+        let commands: Vec<&'static Command> = families.iter().flat_map(|f| f.iter()).collect();
+        let size = (commands.len() * 4).next_power_of_two();
+        let mut slots = vec![None; size].into_boxed_slice();
+        for c in commands {
+            let mut i = name_hash(c.name.as_bytes()) & (size - 1);
+            while slots[i].is_some() {
+                i = (i + 1) & (size - 1);
+            }
+            slots[i] = Some(c);
+        }
+        CommandTable { slots }
     }
 
     /// Case-insensitive lookup.
@@ -243,11 +266,19 @@ impl CommandTable {
         let lower = &mut buf[..name.len()];
         lower.copy_from_slice(name);
         lower.make_ascii_lowercase();
-        self.by_name.get(std::str::from_utf8(lower).ok()?).copied()
+        let mask = self.slots.len() - 1;
+        let mut i = name_hash(lower) & mask;
+        loop {
+            let c = self.slots[i]?;
+            if c.name.as_bytes() == &*lower {
+                return Some(c);
+            }
+            i = (i + 1) & mask;
+        }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &'static Command> + '_ {
-        self.by_name.values().copied()
+        self.slots.iter().flatten().copied()
     }
 
     /// Resolves the subcommand of a container command; `Err` is the reply for an unknown one.

@@ -14,6 +14,7 @@ use crate::log::Batch;
 use crate::reply::{err, Reply};
 use crate::resp::Protocol;
 use crate::slot::SlotId;
+use std::cell::Cell;
 
 /// Side effects of a command, committed by the dispatcher.
 #[derive(Default)]
@@ -34,6 +35,11 @@ impl Effects {
         self.ready.clear();
         self.expired.clear();
         self.block = None;
+    }
+
+    /// Whether anything needs doing after the locks are released.
+    pub fn has_after_unlock_work(&self) -> bool {
+        !self.expired.is_empty() || !self.ready.is_empty()
     }
 }
 
@@ -106,6 +112,9 @@ pub struct Ctx<'e, 'h> {
     fx: &'h mut Effects,
     /// Frozen per command (per EXEC), as Redis freezes time; 0 until first needed.
     now_ms: u64,
+    /// The last key hashed to a slot (its address and length) and its slot: handlers look the
+    /// same argument up several times, and CRC16 is not free.
+    slot_memo: Cell<(usize, usize, SlotId)>,
 }
 
 impl<'e, 'h> Ctx<'e, 'h> {
@@ -126,7 +135,24 @@ impl<'e, 'h> Ctx<'e, 'h> {
             held,
             fx,
             now_ms: 0,
+            slot_memo: Cell::new((0, usize::MAX, SlotId::of_key(b""))),
         }
+    }
+
+    /// Tells the context the slot of a key the dispatcher already hashed.
+    pub fn remember_slot(&self, key: &[u8], slot: SlotId) {
+        self.slot_memo.set((key.as_ptr() as usize, key.len(), slot));
+    }
+
+    /// The slot of `key`, remembering the last answer.
+    fn slot(&self, key: &[u8]) -> SlotId {
+        let (addr, len, slot) = self.slot_memo.get();
+        if addr == key.as_ptr() as usize && len == key.len() {
+            return slot;
+        }
+        let slot = SlotId::of_key(key);
+        self.slot_memo.set((key.as_ptr() as usize, key.len(), slot));
+        slot
     }
 
     pub fn now_ms(&mut self) -> u64 {
@@ -141,14 +167,12 @@ impl<'e, 'h> Ctx<'e, 'h> {
     }
 
     fn slot_of(&self, db: usize, key: &[u8]) -> Result<&HeldSlot<'e>, CmdError> {
-        self.held.get(db, SlotId::of_key(key)).ok_or(NOT_LOCKED)
+        self.held.get(db, self.slot(key)).ok_or(NOT_LOCKED)
     }
 
     fn data_mut(&mut self, key: &[u8]) -> Result<&mut SlotData, CmdError> {
-        let held = self
-            .held
-            .get_mut(self.db, SlotId::of_key(key))
-            .ok_or(NOT_LOCKED)?;
+        let slot = self.slot(key);
+        let held = self.held.get_mut(self.db, slot).ok_or(NOT_LOCKED)?;
         held.guard.data_mut().ok_or(NOT_WRITABLE)
     }
 
@@ -156,12 +180,11 @@ impl<'e, 'h> Ctx<'e, 'h> {
     /// command holds a write lock, else leaves that for after the command.
     fn expire_if_needed(&mut self, key: &[u8]) -> Result<bool, CmdError> {
         let db = self.db;
-        let at = self
-            .slot_of(db, key)?
-            .guard
-            .data()
-            .get(key)
-            .and_then(Entry::expire_at);
+        let data = self.slot_of(db, key)?.guard.data();
+        if !data.has_volatile() {
+            return Ok(false);
+        }
+        let at = data.get(key).and_then(Entry::expire_at);
         let Some(at) = at else {
             return Ok(false);
         };
@@ -171,10 +194,8 @@ impl<'e, 'h> Ctx<'e, 'h> {
         if self.engine.expiry_is_passive() {
             return Ok(true);
         }
-        let held = self
-            .held
-            .get_mut(db, SlotId::of_key(key))
-            .ok_or(NOT_LOCKED)?;
+        let slot = self.slot(key);
+        let held = self.held.get_mut(db, slot).ok_or(NOT_LOCKED)?;
         match &mut held.guard {
             Guard::Write(data) => {
                 data.remove(key);

@@ -29,10 +29,24 @@ enum Whole {
 }
 
 impl LockPlan {
-    /// Adds what `command` touches when run in database `db`.
-    pub fn add_command(&mut self, engine: &Engine, command: &Command, argv: &[&[u8]], db: usize) {
+    /// Adds what `command` touches when run in database `db`. `first_slot` is the slot of
+    /// `argv[1]` when the caller already computed it.
+    pub fn add_command(
+        &mut self,
+        engine: &Engine,
+        command: &Command,
+        argv: &[&[u8]],
+        db: usize,
+        first_slot: Option<SlotId>,
+    ) {
         match command.lock {
             LockScope::None => {}
+            LockScope::Keys if command.target_db.is_none() && command.single_key() => {
+                if let Some(key) = argv.get(1) {
+                    self.slots
+                        .push((db, first_slot.unwrap_or_else(|| SlotId::of_key(key))));
+                }
+            }
             LockScope::Keys => {
                 let mut indexes = SmallVec::<[usize; 8]>::new();
                 command.key_indexes(argv, &mut indexes);
@@ -41,7 +55,10 @@ impl LockPlan {
                     .and_then(|f| f(argv))
                     .filter(|&t| t < engine.db_count());
                 for i in indexes {
-                    let slot = SlotId::of_key(argv[i]);
+                    let slot = match (i, first_slot) {
+                        (1, Some(slot)) => slot,
+                        _ => SlotId::of_key(argv[i]),
+                    };
                     self.slots.push((db, slot));
                     if let Some(t) = target {
                         self.slots.push((t, slot));
@@ -147,11 +164,18 @@ impl<'a> Held<'a> {
                 dense_from: Some(first),
             };
         }
-        let mut keys = plan.slots.clone();
-        keys.sort_unstable();
-        keys.dedup();
+        let entries = match plan.slots.as_slice() {
+            // The common case, one key: nothing to sort.
+            [(db, slot)] => std::iter::once(lock(*db, *slot)).collect(),
+            _ => {
+                let mut keys = plan.slots.clone();
+                keys.sort_unstable();
+                keys.dedup();
+                keys.into_iter().map(|(db, slot)| lock(db, slot)).collect()
+            }
+        };
         Held {
-            entries: keys.into_iter().map(|(db, slot)| lock(db, slot)).collect(),
+            entries,
             dense_from: None,
         }
     }

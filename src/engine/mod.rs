@@ -143,6 +143,16 @@ impl Client {
     pub fn last_write(&self) -> Offset {
         self.last_write
     }
+
+    /// Returns to a fresh connection's state (database 0, no transaction, no watches), for a
+    /// client reused across independent calls.
+    pub fn reset(&mut self, engine: &Engine) {
+        self.db = 0;
+        self.multi = None;
+        if self.watch.is_some() {
+            multi::unwatch(engine, self);
+        }
+    }
 }
 
 pub struct Engine {
@@ -200,6 +210,13 @@ impl Engine {
         let Some(&name) = argv.first() else {
             return Outcome::Reply(Reply::error("ERR empty command"));
         };
+        // Most commands name a key first: hash it once, and start fetching its slot's line
+        // while the command is being resolved, so the miss overlaps with that work.
+        let first_slot = argv.get(1).map(|key| SlotId::of_key(key));
+        if let (Some(slot), Some(slots)) = (first_slot, self.keyspace.db(client.db).slots_if_used())
+        {
+            slots[slot.index()].prefetch();
+        }
         let resolved = self
             .commands
             .get(name)
@@ -220,7 +237,7 @@ impl Engine {
         if command.has(cmd::flags::CLIENT) {
             return multi::run_client_command(self, client, container, argv);
         }
-        self.run(client, command, argv)
+        self.run(client, command, argv, first_slot)
     }
 
     /// Resolves subcommands and checks arity.
@@ -240,29 +257,27 @@ impl Engine {
     }
 
     /// Runs one (non-transaction) command under its locks.
-    fn run(&self, client: &mut Client, command: &'static Command, argv: &[&[u8]]) -> Outcome {
+    fn run(
+        &self,
+        client: &mut Client,
+        command: &'static Command,
+        argv: &[&[u8]],
+        first_slot: Option<SlotId>,
+    ) -> Outcome {
         let mut plan = locks::LockPlan::default();
-        plan.add_command(self, command, argv, client.db);
+        plan.add_command(self, command, argv, client.db, first_slot);
         let mut held = locks::Held::acquire(self, &plan, command.is_write());
-        let mut effects = std::mem::take(&mut client.effects);
+        let (db, protocol) = (client.db, client.protocol);
         let result = {
-            let mut cx = ctx::Ctx::new(
-                self,
-                client.db,
-                client.protocol,
-                false,
-                &mut held,
-                &mut effects,
-            );
+            let mut cx = ctx::Ctx::new(self, db, protocol, false, &mut held, &mut client.effects);
+            if let (Some(key), Some(slot)) = (argv.get(1), first_slot) {
+                cx.remember_slot(key, slot);
+            }
             let result = (command.handler)(&mut cx, argv);
             client.db = cx.db;
             result
         };
-        let reply = result.unwrap_or_else(Reply::from);
-        let outcome = self.finish(client, held, &mut effects, reply);
-        effects.clear();
-        client.effects = effects;
-        outcome
+        self.finish(client, held, result.unwrap_or_else(Reply::from))
     }
 
     /// Commits a command's effects while its locks are held, releases them, then does the work
@@ -271,9 +286,9 @@ impl Engine {
         &self,
         client: &mut Client,
         mut held: locks::Held<'_>,
-        effects: &mut ctx::Effects,
         reply: Reply,
     ) -> Outcome {
+        let effects = &mut client.effects;
         let blocked = effects
             .block
             .take()
@@ -283,7 +298,12 @@ impl Engine {
         }
         held.publish();
         drop(held);
-        self.after_unlock(effects);
+        if effects.has_after_unlock_work() {
+            self.after_unlock(effects);
+        }
+        if !effects.batch.is_empty() {
+            effects.clear();
+        }
         match blocked {
             Some(b) => Outcome::Blocked(b),
             None => Outcome::Reply(reply),

@@ -185,7 +185,7 @@ fn exec(engine: &Engine, client: &mut Client) -> Outcome {
     let mut db = client.db;
     let mut write = false;
     for (q, argv) in multi.queued.iter().zip(&argvs) {
-        plan.add_command(engine, q.command, argv, db);
+        plan.add_command(engine, q.command, argv, db, None);
         write |= q.command.is_write();
         if q.command.name == "select" {
             if let Some(n) = argv.get(1).and_then(|a| args::parse_i64(a).ok()) {
@@ -226,9 +226,7 @@ fn exec(engine: &Engine, client: &mut Client) -> Outcome {
         client.db = cx.db;
         replies
     };
-    let outcome = engine.finish(client, held, &mut effects, Reply::Array(replies));
-    effects.clear();
-    client.effects = effects;
+    let outcome = engine.finish(client, held, Reply::Array(replies));
     unwatch(engine, client);
     outcome
 }

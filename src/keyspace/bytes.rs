@@ -1,5 +1,8 @@
 //! `CompactBytes`: a 24-byte byte string that keeps short contents inline.
 //!
+//! It is also what the API hands out for values (`Node::get`, `Reply::Bulk`): it derefs to
+//! `[u8]`, and a value of up to 22 bytes costs no allocation to return.
+//!
 //! Keys, string values, list elements, hash fields and set members are mostly short, and a heap
 //! allocation per string is what makes a naive map cost 150+ bytes per key. Up to
 //! [`INLINE_MAX`] bytes live inside the value itself; longer contents get one exact-size
@@ -117,6 +120,39 @@ impl Borrow<[u8]> for CompactBytes {
 impl From<&[u8]> for CompactBytes {
     fn from(b: &[u8]) -> Self {
         CompactBytes::new(b)
+    }
+}
+
+impl From<&str> for CompactBytes {
+    fn from(s: &str) -> Self {
+        CompactBytes::new(s.as_bytes())
+    }
+}
+
+impl From<CompactBytes> for Vec<u8> {
+    fn from(b: CompactBytes) -> Vec<u8> {
+        match b {
+            CompactBytes::Growable(v) => *v,
+            other => other.as_slice().to_vec(),
+        }
+    }
+}
+
+impl PartialEq<[u8]> for CompactBytes {
+    fn eq(&self, other: &[u8]) -> bool {
+        self.as_slice() == other
+    }
+}
+
+impl PartialEq<&[u8]> for CompactBytes {
+    fn eq(&self, other: &&[u8]) -> bool {
+        self.as_slice() == *other
+    }
+}
+
+impl PartialEq<&str> for CompactBytes {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_slice() == other.as_bytes()
     }
 }
 
