@@ -8,10 +8,21 @@ use crate::keyspace::value::EncodingLimits;
 use std::fmt;
 use std::sync::Arc;
 
+/// The most databases a node may have (each used one costs about 1 MiB of slot tables).
+pub const DATABASES_MAX: usize = 16384;
+
+/// Everything a node is built from. Start from [`Config::new`] (Redis's defaults) and
+/// change what you need:
+///
+/// ```
+/// let config = shoal::Config::new().databases(4).hz(20);
+/// assert_eq!(config.database_count(), 4);
+/// ```
 #[derive(Clone)]
 pub struct Config {
     /// Number of databases in standalone mode (`databases`); cluster mode has only database 0.
     pub databases: usize,
+    /// Cluster mode (`cluster-enabled`): one database, slots owned per node.
     pub cluster_enabled: bool,
     /// Write-log history kept for late readers (`repl-backlog-size`).
     pub backlog_bytes_max: usize,
@@ -69,31 +80,37 @@ impl Config {
         Config::default()
     }
 
+    /// Sets the number of databases (`databases`).
     pub fn databases(mut self, databases: usize) -> Config {
         self.databases = databases;
         self
     }
 
+    /// Turns cluster mode on or off.
     pub fn cluster_enabled(mut self, enabled: bool) -> Config {
         self.cluster_enabled = enabled;
         self
     }
 
+    /// Sets how much write-log history is kept (`repl-backlog-size`).
     pub fn backlog_bytes_max(mut self, bytes: usize) -> Config {
         self.backlog_bytes_max = bytes;
         self
     }
 
+    /// Turns the active expiry sweep on or off.
     pub fn active_expire(mut self, enabled: bool) -> Config {
         self.active_expire = enabled;
         self
     }
 
+    /// Sets the background task frequency (`hz`).
     pub fn hz(mut self, hz: u32) -> Config {
         self.hz = hz;
         self
     }
 
+    /// Replaces the wall clock (tests, simulation).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Config {
         self.clock = clock;
         self
@@ -111,8 +128,11 @@ impl Config {
     /// Checks the settings, naming the first bad one.
     pub fn validate(&self) -> Result<(), crate::Error> {
         let bad = |what: &str| Err(crate::Error::Config(what.to_string()));
-        if self.databases == 0 || self.databases > 1 << 20 {
-            return bad("databases must be between 1 and 1048576");
+        if self.databases == 0 || self.databases > DATABASES_MAX {
+            return bad("databases must be between 1 and 16384");
+        }
+        if self.log_pinned_bytes_max == 0 {
+            return bad("the write log's pinned limit must be above 0");
         }
         if self.hz == 0 || self.hz > 500 {
             return bad("hz must be between 1 and 500");

@@ -7,6 +7,7 @@
 use crate::reply::Reply;
 
 #[derive(Debug, thiserror::Error)]
+/// What can go wrong for the embedding application.
 pub enum Error {
     /// The command failed with this Redis error reply, e.g.
     /// `WRONGTYPE Operation against a key holding the wrong kind of value`.
@@ -14,12 +15,19 @@ pub enum Error {
     Command(String),
     /// A typed method got a reply of a shape it did not expect.
     #[error("unexpected reply to {command}: {reply:?}")]
-    UnexpectedReply { command: &'static str, reply: Reply },
+    UnexpectedReply {
+        /// The command that was run.
+        command: &'static str,
+        /// What it replied.
+        reply: Reply,
+    },
     /// A setting is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error(transparent)]
+    /// An I/O error.
     Io(#[from] std::io::Error),
 }
 
+/// Shoal's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

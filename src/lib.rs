@@ -35,12 +35,14 @@
 //! config.rs      Config, error.rs Error
 //! ```
 
-pub mod cmd;
+#![warn(missing_docs)]
+
+pub(crate) mod cmd;
 pub mod config;
-pub mod engine;
+mod engine;
 pub mod error;
-pub mod glob;
-pub mod keyspace;
+pub(crate) mod glob;
+pub(crate) mod keyspace;
 pub mod log;
 pub mod node;
 pub mod reply;
@@ -48,9 +50,10 @@ pub mod resp;
 pub mod slot;
 
 pub use config::Config;
-pub use engine::{Client, Clock, Engine, ManualClock, Outcome, SystemClock};
+pub use engine::{Applied, Blocked, Client, Clock, Engine, ManualClock, Outcome, SystemClock};
 pub use error::{Error, Result};
 pub use keyspace::bytes::CompactBytes;
+pub use keyspace::digest::{Digest, DigestMode};
 pub use log::Offset;
 pub use node::{Node, Session, SetOptions, Transaction};
 pub use reply::Reply;

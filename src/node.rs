@@ -598,6 +598,7 @@ pub struct SetOptions {
 }
 
 impl SetOptions {
+    /// No options: a plain SET.
     pub fn new() -> SetOptions {
         SetOptions::default()
     }

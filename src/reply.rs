@@ -8,12 +8,14 @@
 use crate::keyspace::bytes::CompactBytes;
 use std::borrow::Cow;
 
+/// A command's reply. See the module documentation for how each variant is encoded.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Reply {
     /// A simple string, `+OK`.
     Status(Cow<'static, str>),
     /// An error: the text after `-`, e.g. `WRONGTYPE Operation against a key ...`.
     Error(Cow<'static, str>),
+    /// An integer.
     Int(i64),
     /// A bulk string; up to 22 bytes are held inline, so small replies allocate nothing.
     Bulk(CompactBytes),
@@ -21,6 +23,7 @@ pub enum Reply {
     Nil,
     /// A missing aggregate: `*-1` in RESP2, `_` in RESP3.
     NilArray,
+    /// An array.
     Array(Vec<Reply>),
     /// A map in RESP3, a flat array of key, value, ... in RESP2.
     Map(Vec<(Reply, Reply)>),
@@ -33,17 +36,22 @@ pub enum Reply {
 }
 
 impl Reply {
+    /// `+OK`
     pub const OK: Reply = Reply::Status(Cow::Borrowed("OK"));
+    /// `+QUEUED`, the reply to a command queued inside MULTI.
     pub const QUEUED: Reply = Reply::Status(Cow::Borrowed("QUEUED"));
 
+    /// A bulk string copied from `bytes`.
     pub fn bulk(bytes: &[u8]) -> Reply {
         Reply::Bulk(CompactBytes::new(bytes))
     }
 
+    /// An error reply; `msg` is the text after `-`, e.g. `ERR syntax error`.
     pub fn error(msg: impl Into<Cow<'static, str>>) -> Reply {
         Reply::Error(msg.into())
     }
 
+    /// Whether this is an error reply.
     pub fn is_error(&self) -> bool {
         matches!(self, Reply::Error(_))
     }
@@ -60,7 +68,7 @@ impl Reply {
 }
 
 /// Redis's error replies, verbatim.
-pub mod err {
+pub(crate) mod err {
     pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
     pub const SYNTAX: &str = "ERR syntax error";
     pub const NOT_INT: &str = "ERR value is not an integer or out of range";
@@ -77,7 +85,6 @@ pub mod err {
     pub const INVALID_CURSOR: &str = "ERR invalid cursor";
     pub const TIMEOUT_NOT_FLOAT: &str = "ERR timeout is not a float or out of range";
     pub const TIMEOUT_NEGATIVE: &str = "ERR timeout is negative";
-    pub const TIMEOUT_RANGE: &str = "ERR timeout is out of range";
     pub const MIN_MAX_FLOAT: &str = "ERR min or max is not a float";
     pub const MIN_MAX_LEX: &str = "ERR min or max not valid string range item";
     pub const SCORE_NAN: &str = "ERR resulting score is not a number (NaN)";

@@ -263,3 +263,63 @@ fn many_producers_and_consumers_lose_nothing() {
     assert_eq!(all.len(), ITEMS, "every item consumed exactly once");
     assert_eq!(node.llen("work").unwrap(), 0);
 }
+
+/// A waker that counts its wake-ups.
+struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn async_callers_are_woken_and_served() {
+    let node = node();
+    let mut session = node.session();
+    let shoal::Outcome::Blocked(blocked) = session.start(&["BLPOP", "async", "0"]) else {
+        panic!("should block");
+    };
+    let counter = std::sync::Arc::new(CountingWaker(Default::default()));
+    let waker = std::task::Waker::from(counter.clone());
+    assert_eq!(blocked.poll_reply(&waker), None);
+    node.rpush("async", &["x"]).unwrap();
+    assert_eq!(
+        counter.0.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "woken once"
+    );
+    assert_eq!(
+        blocked.poll_reply(&waker),
+        Some(Reply::Array(vec![bulk("async"), bulk("x")]))
+    );
+}
+
+#[test]
+fn a_dropped_blocked_command_takes_nothing() {
+    let node = node();
+    let mut session = node.session();
+    let outcome = session.start(&["BLPOP", "dropped", "0"]);
+    assert!(matches!(outcome, shoal::Outcome::Blocked(_)));
+    drop(outcome);
+    node.rpush("dropped", &["kept"]).unwrap();
+    assert_eq!(node.lrange("dropped", 0, -1).unwrap(), vec!["kept"]);
+    assert_eq!(
+        node.engine().blocked_on(0, b"dropped"),
+        0,
+        "purged from the queue"
+    );
+}
+
+#[test]
+fn cancel_returns_nothing_when_not_served() {
+    let node = node();
+    let mut session = node.session();
+    let shoal::Outcome::Blocked(blocked) = session.start(&["BRPOP", "c", "0"]) else {
+        panic!("should block");
+    };
+    assert_eq!(blocked.cancel(node.engine()), None);
+    assert_eq!(node.engine().blocked_on(0, b"c"), 0);
+    node.rpush("c", &["stays"]).unwrap();
+    assert_eq!(node.llen("c").unwrap(), 1);
+}

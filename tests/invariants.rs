@@ -5,7 +5,6 @@ mod common;
 
 use common::gen::{Gen, KEYS};
 use proptest::prelude::*;
-use shoal::keyspace::digest::{to_hex, DigestMode};
 use shoal::log::Offset;
 use shoal::resp::Protocol;
 use shoal::{Client, Config, Node, Reply};
@@ -143,10 +142,11 @@ proptest! {
         }
         let replica = Node::open(Config::new().active_expire(false)).expect("open");
         replica.engine().set_passive_expiry(true);
-        replica.engine().apply_stream(&mut Client::new(Protocol::Resp2), &bytes).expect("parses");
+        let applied = replica.engine().apply_stream(&mut Client::new(Protocol::Resp2), &bytes).expect("parses");
+        prop_assert_eq!(applied.errors, 0, "replay failed: {:?}", applied.first_error);
         prop_assert_eq!(
-            to_hex(&replica.engine().digest(DigestMode::WithExpiry)),
-            to_hex(&engine.digest(DigestMode::WithExpiry))
+            replica.digest_with_expiry(),
+            node.digest_with_expiry()
         );
     }
 }

@@ -70,7 +70,7 @@ fn run(seed: u64, proto: Protocol, steps: usize) {
                 recent.join("\n  ")
             );
         }
-        if step % 50 == 49 && !gen.in_multi {
+        if step % digest_every() == digest_every() - 1 && !gen.in_multi {
             let theirs = redis.call(&[b"DEBUG", b"DIGEST"]);
             let ours = Value::Status(node.digest());
             if theirs != ours {
@@ -133,6 +133,15 @@ fn diff_keys(
         }
     }
     report
+}
+
+/// How often the datasets' digests are compared (`SHOAL_PARITY_DIGEST_EVERY`, default 50).
+fn digest_every() -> usize {
+    std::env::var("SHOAL_PARITY_DIGEST_EVERY")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(50)
 }
 
 fn steps() -> usize {

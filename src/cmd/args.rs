@@ -14,9 +14,30 @@ pub fn parse_i64(arg: &[u8]) -> Result<i64, CmdError> {
     parse_i64_strict(arg).ok_or(NOT_INT)
 }
 
-/// An integer argument with a command-specific error.
-pub fn parse_i64_or(arg: &[u8], error: &'static str) -> Result<i64, CmdError> {
-    parse_i64_strict(arg).ok_or(CmdError::new(error))
+/// The count of SRANDMEMBER/HRANDFIELD/ZRANDMEMBER: any integer but i64::MIN (whose absolute
+/// value does not fit).
+pub fn parse_rand_count(arg: &[u8]) -> Result<i64, CmdError> {
+    match parse_i64(arg)? {
+        i64::MIN => Err(CmdError::new(
+            "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+        )),
+        n => Ok(n),
+    }
+}
+
+/// A database index (SELECT, MOVE, COPY ... DB, SWAPDB): a 32-bit integer (`not_int` when it
+/// is not an integer at all), then in range.
+pub fn parse_db(arg: &[u8], db_count: usize, not_int: CmdError) -> Result<usize, CmdError> {
+    let n = parse_i64(arg).map_err(|_| not_int)?;
+    if i32::try_from(n).is_err() {
+        return Err(CmdError::new(
+            "ERR value is out of range, value must between -2147483648 and 2147483647",
+        ));
+    }
+    if n < 0 || n as usize >= db_count {
+        return Err(CmdError::new(err::DB_RANGE));
+    }
+    Ok(n as usize)
 }
 
 /// A non-negative count in 0..=i64::MAX, with `error` for anything else.

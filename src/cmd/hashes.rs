@@ -1,37 +1,37 @@
 //! Hash commands.
 
-use super::args::{is, parse_i64, SYNTAX};
+use super::args::{is, parse_i64, parse_rand_count, SYNTAX};
 use super::flags::*;
 use super::keys::{empty_scan, parse_cursor, parse_scan_options, random_items, scan_collection};
 use super::strings::add_float;
-use super::{CmdError, CmdResult, Command, KeySpec};
+use super::{CmdError, CmdResult, Command, FIRST_KEY};
 use crate::engine::ctx::Ctx;
 use crate::keyspace::value::{parse_i64_strict, HashValue};
 use crate::reply::{err, Reply};
 
-const ONE: KeySpec = KeySpec::Range {
-    first: 1,
-    last: 1,
-    step: 1,
-};
-
 pub const COMMANDS: &[Command] = &[
-    Command::new("hset", -4, WRITE | DENYOOM | FAST, ONE, hset),
-    Command::new("hmset", -4, WRITE | DENYOOM | FAST, ONE, hmset),
-    Command::new("hsetnx", 4, WRITE | DENYOOM | FAST, ONE, hsetnx),
-    Command::new("hget", 3, READONLY | FAST, ONE, hget),
-    Command::new("hmget", -3, READONLY | FAST, ONE, hmget),
-    Command::new("hdel", -3, WRITE | FAST, ONE, hdel),
-    Command::new("hlen", 2, READONLY | FAST, ONE, hlen),
-    Command::new("hstrlen", 3, READONLY | FAST, ONE, hstrlen),
-    Command::new("hexists", 3, READONLY | FAST, ONE, hexists),
-    Command::new("hkeys", 2, READONLY, ONE, hkeys),
-    Command::new("hvals", 2, READONLY, ONE, hvals),
-    Command::new("hgetall", 2, READONLY, ONE, hgetall),
-    Command::new("hincrby", 4, WRITE | DENYOOM | FAST, ONE, hincrby),
-    Command::new("hincrbyfloat", 4, WRITE | DENYOOM | FAST, ONE, hincrbyfloat),
-    Command::new("hrandfield", -2, READONLY, ONE, hrandfield),
-    Command::new("hscan", -3, READONLY, ONE, hscan),
+    Command::new("hset", -4, WRITE | DENYOOM | FAST, FIRST_KEY, hset),
+    Command::new("hmset", -4, WRITE | DENYOOM | FAST, FIRST_KEY, hmset),
+    Command::new("hsetnx", 4, WRITE | DENYOOM | FAST, FIRST_KEY, hsetnx),
+    Command::new("hget", 3, READONLY | FAST, FIRST_KEY, hget),
+    Command::new("hmget", -3, READONLY | FAST, FIRST_KEY, hmget),
+    Command::new("hdel", -3, WRITE | FAST, FIRST_KEY, hdel),
+    Command::new("hlen", 2, READONLY | FAST, FIRST_KEY, hlen),
+    Command::new("hstrlen", 3, READONLY | FAST, FIRST_KEY, hstrlen),
+    Command::new("hexists", 3, READONLY | FAST, FIRST_KEY, hexists),
+    Command::new("hkeys", 2, READONLY, FIRST_KEY, hkeys),
+    Command::new("hvals", 2, READONLY, FIRST_KEY, hvals),
+    Command::new("hgetall", 2, READONLY, FIRST_KEY, hgetall),
+    Command::new("hincrby", 4, WRITE | DENYOOM | FAST, FIRST_KEY, hincrby),
+    Command::new(
+        "hincrbyfloat",
+        4,
+        WRITE | DENYOOM | FAST,
+        FIRST_KEY,
+        hincrbyfloat,
+    ),
+    Command::new("hrandfield", -2, READONLY, FIRST_KEY, hrandfield),
+    Command::new("hscan", -3, READONLY, FIRST_KEY, hscan),
 ];
 
 /// Sets every field/value pair of `argv[2..]`; returns how many fields are new.
@@ -192,15 +192,7 @@ fn hincrbyfloat(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 fn hrandfield(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     let count = match argv.get(2) {
         None => None,
-        Some(arg) => {
-            let n = parse_i64(arg)?;
-            if n == i64::MIN {
-                return Err(CmdError::new(
-                    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-                ));
-            }
-            Some(n)
-        }
+        Some(arg) => Some(parse_rand_count(arg)?),
     };
     let with_values = match argv.len() {
         4 if is(argv[3], "withvalues") => true,

@@ -3,7 +3,7 @@
 
 use super::args::{fmt_int, is, parse_i64, SYNTAX};
 use super::flags::*;
-use super::{CmdError, CmdResult, Command, KeySpec, LockScope};
+use super::{CmdError, CmdResult, Command, KeySpec, LockScope, ALL_KEYS, FIRST_KEY, TWO_KEYS};
 use crate::engine::ctx::Ctx;
 use crate::glob;
 use crate::keyspace::bytes::CompactBytes;
@@ -11,22 +11,8 @@ use crate::keyspace::dict::{Dict, DictItem};
 use crate::keyspace::value::{parse_i64_strict, ValueType};
 use crate::reply::{err, Reply};
 use crate::slot::{SlotId, SLOT_COUNT};
+use smallvec::SmallVec;
 
-const ONE: KeySpec = KeySpec::Range {
-    first: 1,
-    last: 1,
-    step: 1,
-};
-const ALL: KeySpec = KeySpec::Range {
-    first: 1,
-    last: -1,
-    step: 1,
-};
-const TWO: KeySpec = KeySpec::Range {
-    first: 1,
-    last: 2,
-    step: 1,
-};
 const SUB_KEY: KeySpec = KeySpec::Range {
     first: 2,
     last: 2,
@@ -34,24 +20,24 @@ const SUB_KEY: KeySpec = KeySpec::Range {
 };
 
 pub const COMMANDS: &[Command] = &[
-    Command::new("del", -2, WRITE, ALL, del),
-    Command::new("unlink", -2, WRITE | FAST, ALL, del),
-    Command::new("exists", -2, READONLY | FAST, ALL, exists),
-    Command::new("touch", -2, READONLY | FAST, ALL, exists),
-    Command::new("type", 2, READONLY | FAST, ONE, type_),
-    Command::new("expire", -3, WRITE | FAST, ONE, expire),
-    Command::new("pexpire", -3, WRITE | FAST, ONE, pexpire),
-    Command::new("expireat", -3, WRITE | FAST, ONE, expireat),
-    Command::new("pexpireat", -3, WRITE | FAST, ONE, pexpireat),
-    Command::new("ttl", 2, READONLY | FAST, ONE, ttl),
-    Command::new("pttl", 2, READONLY | FAST, ONE, pttl),
-    Command::new("expiretime", 2, READONLY | FAST, ONE, expiretime),
-    Command::new("pexpiretime", 2, READONLY | FAST, ONE, pexpiretime),
-    Command::new("persist", 2, WRITE | FAST, ONE, persist),
-    Command::new("rename", 3, WRITE, TWO, rename),
-    Command::new("renamenx", 3, WRITE | FAST, TWO, renamenx),
-    Command::new("copy", -3, WRITE | DENYOOM, TWO, copy).target_db(copy_target_db),
-    Command::new("move", 3, WRITE | FAST, ONE, move_).target_db(move_target_db),
+    Command::new("del", -2, WRITE, ALL_KEYS, del),
+    Command::new("unlink", -2, WRITE | FAST, ALL_KEYS, del),
+    Command::new("exists", -2, READONLY | FAST, ALL_KEYS, exists),
+    Command::new("touch", -2, READONLY | FAST, ALL_KEYS, exists),
+    Command::new("type", 2, READONLY | FAST, FIRST_KEY, type_),
+    Command::new("expire", -3, WRITE | FAST, FIRST_KEY, expire),
+    Command::new("pexpire", -3, WRITE | FAST, FIRST_KEY, pexpire),
+    Command::new("expireat", -3, WRITE | FAST, FIRST_KEY, expireat),
+    Command::new("pexpireat", -3, WRITE | FAST, FIRST_KEY, pexpireat),
+    Command::new("ttl", 2, READONLY | FAST, FIRST_KEY, ttl),
+    Command::new("pttl", 2, READONLY | FAST, FIRST_KEY, pttl),
+    Command::new("expiretime", 2, READONLY | FAST, FIRST_KEY, expiretime),
+    Command::new("pexpiretime", 2, READONLY | FAST, FIRST_KEY, pexpiretime),
+    Command::new("persist", 2, WRITE | FAST, FIRST_KEY, persist),
+    Command::new("rename", 3, WRITE, TWO_KEYS, rename),
+    Command::new("renamenx", 3, WRITE | FAST, TWO_KEYS, renamenx),
+    Command::new("copy", -3, WRITE | DENYOOM, TWO_KEYS, copy).other_dbs(copy_target_db),
+    Command::new("move", 3, WRITE | FAST, FIRST_KEY, move_).other_dbs(move_target_db),
     Command::new("keys", 2, READONLY, KeySpec::None, keys).lock(LockScope::Dynamic),
     Command::new("scan", -2, READONLY, KeySpec::None, scan).lock(LockScope::Dynamic),
     Command::new("randomkey", 1, READONLY, KeySpec::None, randomkey).lock(LockScope::Dynamic),
@@ -247,9 +233,8 @@ fn rename_generic(cx: &mut Ctx<'_, '_>, argv: &[&[u8]], nx: bool) -> Result<bool
     let Some(entry) = cx.remove(src)? else {
         return Err(CmdError::new(err::NO_SUCH_KEY));
     };
-    let at = entry.expire_at().unwrap_or(0);
     cx.remove(dst)?;
-    cx.store(dst, entry.value, at)?;
+    cx.place(entry.renamed(dst))?;
     cx.propagate(argv);
     Ok(true)
 }
@@ -265,22 +250,22 @@ fn renamenx(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 
 /// Parses a database index argument as Redis's `getIntFromObjectOrReply` + range check.
 fn parse_db(cx: &Ctx<'_, '_>, arg: &[u8]) -> Result<usize, CmdError> {
-    let n = parse_i64(arg)?;
-    if i32::try_from(n).is_err() {
-        return Err(CmdError::new(
-            "ERR value is out of range, value must between -2147483648 and 2147483647",
-        ));
-    }
-    if n < 0 || n as usize >= cx.engine.db_count() {
-        return Err(CmdError::new(err::DB_RANGE));
-    }
-    Ok(n as usize)
+    super::args::parse_db(arg, cx.engine.db_count(), super::args::NOT_INT)
 }
 
-fn copy_target_db(argv: &[&[u8]]) -> Option<usize> {
-    let i = argv.iter().rposition(|a| is(a, "db"))?;
-    let n = parse_i64_strict(argv.get(i + 1)?)?;
-    usize::try_from(n).ok()
+/// Database index arguments as the lock planner reads them (invalid ones are ignored: the
+/// handler reports them).
+pub fn db_args<'a>(args: impl IntoIterator<Item = &'a &'a [u8]>) -> SmallVec<[usize; 2]> {
+    args.into_iter()
+        .filter_map(|a| usize::try_from(parse_i64_strict(a)?).ok())
+        .collect()
+}
+
+fn copy_target_db(argv: &[&[u8]]) -> SmallVec<[usize; 2]> {
+    match argv.iter().rposition(|a| is(a, "db")) {
+        Some(i) => db_args(argv.get(i + 1)),
+        None => SmallVec::new(),
+    }
 }
 
 fn copy(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
@@ -307,13 +292,7 @@ fn copy(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     if target == cx.db && src == dst {
         return Err(CmdError::new(err::SAME_OBJECT));
     }
-    let Some((value, at, float)) = cx.lookup(src)?.map(|e| {
-        (
-            e.value.clone(),
-            e.expire_at().unwrap_or(0),
-            e.is_float_string(),
-        )
-    }) else {
+    let Some(copy) = cx.lookup(src)?.map(|e| e.duplicate(dst)) else {
         return Ok(Reply::Int(0));
     };
     let copied = cx.in_db(target, |cx| -> Result<bool, CmdError> {
@@ -323,11 +302,7 @@ fn copy(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
             }
             cx.remove(dst)?;
         }
-        cx.store(dst, value, at)?;
-        if let Some(entry) = cx.lookup_mut(dst)? {
-            entry.set_unshared();
-            entry.set_float_string(float);
-        }
+        cx.place(copy)?;
         Ok(true)
     })?;
     if copied {
@@ -336,8 +311,8 @@ fn copy(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     Ok(Reply::Int(i64::from(copied)))
 }
 
-fn move_target_db(argv: &[&[u8]]) -> Option<usize> {
-    usize::try_from(parse_i64_strict(argv.get(2)?)?).ok()
+fn move_target_db(argv: &[&[u8]]) -> SmallVec<[usize; 2]> {
+    db_args(argv.get(2))
 }
 
 fn move_(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
@@ -355,8 +330,7 @@ fn move_(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     let Some(entry) = cx.remove(key)? else {
         return Ok(Reply::Int(0));
     };
-    let at = entry.expire_at().unwrap_or(0);
-    cx.in_db(target, |cx| cx.store(key, entry.value, at))?;
+    cx.in_db(target, |cx| cx.place(entry))?;
     cx.propagate(argv);
     Ok(Reply::Int(1))
 }

@@ -2,23 +2,13 @@
 
 use super::args::{fmt_int, is, parse_count, parse_i64, parse_side, parse_timeout, SYNTAX};
 use super::flags::*;
-use super::{CmdError, CmdResult, Command, KeySpec};
-use crate::engine::blocking::{BlockRequest, BlockedOp};
+use super::{CmdError, CmdResult, Command, KeySpec, FIRST_KEY, TWO_KEYS};
+use crate::engine::blocking::BlockedOp;
 use crate::engine::ctx::Ctx;
 use crate::keyspace::bytes::CompactBytes;
 use crate::keyspace::value::ListValue;
 use crate::reply::{err, Reply};
 
-const ONE: KeySpec = KeySpec::Range {
-    first: 1,
-    last: 1,
-    step: 1,
-};
-const TWO: KeySpec = KeySpec::Range {
-    first: 1,
-    last: 2,
-    step: 1,
-};
 const ALL_BUT_LAST: KeySpec = KeySpec::Range {
     first: 1,
     last: -2,
@@ -26,22 +16,22 @@ const ALL_BUT_LAST: KeySpec = KeySpec::Range {
 };
 
 pub const COMMANDS: &[Command] = &[
-    Command::new("lpush", -3, WRITE | DENYOOM | FAST, ONE, lpush),
-    Command::new("rpush", -3, WRITE | DENYOOM | FAST, ONE, rpush),
-    Command::new("lpushx", -3, WRITE | DENYOOM | FAST, ONE, lpushx),
-    Command::new("rpushx", -3, WRITE | DENYOOM | FAST, ONE, rpushx),
-    Command::new("lpop", -2, WRITE | FAST, ONE, lpop),
-    Command::new("rpop", -2, WRITE | FAST, ONE, rpop),
-    Command::new("llen", 2, READONLY | FAST, ONE, llen),
-    Command::new("lrange", 4, READONLY, ONE, lrange),
-    Command::new("lindex", 3, READONLY, ONE, lindex),
-    Command::new("lset", 4, WRITE | DENYOOM, ONE, lset),
-    Command::new("lrem", 4, WRITE, ONE, lrem),
-    Command::new("ltrim", 4, WRITE, ONE, ltrim),
-    Command::new("linsert", 5, WRITE | DENYOOM, ONE, linsert),
-    Command::new("lpos", -3, READONLY, ONE, lpos),
-    Command::new("lmove", 5, WRITE | DENYOOM, TWO, lmove),
-    Command::new("rpoplpush", 3, WRITE | DENYOOM, TWO, rpoplpush),
+    Command::new("lpush", -3, WRITE | DENYOOM | FAST, FIRST_KEY, lpush),
+    Command::new("rpush", -3, WRITE | DENYOOM | FAST, FIRST_KEY, rpush),
+    Command::new("lpushx", -3, WRITE | DENYOOM | FAST, FIRST_KEY, lpushx),
+    Command::new("rpushx", -3, WRITE | DENYOOM | FAST, FIRST_KEY, rpushx),
+    Command::new("lpop", -2, WRITE | FAST, FIRST_KEY, lpop),
+    Command::new("rpop", -2, WRITE | FAST, FIRST_KEY, rpop),
+    Command::new("llen", 2, READONLY | FAST, FIRST_KEY, llen),
+    Command::new("lrange", 4, READONLY, FIRST_KEY, lrange),
+    Command::new("lindex", 3, READONLY, FIRST_KEY, lindex),
+    Command::new("lset", 4, WRITE | DENYOOM, FIRST_KEY, lset),
+    Command::new("lrem", 4, WRITE, FIRST_KEY, lrem),
+    Command::new("ltrim", 4, WRITE, FIRST_KEY, ltrim),
+    Command::new("linsert", 5, WRITE | DENYOOM, FIRST_KEY, linsert),
+    Command::new("lpos", -3, READONLY, FIRST_KEY, lpos),
+    Command::new("lmove", 5, WRITE | DENYOOM, TWO_KEYS, lmove),
+    Command::new("rpoplpush", 3, WRITE | DENYOOM, TWO_KEYS, rpoplpush),
     Command::new(
         "lmpop",
         -4,
@@ -54,8 +44,14 @@ pub const COMMANDS: &[Command] = &[
     ),
     Command::new("blpop", -3, WRITE | BLOCKING, ALL_BUT_LAST, blpop),
     Command::new("brpop", -3, WRITE | BLOCKING, ALL_BUT_LAST, brpop),
-    Command::new("blmove", 6, WRITE | DENYOOM | BLOCKING, TWO, blmove),
-    Command::new("brpoplpush", 4, WRITE | DENYOOM | BLOCKING, TWO, brpoplpush),
+    Command::new("blmove", 6, WRITE | DENYOOM | BLOCKING, TWO_KEYS, blmove),
+    Command::new(
+        "brpoplpush",
+        4,
+        WRITE | DENYOOM | BLOCKING,
+        TWO_KEYS,
+        brpoplpush,
+    ),
     Command::new(
         "blmpop",
         -5,
@@ -238,26 +234,22 @@ fn lrem(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     } else {
         count.unsigned_abs() as usize
     };
-    let mut removed = 0;
-    if count >= 0 {
-        let mut i = 0;
-        while i < list.len() && removed < limit {
-            if list[i].as_slice() == element {
-                list.remove(i);
-                removed += 1;
-            } else {
-                i += 1;
+    // One pass, O(n) whatever is removed: count the matches to drop from the chosen end, then
+    // keep everything else.
+    let matches = list.iter().filter(|e| e.as_slice() == element).count();
+    let removed = matches.min(limit);
+    if removed > 0 {
+        let mut seen = 0;
+        // Scanning from the head, the matches to drop are the first `removed` (count >= 0) or
+        // the last `removed` (count < 0).
+        let skip_first = if count >= 0 { 0 } else { matches - removed };
+        list.retain(|e| {
+            if e.as_slice() != element {
+                return true;
             }
-        }
-    } else {
-        let mut i = list.len();
-        while i > 0 && removed < limit {
-            i -= 1;
-            if list[i].as_slice() == element {
-                list.remove(i);
-                removed += 1;
-            }
-        }
+            seen += 1;
+            seen <= skip_first || seen > skip_first + removed
+        });
     }
     if removed > 0 {
         cx.touch(key)?;
@@ -510,31 +502,12 @@ fn bpop(cx: &mut Ctx<'_, '_>, argv: &[&[u8]], left: bool) -> CmdResult {
             }
         }
     }
-    block_or_nil(
-        cx,
+    cx.block_or(
         keys,
         timeout,
         BlockedOp::ListPop { left, count: None },
         Reply::NilArray,
     )
-}
-
-/// Blocks on `keys`, or inside EXEC replies `nil` at once as Redis does.
-fn block_or_nil(
-    cx: &mut Ctx<'_, '_>,
-    keys: &[&[u8]],
-    timeout: Option<std::time::Duration>,
-    op: BlockedOp,
-    nil: Reply,
-) -> CmdResult {
-    if cx.in_exec {
-        return Ok(nil);
-    }
-    cx.block(BlockRequest {
-        keys: keys.iter().map(|k| CompactBytes::new(k)).collect(),
-        timeout,
-        op,
-    })
 }
 
 fn blpop(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
@@ -563,7 +536,7 @@ fn bmove(
         to_left,
         dest: CompactBytes::new(dst),
     };
-    block_or_nil(cx, &[src], timeout, op, Reply::Nil)
+    cx.block_or(&[src], timeout, op, Reply::Nil)
 }
 
 /// Logs a served move as RPOPLPUSH when it is one (as Redis does for BRPOPLPUSH), else LMOVE.
@@ -595,7 +568,7 @@ fn blmpop(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
         left: m.side,
         count: Some(m.count),
     };
-    block_or_nil(cx, m.keys, timeout, op, Reply::NilArray)
+    cx.block_or(m.keys, timeout, op, Reply::NilArray)
 }
 
 /// Serves a client blocked on a list operation from `key`; `None` if there is nothing to pop.

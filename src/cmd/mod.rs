@@ -17,6 +17,7 @@ pub mod zsets;
 
 use crate::engine::ctx::Ctx;
 use crate::reply::Reply;
+use smallvec::SmallVec;
 use std::borrow::Cow;
 
 /// A failed command: Redis's error text (without the leading `-`).
@@ -44,8 +45,9 @@ pub type CmdResult = Result<Reply, CmdError>;
 /// A command's arguments (index 0 is the command name).
 pub type Argv<'a> = &'a [&'a [u8]];
 
-/// Finds the other database a command touches (MOVE's target, COPY's DB option).
-pub type TargetDb = fn(&[&[u8]]) -> Option<usize>;
+/// Finds the other databases a command touches (MOVE's target, COPY's DB option, SWAPDB's
+/// pair), so they are opened and locked before it runs.
+pub type OtherDbs = fn(&[&[u8]]) -> SmallVec<[usize; 2]>;
 
 /// A command implementation: runs with the command's slots already locked.
 pub type Handler = fn(&mut Ctx<'_, '_>, &[&[u8]]) -> CmdResult;
@@ -87,6 +89,27 @@ pub enum KeySpec {
     },
 }
 
+/// The spec of the commands whose only key is their first argument.
+pub const FIRST_KEY: KeySpec = KeySpec::Range {
+    first: 1,
+    last: 1,
+    step: 1,
+};
+
+/// Keys at every argument after the name (DEL, EXISTS, MGET...).
+pub const ALL_KEYS: KeySpec = KeySpec::Range {
+    first: 1,
+    last: -1,
+    step: 1,
+};
+
+/// The first two arguments are keys (RENAME, LMOVE, SMOVE...).
+pub const TWO_KEYS: KeySpec = KeySpec::Range {
+    first: 1,
+    last: 2,
+    step: 1,
+};
+
 /// What a command locks.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum LockScope {
@@ -112,8 +135,8 @@ pub struct Command {
     pub keys: KeySpec,
     pub lock: LockScope,
     pub handler: Handler,
-    /// For commands that also touch a key in another database (MOVE, COPY ... DB n).
-    pub target_db: Option<TargetDb>,
+    /// For commands that also touch other databases (MOVE, COPY ... DB n, SWAPDB).
+    pub other_dbs: Option<OtherDbs>,
     pub subcommands: &'static [Command],
 }
 
@@ -136,7 +159,7 @@ impl Command {
                 LockScope::Keys
             },
             handler,
-            target_db: None,
+            other_dbs: None,
             subcommands: &[],
         }
     }
@@ -146,8 +169,8 @@ impl Command {
         self
     }
 
-    pub const fn target_db(mut self, f: TargetDb) -> Command {
-        self.target_db = Some(f);
+    pub const fn other_dbs(mut self, f: OtherDbs) -> Command {
+        self.other_dbs = Some(f);
         self
     }
 
@@ -275,10 +298,6 @@ impl CommandTable {
             }
             i = (i + 1) & mask;
         }
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &'static Command> + '_ {
-        self.slots.iter().flatten().copied()
     }
 
     /// Resolves the subcommand of a container command; `Err` is the reply for an unknown one.

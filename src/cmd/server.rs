@@ -22,7 +22,9 @@ pub const COMMANDS: &[Command] = &[
     Command::new("echo", 2, FAST, KeySpec::None, echo),
     Command::new("time", 1, FAST | LOADING | STALE, KeySpec::None, time),
     Command::new("select", 2, LOADING | STALE | FAST, KeySpec::None, select),
-    Command::new("swapdb", 3, WRITE | FAST, KeySpec::None, swapdb).lock(LockScope::All),
+    Command::new("swapdb", 3, WRITE | FAST, KeySpec::None, swapdb)
+        .lock(LockScope::All)
+        .other_dbs(|argv| super::keys::db_args(&argv[1..])),
     Command::new("dbsize", 1, READONLY | FAST, KeySpec::None, dbsize),
     Command::new("flushdb", -1, WRITE, KeySpec::None, flushdb).lock(LockScope::Db),
     Command::new("flushall", -1, WRITE, KeySpec::None, flushall).lock(LockScope::All),
@@ -112,16 +114,7 @@ fn time(_cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
 
 /// A database index as SELECT parses it (32-bit integer, then range).
 fn parse_db_index(cx: &Ctx<'_, '_>, arg: &[u8], not_int: CmdError) -> Result<usize, CmdError> {
-    let n = parse_i64(arg).map_err(|_| not_int)?;
-    if i32::try_from(n).is_err() {
-        return Err(CmdError::new(
-            "ERR value is out of range, value must between -2147483648 and 2147483647",
-        ));
-    }
-    if n < 0 || n as usize >= cx.engine.db_count() {
-        return Err(CmdError::new(err::DB_RANGE));
-    }
-    Ok(n as usize)
+    super::args::parse_db(arg, cx.engine.db_count(), not_int)
 }
 
 fn select(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {

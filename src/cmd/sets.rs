@@ -1,34 +1,23 @@
 //! Set commands.
 
-use super::args::{parse_count, parse_i64, SYNTAX};
+use super::args::{parse_count, parse_i64, parse_rand_count, SYNTAX};
 use super::flags::*;
 use super::keys::{empty_scan, parse_cursor, parse_scan_options, random_items, scan_collection};
-use super::{CmdError, CmdResult, Command, KeySpec};
+use super::{CmdError, CmdResult, Command, KeySpec, ALL_KEYS, FIRST_KEY};
 use crate::engine::ctx::Ctx;
 use crate::keyspace::bytes::CompactBytes;
 use crate::keyspace::value::{parse_i64_strict, SetValue};
 use crate::reply::{err, Reply};
 
-const ONE: KeySpec = KeySpec::Range {
-    first: 1,
-    last: 1,
-    step: 1,
-};
-const ALL: KeySpec = KeySpec::Range {
-    first: 1,
-    last: -1,
-    step: 1,
-};
-
 pub const COMMANDS: &[Command] = &[
-    Command::new("sadd", -3, WRITE | DENYOOM | FAST, ONE, sadd),
-    Command::new("srem", -3, WRITE | FAST, ONE, srem),
-    Command::new("scard", 2, READONLY | FAST, ONE, scard),
-    Command::new("sismember", 3, READONLY | FAST, ONE, sismember),
-    Command::new("smismember", -3, READONLY | FAST, ONE, smismember),
-    Command::new("smembers", 2, READONLY, ONE, smembers),
-    Command::new("spop", -2, WRITE | FAST, ONE, spop),
-    Command::new("srandmember", -2, READONLY, ONE, srandmember),
+    Command::new("sadd", -3, WRITE | DENYOOM | FAST, FIRST_KEY, sadd),
+    Command::new("srem", -3, WRITE | FAST, FIRST_KEY, srem),
+    Command::new("scard", 2, READONLY | FAST, FIRST_KEY, scard),
+    Command::new("sismember", 3, READONLY | FAST, FIRST_KEY, sismember),
+    Command::new("smismember", -3, READONLY | FAST, FIRST_KEY, smismember),
+    Command::new("smembers", 2, READONLY, FIRST_KEY, smembers),
+    Command::new("spop", -2, WRITE | FAST, FIRST_KEY, spop),
+    Command::new("srandmember", -2, READONLY, FIRST_KEY, srandmember),
     Command::new(
         "smove",
         4,
@@ -40,7 +29,7 @@ pub const COMMANDS: &[Command] = &[
         },
         smove,
     ),
-    Command::new("sinter", -2, READONLY, ALL, sinter),
+    Command::new("sinter", -2, READONLY, ALL_KEYS, sinter),
     Command::new(
         "sintercard",
         -3,
@@ -51,12 +40,12 @@ pub const COMMANDS: &[Command] = &[
         },
         sintercard,
     ),
-    Command::new("sinterstore", -3, WRITE | DENYOOM, ALL, sinterstore),
-    Command::new("sunion", -2, READONLY, ALL, sunion),
-    Command::new("sunionstore", -3, WRITE | DENYOOM, ALL, sunionstore),
-    Command::new("sdiff", -2, READONLY, ALL, sdiff),
-    Command::new("sdiffstore", -3, WRITE | DENYOOM, ALL, sdiffstore),
-    Command::new("sscan", -3, READONLY, ONE, sscan),
+    Command::new("sinterstore", -3, WRITE | DENYOOM, ALL_KEYS, sinterstore),
+    Command::new("sunion", -2, READONLY, ALL_KEYS, sunion),
+    Command::new("sunionstore", -3, WRITE | DENYOOM, ALL_KEYS, sunionstore),
+    Command::new("sdiff", -2, READONLY, ALL_KEYS, sdiff),
+    Command::new("sdiffstore", -3, WRITE | DENYOOM, ALL_KEYS, sdiffstore),
+    Command::new("sscan", -3, READONLY, FIRST_KEY, sscan),
 ];
 
 fn sadd(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
@@ -188,15 +177,7 @@ fn srandmember(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
         return Err(SYNTAX);
     }
     let count = match argv.get(2) {
-        Some(arg) => {
-            let n = parse_i64(arg)?;
-            if n == i64::MIN {
-                return Err(CmdError::new(
-                    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-                ));
-            }
-            Some(n)
-        }
+        Some(arg) => Some(parse_rand_count(arg)?),
         None => None,
     };
     let set = cx.get::<SetValue>(argv[1])?;

@@ -3,27 +3,21 @@
 use super::args::{fmt_int, is, parse_i64, NOT_INT, SYNTAX};
 use super::flags::*;
 use super::longdouble::LongDouble;
-use super::{CmdError, CmdResult, Command, KeySpec};
+use super::{CmdError, CmdResult, Command, KeySpec, FIRST_KEY};
 use crate::engine::ctx::Ctx;
 use crate::keyspace::bytes::CompactBytes;
 use crate::keyspace::value::{parse_i64_strict, Value};
 use crate::reply::{err, Reply};
 
-const ONE: KeySpec = KeySpec::Range {
-    first: 1,
-    last: 1,
-    step: 1,
-};
-
 pub const COMMANDS: &[Command] = &[
-    Command::new("get", 2, READONLY | FAST, ONE, get),
-    Command::new("set", -3, WRITE | DENYOOM, ONE, set),
-    Command::new("setnx", 3, WRITE | DENYOOM | FAST, ONE, setnx),
-    Command::new("setex", 4, WRITE | DENYOOM, ONE, setex),
-    Command::new("psetex", 4, WRITE | DENYOOM, ONE, psetex),
-    Command::new("getset", 3, WRITE | DENYOOM | FAST, ONE, getset),
-    Command::new("getdel", 2, WRITE | FAST, ONE, getdel),
-    Command::new("getex", -2, WRITE | FAST, ONE, getex),
+    Command::new("get", 2, READONLY | FAST, FIRST_KEY, get),
+    Command::new("set", -3, WRITE | DENYOOM, FIRST_KEY, set),
+    Command::new("setnx", 3, WRITE | DENYOOM | FAST, FIRST_KEY, setnx),
+    Command::new("setex", 4, WRITE | DENYOOM, FIRST_KEY, setex),
+    Command::new("psetex", 4, WRITE | DENYOOM, FIRST_KEY, psetex),
+    Command::new("getset", 3, WRITE | DENYOOM | FAST, FIRST_KEY, getset),
+    Command::new("getdel", 2, WRITE | FAST, FIRST_KEY, getdel),
+    Command::new("getex", -2, WRITE | FAST, FIRST_KEY, getex),
     Command::new(
         "mget",
         -2,
@@ -57,16 +51,22 @@ pub const COMMANDS: &[Command] = &[
         },
         msetnx,
     ),
-    Command::new("append", 3, WRITE | DENYOOM | FAST, ONE, append),
-    Command::new("strlen", 2, READONLY | FAST, ONE, strlen),
-    Command::new("incr", 2, WRITE | DENYOOM | FAST, ONE, incr),
-    Command::new("decr", 2, WRITE | DENYOOM | FAST, ONE, decr),
-    Command::new("incrby", 3, WRITE | DENYOOM | FAST, ONE, incrby),
-    Command::new("decrby", 3, WRITE | DENYOOM | FAST, ONE, decrby),
-    Command::new("incrbyfloat", 3, WRITE | DENYOOM | FAST, ONE, incrbyfloat),
-    Command::new("getrange", 4, READONLY, ONE, getrange),
-    Command::new("substr", 4, READONLY, ONE, getrange),
-    Command::new("setrange", 4, WRITE | DENYOOM, ONE, setrange),
+    Command::new("append", 3, WRITE | DENYOOM | FAST, FIRST_KEY, append),
+    Command::new("strlen", 2, READONLY | FAST, FIRST_KEY, strlen),
+    Command::new("incr", 2, WRITE | DENYOOM | FAST, FIRST_KEY, incr),
+    Command::new("decr", 2, WRITE | DENYOOM | FAST, FIRST_KEY, decr),
+    Command::new("incrby", 3, WRITE | DENYOOM | FAST, FIRST_KEY, incrby),
+    Command::new("decrby", 3, WRITE | DENYOOM | FAST, FIRST_KEY, decrby),
+    Command::new(
+        "incrbyfloat",
+        3,
+        WRITE | DENYOOM | FAST,
+        FIRST_KEY,
+        incrbyfloat,
+    ),
+    Command::new("getrange", 4, READONLY, FIRST_KEY, getrange),
+    Command::new("substr", 4, READONLY, FIRST_KEY, getrange),
+    Command::new("setrange", 4, WRITE | DENYOOM, FIRST_KEY, setrange),
     Command::new(
         "lcs",
         -3,
@@ -364,8 +364,10 @@ fn msetnx(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 }
 
 /// Redis's `checkStringLength`: the result may not exceed proto-max-bulk-len.
+/// Applies to replayed streams too: a stream from disk or a peer must not make us allocate
+/// beyond the limit either.
 fn check_length(cx: &Ctx<'_, '_>, total: u64) -> Result<(), CmdError> {
-    if !cx.replaying && total > cx.engine.config().proto_max_bulk_len as u64 {
+    if total > cx.engine.config().proto_max_bulk_len as u64 {
         return Err(CmdError::new(err::STRING_TOO_LONG));
     }
     Ok(())

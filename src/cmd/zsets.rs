@@ -1,32 +1,28 @@
 //! Sorted-set commands.
 
-use super::args::{is, parse_count, parse_f64, parse_float, parse_i64, parse_timeout, SYNTAX};
+use super::args::{
+    is, parse_count, parse_f64, parse_float, parse_i64, parse_rand_count, parse_timeout, SYNTAX,
+};
 use super::flags::*;
 use super::keys::{empty_scan, parse_cursor, parse_scan_options, random_items, scan_collection};
 use super::lists::parse_mpop;
-use super::{Argv, CmdError, CmdResult, Command, KeySpec};
-use crate::engine::blocking::{BlockRequest, BlockedOp};
+use super::{Argv, CmdError, CmdResult, Command, KeySpec, FIRST_KEY};
+use crate::engine::blocking::BlockedOp;
 use crate::engine::ctx::Ctx;
 use crate::keyspace::bytes::CompactBytes;
 use crate::keyspace::value::{EncodingLimits, ScoreKey, SetValue, Value, ValueType, ZSetValue};
 use crate::reply::{err, format_double, Reply};
 
-const ONE: KeySpec = KeySpec::Range {
-    first: 1,
-    last: 1,
-    step: 1,
-};
-
 pub const COMMANDS: &[Command] = &[
-    Command::new("zadd", -4, WRITE | DENYOOM | FAST, ONE, zadd),
-    Command::new("zincrby", 4, WRITE | DENYOOM | FAST, ONE, zincrby),
-    Command::new("zrem", -3, WRITE | FAST, ONE, zrem),
-    Command::new("zcard", 2, READONLY | FAST, ONE, zcard),
-    Command::new("zscore", 3, READONLY | FAST, ONE, zscore),
-    Command::new("zmscore", -3, READONLY | FAST, ONE, zmscore),
-    Command::new("zcount", 4, READONLY | FAST, ONE, zcount),
-    Command::new("zlexcount", 4, READONLY | FAST, ONE, zlexcount),
-    Command::new("zrange", -4, READONLY, ONE, zrange),
+    Command::new("zadd", -4, WRITE | DENYOOM | FAST, FIRST_KEY, zadd),
+    Command::new("zincrby", 4, WRITE | DENYOOM | FAST, FIRST_KEY, zincrby),
+    Command::new("zrem", -3, WRITE | FAST, FIRST_KEY, zrem),
+    Command::new("zcard", 2, READONLY | FAST, FIRST_KEY, zcard),
+    Command::new("zscore", 3, READONLY | FAST, FIRST_KEY, zscore),
+    Command::new("zmscore", -3, READONLY | FAST, FIRST_KEY, zmscore),
+    Command::new("zcount", 4, READONLY | FAST, FIRST_KEY, zcount),
+    Command::new("zlexcount", 4, READONLY | FAST, FIRST_KEY, zlexcount),
+    Command::new("zrange", -4, READONLY, FIRST_KEY, zrange),
     Command::new(
         "zrangestore",
         -5,
@@ -38,15 +34,21 @@ pub const COMMANDS: &[Command] = &[
         },
         zrangestore,
     ),
-    Command::new("zrangebyscore", -4, READONLY, ONE, zrangebyscore),
-    Command::new("zrevrangebyscore", -4, READONLY, ONE, zrevrangebyscore),
-    Command::new("zrangebylex", -4, READONLY, ONE, zrangebylex),
-    Command::new("zrevrangebylex", -4, READONLY, ONE, zrevrangebylex),
-    Command::new("zrevrange", -4, READONLY, ONE, zrevrange),
-    Command::new("zrank", 3, READONLY | FAST, ONE, zrank),
-    Command::new("zrevrank", 3, READONLY | FAST, ONE, zrevrank),
-    Command::new("zpopmin", -2, WRITE | FAST, ONE, zpopmin),
-    Command::new("zpopmax", -2, WRITE | FAST, ONE, zpopmax),
+    Command::new("zrangebyscore", -4, READONLY, FIRST_KEY, zrangebyscore),
+    Command::new(
+        "zrevrangebyscore",
+        -4,
+        READONLY,
+        FIRST_KEY,
+        zrevrangebyscore,
+    ),
+    Command::new("zrangebylex", -4, READONLY, FIRST_KEY, zrangebylex),
+    Command::new("zrevrangebylex", -4, READONLY, FIRST_KEY, zrevrangebylex),
+    Command::new("zrevrange", -4, READONLY, FIRST_KEY, zrevrange),
+    Command::new("zrank", 3, READONLY | FAST, FIRST_KEY, zrank),
+    Command::new("zrevrank", 3, READONLY | FAST, FIRST_KEY, zrevrank),
+    Command::new("zpopmin", -2, WRITE | FAST, FIRST_KEY, zpopmin),
+    Command::new("zpopmax", -2, WRITE | FAST, FIRST_KEY, zpopmax),
     Command::new(
         "zmpop",
         -4,
@@ -89,10 +91,10 @@ pub const COMMANDS: &[Command] = &[
         },
         bzmpop,
     ),
-    Command::new("zrandmember", -2, READONLY, ONE, zrandmember),
-    Command::new("zremrangebyrank", 4, WRITE, ONE, zremrangebyrank),
-    Command::new("zremrangebyscore", 4, WRITE, ONE, zremrangebyscore),
-    Command::new("zremrangebylex", 4, WRITE, ONE, zremrangebylex),
+    Command::new("zrandmember", -2, READONLY, FIRST_KEY, zrandmember),
+    Command::new("zremrangebyrank", 4, WRITE, FIRST_KEY, zremrangebyrank),
+    Command::new("zremrangebyscore", 4, WRITE, FIRST_KEY, zremrangebyscore),
+    Command::new("zremrangebylex", 4, WRITE, FIRST_KEY, zremrangebylex),
     Command::new(
         "zunion",
         -3,
@@ -163,7 +165,7 @@ pub const COMMANDS: &[Command] = &[
         },
         zintercard,
     ),
-    Command::new("zscan", -3, READONLY, ONE, zscan),
+    Command::new("zscan", -3, READONLY, FIRST_KEY, zscan),
 ];
 
 // ---- replies ----------------------------------------------------------------------------------
@@ -956,7 +958,12 @@ fn bzpop(cx: &mut Ctx<'_, '_>, argv: &[&[u8]], min: bool) -> CmdResult {
             return Ok(reply);
         }
     }
-    block(cx, keys, timeout, BlockedOp::ZPop { min, count: None })
+    cx.block_or(
+        keys,
+        timeout,
+        BlockedOp::ZPop { min, count: None },
+        Reply::NilArray,
+    )
 }
 
 /// Pops one member for BZPOPMIN/BZPOPMAX: `[key, member, score]`, logged as ZPOPMIN/ZPOPMAX key.
@@ -975,22 +982,6 @@ fn bzpop_one(cx: &mut Ctx<'_, '_>, key: &[u8], min: bool) -> Result<Option<Reply
     ])))
 }
 
-fn block(
-    cx: &mut Ctx<'_, '_>,
-    keys: &[&[u8]],
-    timeout: Option<std::time::Duration>,
-    op: BlockedOp,
-) -> CmdResult {
-    if cx.in_exec {
-        return Ok(Reply::NilArray);
-    }
-    cx.block(BlockRequest {
-        keys: keys.iter().map(|k| CompactBytes::new(k)).collect(),
-        timeout,
-        op,
-    })
-}
-
 fn bzpopmin(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     bzpop(cx, argv, true)
 }
@@ -1005,15 +996,11 @@ fn bzmpop(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     if let Some(reply) = mpop_first(cx, m.keys, m.side, m.count)? {
         return Ok(reply);
     }
-    block(
-        cx,
-        m.keys,
-        timeout,
-        BlockedOp::ZPop {
-            min: m.side,
-            count: Some(m.count),
-        },
-    )
+    let op = BlockedOp::ZPop {
+        min: m.side,
+        count: Some(m.count),
+    };
+    cx.block_or(m.keys, timeout, op, Reply::NilArray)
 }
 
 /// Serves a client blocked on BZPOPMIN/BZPOPMAX/BZMPOP from `key`.
@@ -1037,15 +1024,7 @@ pub fn serve(cx: &mut Ctx<'_, '_>, op: &BlockedOp, key: &[u8]) -> Option<Reply> 
 fn zrandmember(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     let count = match argv.get(2) {
         None => None,
-        Some(arg) => {
-            let n = parse_i64(arg)?;
-            if n == i64::MIN {
-                return Err(CmdError::new(
-                    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-                ));
-            }
-            Some(n)
-        }
+        Some(arg) => Some(parse_rand_count(arg)?),
     };
     let with_scores = match argv.len() {
         4 if is(argv[3], "withscores") => true,

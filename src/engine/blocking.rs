@@ -65,12 +65,13 @@ pub struct BlockRequest {
 }
 
 enum State {
+    /// Registered; holds an async caller's waker.
     Waiting(Option<Waker>),
-    /// A server is running this waiter's pop; a timeout now waits for the reply.
-    Claimed,
+    /// A server is running this waiter's pop; a timeout now waits for its outcome.
+    Claimed(Option<Waker>),
     Done(Reply),
-    Taken,
-    Cancelled,
+    /// The caller took the reply or gave up: servers skip it and drop it from queues.
+    Finished,
 }
 
 pub struct Waiter {
@@ -83,26 +84,36 @@ pub struct Waiter {
 }
 
 impl Waiter {
+    fn is_waiting(&self) -> bool {
+        matches!(*self.state.lock(), State::Waiting(_))
+    }
+
     fn claim(&self) -> bool {
         let mut state = self.state.lock();
-        if matches!(*state, State::Waiting(_)) {
-            *state = State::Claimed;
-            true
-        } else {
-            false
+        match std::mem::replace(&mut *state, State::Finished) {
+            State::Waiting(waker) => {
+                *state = State::Claimed(waker);
+                true
+            }
+            other => {
+                *state = other;
+                false
+            }
         }
     }
 
+    /// Returns a claimed waiter to waiting (nothing could be popped for it after all).
     fn unclaim(&self) {
         let mut state = self.state.lock();
-        if matches!(*state, State::Claimed) {
-            *state = State::Waiting(None);
+        if let State::Claimed(waker) = std::mem::replace(&mut *state, State::Finished) {
+            *state = State::Waiting(waker);
         }
+        self.cond.notify_all();
     }
 
     fn complete(&self, reply: Reply) {
         let mut state = self.state.lock();
-        if let State::Waiting(Some(waker)) = std::mem::replace(&mut *state, State::Done(reply)) {
+        if let State::Claimed(Some(waker)) = std::mem::replace(&mut *state, State::Done(reply)) {
             waker.wake();
         }
         self.cond.notify_all();
@@ -111,7 +122,9 @@ impl Waiter {
     /// Removes this waiter from the queues of all its keys.
     fn unregister(self: &Arc<Self>, engine: &Engine) {
         for key in &self.keys {
-            let slot = engine.keyspace.db(self.db).slot(SlotId::of_key(key));
+            let Some(slot) = engine.keyspace.used_slot(self.db, SlotId::of_key(key)) else {
+                continue;
+            };
             let mut data = slot.data.write();
             let extras = data.extras_mut();
             if let Some(queue) = extras.blocked.get_mut(key) {
@@ -144,21 +157,24 @@ impl Blocked {
         let mut state = waiter.state.lock();
         loop {
             if let State::Done(_) = &*state {
-                if let State::Done(reply) = std::mem::replace(&mut *state, State::Taken) {
+                if let State::Done(reply) = std::mem::replace(&mut *state, State::Finished) {
                     return reply;
                 }
             }
-            match deadline {
-                None => waiter.cond.wait(&mut state),
-                Some(d) => {
-                    let timed_out = waiter.cond.wait_until(&mut state, d).timed_out();
-                    if timed_out && matches!(*state, State::Waiting(_)) {
-                        *state = State::Cancelled;
-                        drop(state);
-                        waiter.unregister(engine);
-                        return waiter.op.timeout_reply();
-                    }
+            let expired = deadline.is_some_and(|d| Instant::now() >= d);
+            match (&*state, deadline) {
+                (State::Waiting(_), Some(_)) if expired => {
+                    *state = State::Finished;
+                    drop(state);
+                    waiter.unregister(engine);
+                    return waiter.op.timeout_reply();
                 }
+                // Not served yet and time left: sleep until served or the deadline.
+                (State::Waiting(_), Some(d)) => {
+                    waiter.cond.wait_until(&mut state, d);
+                }
+                // Waiting without a deadline, or claimed by a server: wait for the outcome.
+                _ => waiter.cond.wait(&mut state),
             }
         }
     }
@@ -167,15 +183,15 @@ impl Blocked {
     pub fn poll_reply(&self, waker: &Waker) -> Option<Reply> {
         let mut state = self.waiter.state.lock();
         match &mut *state {
-            State::Done(_) => match std::mem::replace(&mut *state, State::Taken) {
+            State::Done(_) => match std::mem::replace(&mut *state, State::Finished) {
                 State::Done(reply) => Some(reply),
                 _ => None,
             },
-            State::Waiting(w) => {
+            State::Waiting(w) | State::Claimed(w) => {
                 *w = Some(waker.clone());
                 None
             }
-            _ => None,
+            State::Finished => None,
         }
     }
 
@@ -184,10 +200,10 @@ impl Blocked {
     pub fn cancel(self, engine: &Engine) -> Option<Reply> {
         let waiter = &self.waiter;
         let mut state = waiter.state.lock();
-        while matches!(*state, State::Claimed) {
+        while matches!(*state, State::Claimed(_)) {
             waiter.cond.wait(&mut state);
         }
-        match std::mem::replace(&mut *state, State::Cancelled) {
+        match std::mem::replace(&mut *state, State::Finished) {
             State::Done(reply) => Some(reply),
             _ => {
                 drop(state);
@@ -200,6 +216,17 @@ impl Blocked {
     /// The reply this command gives when it times out.
     pub fn timeout_reply(&self) -> Reply {
         self.waiter.op.timeout_reply()
+    }
+}
+
+impl Drop for Blocked {
+    /// A caller that drops a blocked command without waiting or cancelling gives up: servers
+    /// skip it from now on (and drop it from the key's queue), so nothing is popped for nobody.
+    fn drop(&mut self) {
+        let mut state = self.waiter.state.lock();
+        if matches!(*state, State::Waiting(_)) {
+            *state = State::Finished;
+        }
     }
 }
 
@@ -223,6 +250,7 @@ pub(crate) fn register(
             .get_mut(db, SlotId::of_key(key))
             .and_then(|h| h.guard.data_mut())
         {
+            purge_finished(data, key);
             let queue = data.extras_mut().blocked.entry(key.clone()).or_default();
             if !queue.iter().any(|w| Arc::ptr_eq(w, &waiter)) {
                 queue.push_back(waiter.clone());
@@ -251,14 +279,27 @@ pub(crate) fn serve(engine: &Engine, ready: Vec<(usize, CompactBytes)>) {
     }
 }
 
-/// The first live waiter on `key` whose operation can use the key's current value.
-fn first_servable(data: &SlotData, key: &[u8]) -> Option<Arc<Waiter>> {
-    let value_type = data.get(key)?.value.value_type();
+/// The first live waiter on `key` whose operation can use the key's current (unexpired) value.
+fn first_servable(data: &SlotData, key: &[u8], now_ms: u64) -> Option<Arc<Waiter>> {
+    let entry = data.get(key).filter(|e| !e.is_expired(now_ms))?;
+    let value_type = entry.value.value_type();
     let queue = data.extras()?.blocked.get(key)?;
     queue
         .iter()
-        .find(|w| w.op.serves(value_type) && matches!(*w.state.lock(), State::Waiting(_)))
+        .find(|w| w.op.serves(value_type) && w.is_waiting())
         .cloned()
+}
+
+/// Drops waiters that finished (gave up or were served elsewhere) from `key`'s queue.
+fn purge_finished(data: &mut SlotData, key: &[u8]) {
+    let extras = data.extras_mut();
+    if let Some(queue) = extras.blocked.get_mut(key) {
+        queue.retain(|w| !matches!(*w.state.lock(), State::Finished));
+        if queue.is_empty() {
+            extras.blocked.remove(key);
+        }
+    }
+    data.release_extras();
 }
 
 enum Served {
@@ -272,8 +313,23 @@ enum Served {
 
 fn serve_next(engine: &Engine, db: usize, key: &CompactBytes) -> Served {
     let slot = SlotId::of_key(key);
-    let candidate = first_servable(&engine.keyspace.db(db).slot(slot).data.read(), key);
+    let now = engine.now_ms();
+    let Some(cell) = engine.keyspace.used_slot(db, slot) else {
+        return Served::NoData;
+    };
+    let (candidate, queued) = {
+        let data = cell.data.read();
+        let queued = data
+            .extras()
+            .and_then(|e| e.blocked.get(key.as_slice()))
+            .map_or(0, |q| q.len());
+        (first_servable(&data, key, now), queued)
+    };
     let Some(waiter) = candidate else {
+        // Nobody can be served; drop any waiters that gave up while we are here.
+        if queued > 0 {
+            purge_finished(&mut cell.data.write(), key);
+        }
         return Served::NoData;
     };
     let mut plan = LockPlan::default();
@@ -282,10 +338,11 @@ fn serve_next(engine: &Engine, db: usize, key: &CompactBytes) -> Served {
         plan.add_key(db, dest);
     }
     let mut held = Held::acquire(engine, &plan, true);
-    let still_first = held
-        .get(db, slot)
-        .and_then(|h| first_servable(h.guard.data(), key))
-        .is_some_and(|w| Arc::ptr_eq(&w, &waiter));
+    let Some(data) = held.get_mut(db, slot).and_then(|h| h.guard.data_mut()) else {
+        return Served::NoData;
+    };
+    purge_finished(data, key);
+    let still_first = first_servable(data, key, now).is_some_and(|w| Arc::ptr_eq(&w, &waiter));
     if !still_first || !waiter.claim() {
         return Served::Retry;
     }
@@ -294,15 +351,17 @@ fn serve_next(engine: &Engine, db: usize, key: &CompactBytes) -> Served {
         let mut cx = Ctx::new(engine, db, waiter.proto, false, &mut held, &mut fx);
         crate::cmd::serve_blocked(&mut cx, &waiter.op, key)
     };
-    let Some(reply) = reply else {
-        waiter.unclaim();
-        return Served::NoData;
-    };
+    // Commit whatever the attempt did (a lazily expired key is a logged DEL) before anything
+    // else, served or not.
     if !fx.batch.is_empty() {
         engine.log.append(&fx.batch, true);
     }
     held.publish();
     drop(held);
+    let Some(reply) = reply else {
+        waiter.unclaim();
+        return Served::NoData;
+    };
     waiter.complete(reply);
     waiter.unregister(engine);
     Served::Yes(std::mem::take(&mut fx.ready))

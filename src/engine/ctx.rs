@@ -3,7 +3,7 @@
 //! (log records, keys that became ready for blocked clients, keys seen expired) for the
 //! dispatcher to commit.
 
-use super::blocking::BlockRequest;
+use super::blocking::{BlockRequest, BlockedOp};
 use super::locks::{Guard, Held, HeldSlot};
 use super::Engine;
 use crate::cmd::{CmdError, CmdResult};
@@ -15,6 +15,7 @@ use crate::reply::{err, Reply};
 use crate::resp::Protocol;
 use crate::slot::SlotId;
 use std::cell::Cell;
+use std::time::Duration;
 
 /// Side effects of a command, committed by the dispatcher.
 #[derive(Default)]
@@ -112,8 +113,10 @@ pub struct Ctx<'e, 'h> {
     fx: &'h mut Effects,
     /// Frozen per command (per EXEC), as Redis freezes time; 0 until first needed.
     now_ms: u64,
-    /// The last key hashed to a slot (its address and length) and its slot: handlers look the
-    /// same argument up several times, and CRC16 is not free.
+    /// The first key argument (its address and length) and its slot, hashed once by the
+    /// dispatcher: handlers look it up several times, and CRC16 is not free. Only that argument
+    /// is remembered: it stays alive for the whole command, so no other key can share its
+    /// address (a temporary's address could be reused by a different key).
     slot_memo: Cell<(usize, usize, SlotId)>,
 }
 
@@ -144,15 +147,13 @@ impl<'e, 'h> Ctx<'e, 'h> {
         self.slot_memo.set((key.as_ptr() as usize, key.len(), slot));
     }
 
-    /// The slot of `key`, remembering the last answer.
+    /// The slot of `key` (remembered for the first key argument).
     fn slot(&self, key: &[u8]) -> SlotId {
         let (addr, len, slot) = self.slot_memo.get();
         if addr == key.as_ptr() as usize && len == key.len() {
             return slot;
         }
-        let slot = SlotId::of_key(key);
-        self.slot_memo.set((key.as_ptr() as usize, key.len(), slot));
-        slot
+        SlotId::of_key(key)
     }
 
     pub fn now_ms(&mut self) -> u64 {
@@ -289,6 +290,15 @@ impl<'e, 'h> Ctx<'e, 'h> {
         Ok(old)
     }
 
+    /// Stores a whole entry (value, expiry and metadata) under its key, replacing what was
+    /// there: RENAME, MOVE and COPY.
+    pub fn place(&mut self, entry: Entry) -> Result<(), CmdError> {
+        let key = entry.key.clone();
+        self.expire_if_needed(&key)?;
+        self.data_mut(&key)?.insert_entry(entry);
+        self.touch(&key)
+    }
+
     /// Deletes `key`; returns its entry if it was live.
     pub fn remove(&mut self, key: &[u8]) -> Result<Option<Entry>, CmdError> {
         if self.expire_if_needed(key)? {
@@ -338,9 +348,23 @@ impl<'e, 'h> Ctx<'e, 'h> {
         out
     }
 
-    /// Asks the dispatcher to block the client on `request`'s keys.
-    pub fn block(&mut self, request: BlockRequest) -> CmdResult {
-        self.fx.block = Some(request);
+    /// Asks the dispatcher to block the client on `keys`; inside EXEC, where nothing blocks,
+    /// replies `nil` at once, as Redis does.
+    pub fn block_or(
+        &mut self,
+        keys: &[&[u8]],
+        timeout: Option<Duration>,
+        op: BlockedOp,
+        nil: Reply,
+    ) -> CmdResult {
+        if self.in_exec {
+            return Ok(nil);
+        }
+        self.fx.block = Some(BlockRequest {
+            keys: keys.iter().map(|k| CompactBytes::new(k)).collect(),
+            timeout,
+            op,
+        });
         Ok(Reply::Nil)
     }
 
@@ -350,8 +374,11 @@ impl<'e, 'h> Ctx<'e, 'h> {
         if let Some(held) = self.held.get(db, slot) {
             return f(held.guard.data());
         }
-        let data = self.engine.keyspace.db(db).slot(slot).data.read();
-        f(&data)
+        match self.engine.keyspace.used_slot(db, slot) {
+            Some(cell) => f(&cell.data.read()),
+            // A database never used is empty.
+            None => f(&SlotData::default()),
+        }
     }
 
     /// Keys in one slot as this command sees them: the lock-free count is published only when
@@ -359,7 +386,11 @@ impl<'e, 'h> Ctx<'e, 'h> {
     pub fn slot_key_count(&self, db: usize, slot: SlotId) -> usize {
         match self.held.get(db, slot) {
             Some(held) => held.guard.data().len(),
-            None => self.engine.keyspace.db(db).slot(slot).key_count(),
+            None => self
+                .engine
+                .keyspace
+                .used_slot(db, slot)
+                .map_or(0, |s| s.key_count()),
         }
     }
 
@@ -389,10 +420,5 @@ impl<'e, 'h> Ctx<'e, 'h> {
         if !self.replaying && !self.engine.expiry_is_passive() {
             self.fx.expired.push((db, key));
         }
-    }
-
-    /// Logs a command in database `db`.
-    pub fn propagate_in(&mut self, db: usize, argv: &[&[u8]]) {
-        self.fx.batch.push(db, argv);
     }
 }

@@ -16,7 +16,9 @@ pub fn delete_if_expired(engine: &Engine, db: usize, key: &[u8]) {
     if engine.expiry_is_passive() {
         return;
     }
-    let slot = engine.keyspace.db(db).slot(SlotId::of_key(key));
+    let Some(slot) = engine.keyspace.used_slot(db, SlotId::of_key(key)) else {
+        return;
+    };
     let mut data = slot.data.write();
     let now = engine.now_ms();
     if !data.get(key).is_some_and(|e| e.is_expired(now)) {
@@ -54,7 +56,7 @@ pub fn sweep(engine: &Engine, cursor: &mut SweepCursor, budget: Duration) -> usi
     while visited < total {
         let position = cursor.position % total;
         let (db, index) = (position / SLOT_COUNT, position % SLOT_COUNT);
-        let Some(slots) = engine.keyspace.db(db).slots_if_used() else {
+        let Some(slots) = engine.keyspace.used(db) else {
             // A database never used has nothing to expire: skip all of it.
             let rest = SLOT_COUNT - index;
             cursor.position = position + rest;

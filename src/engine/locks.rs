@@ -16,6 +16,8 @@ use smallvec::SmallVec;
 #[derive(Default)]
 pub struct LockPlan {
     slots: SmallVec<[(usize, SlotId); 4]>,
+    /// Databases a whole-keyspace command needs to exist (SWAPDB's pair).
+    open: SmallVec<[usize; 2]>,
     /// Whole databases to lock, when a command needs them all.
     whole: Whole,
 }
@@ -38,10 +40,11 @@ impl LockPlan {
         argv: &[&[u8]],
         db: usize,
         first_slot: Option<SlotId>,
+        in_exec: bool,
     ) {
         match command.lock {
             LockScope::None => {}
-            LockScope::Keys if command.target_db.is_none() && command.single_key() => {
+            LockScope::Keys if command.other_dbs.is_none() && command.single_key() => {
                 if let Some(key) = argv.get(1) {
                     self.slots
                         .push((db, first_slot.unwrap_or_else(|| SlotId::of_key(key))));
@@ -50,24 +53,38 @@ impl LockPlan {
             LockScope::Keys => {
                 let mut indexes = SmallVec::<[usize; 8]>::new();
                 command.key_indexes(argv, &mut indexes);
-                let target = command
-                    .target_db
-                    .and_then(|f| f(argv))
-                    .filter(|&t| t < engine.db_count());
+                let others = self.other_dbs(engine, command, argv);
                 for i in indexes {
                     let slot = match (i, first_slot) {
                         (1, Some(slot)) => slot,
                         _ => SlotId::of_key(argv[i]),
                     };
                     self.slots.push((db, slot));
-                    if let Some(t) = target {
-                        self.slots.push((t, slot));
-                    }
+                    self.slots.extend(others.iter().map(|&t| (t, slot)));
                 }
             }
             LockScope::Db => self.add_db(db),
-            LockScope::All | LockScope::Dynamic => self.whole = Whole::All,
+            // Outside a transaction these lock one slot at a time as they go (`Ctx::with_slot`);
+            // inside EXEC, where other slots are held, they must not, so EXEC takes everything.
+            LockScope::Dynamic if !in_exec => {}
+            LockScope::All | LockScope::Dynamic => {
+                let others = self.other_dbs(engine, command, argv);
+                self.open.extend(others);
+                self.whole = Whole::All;
+            }
         }
+    }
+
+    /// The valid other databases `command` names in `argv`.
+    fn other_dbs(
+        &self,
+        engine: &Engine,
+        command: &Command,
+        argv: &[&[u8]],
+    ) -> SmallVec<[usize; 2]> {
+        let mut dbs = command.other_dbs.map(|f| f(argv)).unwrap_or_default();
+        dbs.retain(|t| *t < engine.db_count());
+        dbs
     }
 
     pub fn add_key(&mut self, db: usize, key: &[u8]) {
@@ -80,11 +97,6 @@ impl LockPlan {
             Whole::Db(d) if d == db => Whole::Db(d),
             _ => Whole::All,
         };
-    }
-
-    /// True when the plan locks nothing.
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty() && self.whole == Whole::None
     }
 }
 
@@ -119,78 +131,95 @@ pub struct HeldSlot<'a> {
 /// Locks held for one command or transaction, sorted by (db, slot).
 pub struct Held<'a> {
     entries: SmallVec<[HeldSlot<'a>; 2]>,
-    /// When whole databases are held: the first one (entries are then dense, db-major).
-    dense_from: Option<usize>,
+    /// When whole databases are held: each one's index and where its 16384 entries start.
+    whole_dbs: SmallVec<[(usize, usize); 2]>,
+    /// Held by commands that act on every database, so none is allocated meanwhile.
+    _gate: Option<RwLockWriteGuard<'a, ()>>,
 }
 
 impl<'a> Held<'a> {
-    pub fn none() -> Held<'a> {
-        Held {
-            entries: SmallVec::new(),
-            dense_from: None,
-        }
-    }
-
     /// Locks everything in `plan`, in ascending (db, slot) order.
     pub fn acquire(engine: &'a Engine, plan: &LockPlan, write: bool) -> Held<'a> {
+        let keyspace = &engine.keyspace;
+        // Open (allocate) every database the plan names before taking any slot lock.
+        for db in plan
+            .slots
+            .iter()
+            .map(|&(db, _)| db)
+            .chain(plan.open.iter().copied())
+        {
+            keyspace.open(db);
+        }
+        if let Whole::Db(d) = plan.whole {
+            keyspace.open(d);
+        }
         let lock = |db: usize, slot: SlotId| {
-            let cell = engine.keyspace.db(db).slot(slot);
+            let cell = &keyspace.used(db)?[slot.index()];
             let guard = if write {
                 Guard::Write(cell.data.write())
             } else {
                 Guard::Read(cell.data.read())
             };
-            HeldSlot {
+            Some(HeldSlot {
                 db,
                 slot,
                 cell,
                 guard,
+            })
+        };
+        let (gate, dbs): (_, SmallVec<[usize; 2]>) = match plan.whole {
+            Whole::None => (None, SmallVec::new()),
+            Whole::Db(d) if plan.slots.iter().all(|&(db, _)| db == d) => {
+                (None, smallvec::smallvec![d])
+            }
+            _ => {
+                let gate = keyspace.gate().write();
+                let used = (0..engine.db_count())
+                    .filter(|&db| keyspace.used(db).is_some())
+                    .collect();
+                (Some(gate), used)
             }
         };
-        let dbs = match plan.whole {
-            Whole::None => None,
-            Whole::Db(d) if plan.slots.iter().all(|&(db, _)| db == d) => Some(d..d + 1),
-            _ => Some(0..engine.db_count()),
-        };
-        if let Some(dbs) = dbs {
-            let first = dbs.start;
-            let entries = dbs
-                .flat_map(|db| (0..SLOT_COUNT as u16).map(move |s| (db, s)))
-                // In range by construction.
-                .map(|(db, s)| lock(db, SlotId::new(s).expect("slot index in range")))
-                .collect();
+        if !dbs.is_empty() {
+            let mut entries = SmallVec::new();
+            let mut whole_dbs = SmallVec::new();
+            for db in dbs {
+                whole_dbs.push((db, entries.len()));
+                entries.extend((0..SLOT_COUNT as u16).filter_map(|s| lock(db, SlotId::new(s)?)));
+            }
             return Held {
                 entries,
-                dense_from: Some(first),
+                whole_dbs,
+                _gate: gate,
             };
         }
         let entries = match plan.slots.as_slice() {
             // The common case, one key: nothing to sort.
-            [(db, slot)] => std::iter::once(lock(*db, *slot)).collect(),
+            [(db, slot)] => lock(*db, *slot).into_iter().collect(),
             _ => {
                 let mut keys = plan.slots.clone();
                 keys.sort_unstable();
                 keys.dedup();
-                keys.into_iter().map(|(db, slot)| lock(db, slot)).collect()
+                keys.into_iter()
+                    .filter_map(|(db, slot)| lock(db, slot))
+                    .collect()
             }
         };
         Held {
             entries,
-            dense_from: None,
+            whole_dbs: SmallVec::new(),
+            _gate: None,
         }
     }
 
     fn position(&self, db: usize, slot: SlotId) -> Option<usize> {
-        match self.dense_from {
-            Some(first) => {
-                let i = db.checked_sub(first)? * SLOT_COUNT + slot.index();
-                (i < self.entries.len()).then_some(i)
-            }
-            None => self
-                .entries
-                .iter()
-                .position(|e| e.db == db && e.slot == slot),
+        if !self.whole_dbs.is_empty() {
+            let &(_, start) = self.whole_dbs.iter().find(|(d, _)| *d == db)?;
+            return Some(start + slot.index());
         }
+        self.entries
+            .iter()
+            .position(|e| e.db == db && e.slot == slot)
     }
 
     pub fn get(&self, db: usize, slot: SlotId) -> Option<&HeldSlot<'a>> {

@@ -35,6 +35,7 @@ pub use blocking::Blocked;
 
 /// Milliseconds since the Unix epoch. Swapped in tests to control expiry without sleeping.
 pub trait Clock: Send + Sync + 'static {
+    /// The current time in milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
 }
 
@@ -54,14 +55,17 @@ impl Clock for SystemClock {
 pub struct ManualClock(AtomicU64);
 
 impl ManualClock {
+    /// A clock stopped at `now_ms`.
     pub fn new(now_ms: u64) -> ManualClock {
         ManualClock(AtomicU64::new(now_ms))
     }
 
+    /// Moves the clock to `now_ms`.
     pub fn set(&self, now_ms: u64) {
         self.0.store(now_ms, Ordering::SeqCst);
     }
 
+    /// Moves the clock forward by `ms`.
     pub fn advance(&self, ms: u64) {
         self.0.fetch_add(ms, Ordering::SeqCst);
     }
@@ -75,6 +79,7 @@ impl Clock for ManualClock {
 
 /// The result of executing a command.
 pub enum Outcome {
+    /// The command's reply.
     Reply(Reply),
     /// A blocking command is waiting for data; the caller waits on it.
     Blocked(Blocked),
@@ -111,6 +116,7 @@ impl Default for Client {
 }
 
 impl Client {
+    /// A fresh connection's state: database 0, no transaction.
     pub fn new(protocol: Protocol) -> Client {
         Client {
             db: 0,
@@ -123,18 +129,22 @@ impl Client {
         }
     }
 
+    /// The selected database.
     pub fn db(&self) -> usize {
         self.db
     }
 
+    /// The protocol replies are shaped for.
     pub fn protocol(&self) -> Protocol {
         self.protocol
     }
 
+    /// Switches protocol (HELLO).
     pub fn set_protocol(&mut self, protocol: Protocol) {
         self.protocol = protocol;
     }
 
+    /// Whether a MULTI is open.
     pub fn in_multi(&self) -> bool {
         self.multi.is_some()
     }
@@ -155,6 +165,8 @@ impl Client {
     }
 }
 
+/// The command engine: the keyspace, the write log, the command table. Adapters (the
+/// embedded API, the RESP listener, replication) call [`Engine::execute`].
 pub struct Engine {
     pub(crate) keyspace: Keyspace,
     pub(crate) log: Arc<WriteLog>,
@@ -173,6 +185,7 @@ pub struct Stats {
 }
 
 impl Engine {
+    /// An engine with an empty dataset.
     pub fn new(config: Config) -> Engine {
         let log = Arc::new(WriteLog::new(LogLimits {
             retain_bytes: config.backlog_bytes_max,
@@ -189,18 +202,22 @@ impl Engine {
         }
     }
 
+    /// The configuration it was built with.
     pub fn config(&self) -> &Config {
         &self.config
     }
 
+    /// The write log, for consumers (AOF, replicas).
     pub fn log(&self) -> &Arc<WriteLog> {
         &self.log
     }
 
+    /// The engine's clock.
     pub fn now_ms(&self) -> u64 {
         self.config.clock.now_ms()
     }
 
+    /// Number of databases.
     pub fn db_count(&self) -> usize {
         self.keyspace.db_count()
     }
@@ -213,9 +230,8 @@ impl Engine {
         // Most commands name a key first: hash it once, and start fetching its slot's line
         // while the command is being resolved, so the miss overlaps with that work.
         let first_slot = argv.get(1).map(|key| SlotId::of_key(key));
-        if let (Some(slot), Some(slots)) = (first_slot, self.keyspace.db(client.db).slots_if_used())
-        {
-            slots[slot.index()].prefetch();
+        if let Some(cell) = first_slot.and_then(|slot| self.keyspace.used_slot(client.db, slot)) {
+            cell.prefetch();
         }
         let resolved = self
             .commands
@@ -265,19 +281,33 @@ impl Engine {
         first_slot: Option<SlotId>,
     ) -> Outcome {
         let mut plan = locks::LockPlan::default();
-        plan.add_command(self, command, argv, client.db, first_slot);
+        plan.add_command(self, command, argv, client.db, first_slot, false);
         let mut held = locks::Held::acquire(self, &plan, command.is_write());
-        let (db, protocol) = (client.db, client.protocol);
-        let result = {
-            let mut cx = ctx::Ctx::new(self, db, protocol, false, &mut held, &mut client.effects);
+        let result = self.with_ctx(client, &mut held, false, |cx| {
             if let (Some(key), Some(slot)) = (argv.get(1), first_slot) {
                 cx.remember_slot(key, slot);
             }
-            let result = (command.handler)(&mut cx, argv);
-            client.db = cx.db;
-            result
-        };
+            (command.handler)(cx, argv)
+        });
         self.finish(client, held, result.unwrap_or_else(Reply::from))
+    }
+
+    /// Runs `f` with a handler context for `client` over the locks in `held`: the client's
+    /// database, protocol and replay mode go in, its effects collect in `client.effects` (which
+    /// `finish` commits), and a SELECT comes back out.
+    pub(crate) fn with_ctx<'e, T>(
+        &'e self,
+        client: &mut Client,
+        held: &mut locks::Held<'e>,
+        in_exec: bool,
+        f: impl FnOnce(&mut ctx::Ctx<'_, '_>) -> T,
+    ) -> T {
+        let (db, protocol, replaying) = (client.db, client.protocol, client.replaying);
+        let mut cx = ctx::Ctx::new(self, db, protocol, in_exec, held, &mut client.effects);
+        cx.replaying = replaying;
+        let out = f(&mut cx);
+        client.db = cx.db;
+        out
     }
 
     /// Commits a command's effects while its locks are held, releases them, then does the work
@@ -323,13 +353,13 @@ impl Engine {
 
     /// Number of keys in `db`, counting logically expired keys not yet reclaimed (as Redis).
     pub fn dbsize(&self, db: usize) -> usize {
-        self.keyspace.db(db).key_count()
+        self.keyspace.dbs().get(db).map_or(0, |d| d.key_count())
     }
 
     /// (keys with a TTL, keys logically expired but not yet reclaimed) in `db`.
     pub fn expiry_stats(&self, db: usize) -> (usize, usize) {
         let now = self.now_ms();
-        let Some(slots) = self.keyspace.db(db).slots_if_used() else {
+        let Some(slots) = self.keyspace.used(db) else {
             return (0, 0);
         };
         slots.iter().fold((0, 0), |(volatile, expired), slot| {
@@ -343,27 +373,34 @@ impl Engine {
 
     /// Clients currently blocked on `key` in `db`.
     pub fn blocked_on(&self, db: usize, key: &[u8]) -> usize {
-        let data = self.keyspace.db(db).slot(SlotId::of_key(key)).data.read();
-        data.extras()
-            .and_then(|e| e.blocked.get(key))
-            .map_or(0, |q| q.len())
+        self.keyspace
+            .used_slot(db, SlotId::of_key(key))
+            .and_then(|s| s.data.read().extras()?.blocked.get(key).map(|q| q.len()))
+            .unwrap_or(0)
     }
 
     /// Keys in one slot of database 0 (CLUSTER COUNTKEYSINSLOT), O(1).
     pub fn count_keys_in_slot(&self, slot: SlotId) -> usize {
-        self.keyspace.db(0).slot(slot).key_count()
+        self.keyspace
+            .used_slot(0, slot)
+            .map_or(0, |s| s.key_count())
     }
 
     /// Up to `count` keys of one slot of database 0 (CLUSTER GETKEYSINSLOT), O(keys in slot).
     pub fn keys_in_slot(&self, slot: SlotId, count: usize) -> Vec<CompactBytes> {
-        let data = self.keyspace.db(0).slot(slot).data.read();
-        data.entries().take(count).map(|e| e.key.clone()).collect()
+        self.keyspace.used_slot(0, slot).map_or_else(Vec::new, |s| {
+            let data = s.data.read();
+            data.entries().take(count).map(|e| e.key.clone()).collect()
+        })
     }
 
-    /// The digest of the whole dataset (see [`digest`]), each slot read under its lock.
+    /// The digest of the whole dataset (Redis's DEBUG DIGEST algorithm, see [`DigestMode`]),
+    /// each slot read under its lock.
     pub fn digest(&self, mode: DigestMode) -> Digest {
         digest::dataset_digest(&self.keyspace, mode, |db, slot, f| {
-            f(&self.keyspace.db(db).slot(slot).data.read())
+            if let Some(cell) = self.keyspace.used_slot(db, slot) {
+                f(&cell.data.read());
+            }
         })
     }
 
@@ -377,27 +414,47 @@ impl Engine {
     }
 
     /// Applies a stream of RESP commands (a write log, an AOF, a replication stream) as a
-    /// replaying client. Returns the bytes consumed; a trailing partial command is left.
+    /// replaying client. A trailing partial command is left unconsumed.
     pub fn apply_stream(
         &self,
         client: &mut Client,
         bytes: &[u8],
-    ) -> Result<usize, crate::resp::ProtocolError> {
+    ) -> Result<Applied, crate::resp::ProtocolError> {
         client.replaying = true;
         let limits = crate::resp::Limits::default();
-        let mut pos = 0;
-        while let Some(parsed) = crate::resp::parse_command(&bytes[pos..], &limits)? {
-            let base = pos;
+        let mut applied = Applied::default();
+        while let Some(parsed) = crate::resp::parse_command(&bytes[applied.consumed..], &limits)? {
+            let base = applied.consumed;
             let argv: Vec<&[u8]> = parsed
                 .args
                 .iter()
                 .map(|r| &bytes[base + r.start..base + r.end])
                 .collect();
-            pos += parsed.consumed;
-            if !argv.is_empty() {
-                self.execute(client, &argv).wait(self);
+            applied.consumed += parsed.consumed;
+            if argv.is_empty() {
+                continue;
+            }
+            applied.commands += 1;
+            // A logged command never fails where it was logged: a failure here means the two
+            // datasets differ, so it is counted and the first one kept for the caller.
+            if let Outcome::Reply(Reply::Error(e)) = self.execute(client, &argv) {
+                applied.errors += 1;
+                applied.first_error.get_or_insert_with(|| e.into_owned());
             }
         }
-        Ok(pos)
+        Ok(applied)
     }
+}
+
+/// What [`Engine::apply_stream`] did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Bytes of complete commands consumed.
+    pub consumed: usize,
+    /// Commands applied.
+    pub commands: u64,
+    /// Commands that replied with an error (a correct log has none).
+    pub errors: u64,
+    /// The first such error.
+    pub first_error: Option<String>,
 }

@@ -12,6 +12,7 @@ use crate::keyspace::bytes::CompactBytes;
 use crate::keyspace::{WatchFlag, Watcher};
 use crate::reply::{err, Reply};
 use crate::slot::SlotId;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -29,8 +30,8 @@ pub struct MultiState {
 
 pub struct WatchState {
     flag: WatchFlag,
-    /// (db, key, was logically expired when watched).
-    keys: Vec<(usize, CompactBytes, bool)>,
+    /// (db, key) -> was it logically expired when watched.
+    keys: HashMap<(usize, CompactBytes), bool>,
 }
 
 /// Queues a command inside MULTI.
@@ -94,26 +95,21 @@ fn watch(engine: &Engine, client: &mut Client, keys: &[&[u8]]) {
     let db = client.db;
     let state = client.watch.get_or_insert_with(|| WatchState {
         flag: Arc::new(AtomicBool::new(false)),
-        keys: Vec::new(),
+        keys: HashMap::new(),
     });
     if state.flag.load(Ordering::Relaxed) {
         return;
     }
     let now = engine.now_ms();
     for &key in keys {
-        if state
-            .keys
-            .iter()
-            .any(|(d, k, _)| *d == db && k.as_slice() == key)
-        {
+        if state.keys.contains_key(&(db, CompactBytes::new(key))) {
             continue;
         }
-        let mut data = engine
-            .keyspace
-            .db(db)
-            .slot(SlotId::of_key(key))
-            .data
-            .write();
+        // WATCH holds no slot lock here, so opening the database is safe.
+        let Some(slots) = engine.keyspace.open(db) else {
+            continue;
+        };
+        let mut data = slots[SlotId::of_key(key).index()].data.write();
         let stale = data.get(key).is_some_and(|e| e.is_expired(now));
         data.extras_mut()
             .watched
@@ -123,7 +119,7 @@ fn watch(engine: &Engine, client: &mut Client, keys: &[&[u8]]) {
                 flag: state.flag.clone(),
                 stale,
             });
-        state.keys.push((db, CompactBytes::new(key), stale));
+        state.keys.insert((db, CompactBytes::new(key)), stale);
     }
 }
 
@@ -132,13 +128,11 @@ pub fn unwatch(engine: &Engine, client: &mut Client) {
     let Some(state) = client.watch.take() else {
         return;
     };
-    for (db, key, _) in &state.keys {
-        let mut data = engine
-            .keyspace
-            .db(*db)
-            .slot(SlotId::of_key(key))
-            .data
-            .write();
+    for (db, key) in state.keys.keys() {
+        let Some(slot) = engine.keyspace.used_slot(*db, SlotId::of_key(key)) else {
+            continue;
+        };
+        let mut data = slot.data.write();
         let extras = data.extras_mut();
         if let Some(watchers) = extras.watched.get_mut(key.as_slice()) {
             watchers.retain(|w| !Arc::ptr_eq(&w.flag, &state.flag));
@@ -159,7 +153,7 @@ fn watch_broken(engine: &Engine, client: &Client, held: &Held<'_>) -> bool {
         return true;
     }
     let now = engine.now_ms();
-    state.keys.iter().any(|(db, key, stale)| {
+    state.keys.iter().any(|((db, key), stale)| {
         !stale
             && held
                 .get(*db, SlotId::of_key(key))
@@ -185,7 +179,7 @@ fn exec(engine: &Engine, client: &mut Client) -> Outcome {
     let mut db = client.db;
     let mut write = false;
     for (q, argv) in multi.queued.iter().zip(&argvs) {
-        plan.add_command(engine, q.command, argv, db, None);
+        plan.add_command(engine, q.command, argv, db, None, true);
         write |= q.command.is_write();
         if q.command.name == "select" {
             if let Some(n) = argv.get(1).and_then(|a| args::parse_i64(a).ok()) {
@@ -196,7 +190,7 @@ fn exec(engine: &Engine, client: &mut Client) -> Outcome {
         }
     }
     if let Some(state) = &client.watch {
-        for (wdb, key, _) in &state.keys {
+        for (wdb, key) in state.keys.keys() {
             plan.add_key(*wdb, key);
         }
     }
@@ -206,26 +200,14 @@ fn exec(engine: &Engine, client: &mut Client) -> Outcome {
         unwatch(engine, client);
         return Outcome::Reply(Reply::NilArray);
     }
-    let mut effects = std::mem::take(&mut client.effects);
-    let replies = {
-        let mut cx = Ctx::new(
-            engine,
-            client.db,
-            client.protocol,
-            true,
-            &mut held,
-            &mut effects,
-        );
-        cx.replaying = client.replaying;
-        let replies: Vec<Reply> = multi
+    let replies = engine.with_ctx(client, &mut held, true, |cx| {
+        multi
             .queued
             .iter()
             .zip(&argvs)
-            .map(|(q, argv)| (q.command.handler)(&mut cx, argv).unwrap_or_else(Reply::from))
-            .collect();
-        client.db = cx.db;
-        replies
-    };
+            .map(|(q, argv)| (q.command.handler)(cx, argv).unwrap_or_else(Reply::from))
+            .collect()
+    });
     let outcome = engine.finish(client, held, Reply::Array(replies));
     unwatch(engine, client);
     outcome

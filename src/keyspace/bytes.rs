@@ -16,79 +16,97 @@ use std::hash::{Hash, Hasher};
 /// The longest content stored inline.
 pub const INLINE_MAX: usize = 22;
 
+/// A byte string that stores up to 22 bytes inline. It derefs to `[u8]`.
+///
+/// ```
+/// use shoal::CompactBytes;
+/// let b = CompactBytes::new(b"hello");
+/// assert_eq!(&b[..], b"hello");
+/// assert_eq!(b, "hello");
+/// ```
 #[derive(Clone)]
-pub enum CompactBytes {
-    Inline { len: u8, data: [u8; INLINE_MAX] },
+pub struct CompactBytes(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// `len` is at most INLINE_MAX: only `new` builds this variant.
+    Inline {
+        len: u8,
+        data: [u8; INLINE_MAX],
+    },
     Boxed(Box<[u8]>),
+    // Boxed so that the enum stays 24 bytes; only strings being appended to pay for it.
+    #[allow(clippy::box_collection)]
     Growable(Box<Vec<u8>>),
 }
 
 impl CompactBytes {
-    pub const EMPTY: CompactBytes = CompactBytes::Inline {
+    /// The empty string.
+    pub const EMPTY: CompactBytes = CompactBytes(Repr::Inline {
         len: 0,
         data: [0; INLINE_MAX],
-    };
+    });
 
+    /// A copy of `bytes`.
     pub fn new(bytes: &[u8]) -> CompactBytes {
         if bytes.len() <= INLINE_MAX {
             let mut data = [0; INLINE_MAX];
             data[..bytes.len()].copy_from_slice(bytes);
             // The length fits: it is at most INLINE_MAX.
-            CompactBytes::Inline {
+            CompactBytes(Repr::Inline {
                 len: bytes.len() as u8,
                 data,
-            }
+            })
         } else {
-            CompactBytes::Boxed(bytes.into())
+            CompactBytes(Repr::Boxed(bytes.into()))
         }
     }
 
     /// Takes ownership of a buffer as a growable string (Redis's "raw": what SETRANGE and
     /// APPEND build).
     pub fn growable(vec: Vec<u8>) -> CompactBytes {
-        CompactBytes::Growable(Box::new(vec))
+        CompactBytes(Repr::Growable(Box::new(vec)))
     }
 
+    /// The content.
     pub fn as_slice(&self) -> &[u8] {
-        match self {
-            CompactBytes::Inline { len, data } => &data[..usize::from(*len)],
-            CompactBytes::Boxed(b) => b,
-            CompactBytes::Growable(v) => v,
+        match &self.0 {
+            Repr::Inline { len, data } => &data[..usize::from(*len)],
+            Repr::Boxed(b) => b,
+            Repr::Growable(v) => v,
         }
     }
 
+    /// Length in bytes.
     pub fn len(&self) -> usize {
         self.as_slice().len()
     }
 
+    /// Whether the string is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// True when the content lives in a growable buffer (Redis's "raw" encoding).
     pub fn is_growable(&self) -> bool {
-        matches!(self, CompactBytes::Growable(_))
+        matches!(self.0, Repr::Growable(_))
     }
 
     /// The content as a growable buffer, converting in place when needed.
     pub fn make_growable(&mut self) -> &mut Vec<u8> {
         if !self.is_growable() {
-            *self = CompactBytes::Growable(Box::new(self.as_slice().to_vec()));
+            self.0 = Repr::Growable(Box::new(self.as_slice().to_vec()));
         }
-        match self {
-            CompactBytes::Growable(v) => v,
+        match &mut self.0 {
+            Repr::Growable(v) => v,
             // Converted just above.
             _ => unreachable!("converted to growable above"),
         }
     }
 
-    /// Heap bytes owned beyond the 24 inline bytes (for MEMORY USAGE and accounting).
-    pub fn heap_bytes(&self) -> usize {
-        match self {
-            CompactBytes::Inline { .. } => 0,
-            CompactBytes::Boxed(b) => b.len(),
-            CompactBytes::Growable(v) => std::mem::size_of::<Vec<u8>>() + v.capacity(),
-        }
+    /// Whether the content is stored inline (no heap allocation).
+    pub fn is_inline(&self) -> bool {
+        matches!(self.0, Repr::Inline { .. })
     }
 }
 
@@ -131,9 +149,9 @@ impl From<&str> for CompactBytes {
 
 impl From<CompactBytes> for Vec<u8> {
     fn from(b: CompactBytes) -> Vec<u8> {
-        match b {
-            CompactBytes::Growable(v) => *v,
-            other => other.as_slice().to_vec(),
+        match b.0 {
+            Repr::Growable(v) => *v,
+            other => CompactBytes(other).as_slice().to_vec(),
         }
     }
 }
@@ -199,7 +217,7 @@ mod tests {
             let data: Vec<u8> = (0..len as u8).collect();
             let c = CompactBytes::new(&data);
             assert_eq!(c.as_slice(), &data[..]);
-            assert_eq!(c.heap_bytes() == 0, len <= INLINE_MAX);
+            assert_eq!(c.is_inline(), len <= INLINE_MAX);
         }
     }
 

@@ -34,7 +34,7 @@ pub fn hash_key(key: &[u8]) -> u64 {
 }
 
 /// The smallest table a non-empty dict allocates.
-const MIN_BUCKETS: usize = 4;
+const BUCKETS_MIN: usize = 4;
 
 pub struct Dict<T> {
     /// Empty, or a power-of-two number of chains.
@@ -60,11 +60,8 @@ impl<T: DictItem> Dict<T> {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Number of buckets (a power of two, or 0).
+    #[cfg(test)]
     pub fn bucket_count(&self) -> usize {
         self.buckets.len()
     }
@@ -107,6 +104,7 @@ impl<T: DictItem> Dict<T> {
     }
 
     /// Inserts `item`, returning the item it replaced.
+    #[cfg(test)]
     pub fn insert(&mut self, item: T) -> Option<T> {
         if let Some(slot) = self.get_mut(item.key()) {
             return Some(std::mem::replace(slot, item));
@@ -118,7 +116,7 @@ impl<T: DictItem> Dict<T> {
     /// Inserts an item whose key is known to be absent.
     pub fn insert_new(&mut self, item: T) -> &mut T {
         if self.len >= self.buckets.len() {
-            self.resize((self.buckets.len() * 2).max(MIN_BUCKETS));
+            self.resize((self.buckets.len() * 2).max(BUCKETS_MIN));
         }
         let b = self.bucket_of(item.key());
         let next = self.buckets[b].take();
@@ -158,8 +156,8 @@ impl<T: DictItem> Dict<T> {
         let buckets = self.buckets.len();
         if self.len == 0 {
             self.buckets = Box::new([]);
-        } else if buckets > MIN_BUCKETS && self.len * 8 < buckets {
-            self.resize(self.len.next_power_of_two().max(MIN_BUCKETS));
+        } else if buckets > BUCKETS_MIN && self.len * 8 < buckets {
+            self.resize(self.len.next_power_of_two().max(BUCKETS_MIN));
         }
     }
 
@@ -176,39 +174,11 @@ impl<T: DictItem> Dict<T> {
         }
     }
 
-    pub fn clear(&mut self) {
-        drop_chains(std::mem::take(&mut self.buckets));
-        self.len = 0;
-    }
-
     pub fn iter(&self) -> Iter<'_, T> {
         Iter {
             buckets: &self.buckets,
             bucket: 0,
             node: None,
-        }
-    }
-
-    /// Visits every item mutably.
-    pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut T)) {
-        for bucket in self.buckets.iter_mut() {
-            let mut link = bucket;
-            while let Some(node) = link {
-                f(&mut node.item);
-                link = &mut node.next;
-            }
-        }
-    }
-
-    /// Removes every item, handing each to `f`.
-    pub fn drain(&mut self, mut f: impl FnMut(T)) {
-        let buckets = std::mem::take(&mut self.buckets);
-        self.len = 0;
-        for mut link in buckets.into_vec() {
-            while let Some(mut node) = link {
-                link = node.next.take();
-                f(node.item);
-            }
         }
     }
 
@@ -254,12 +224,6 @@ impl<T: DictItem> Dict<T> {
                 return Some(&node.item);
             }
         }
-    }
-
-    /// Bytes owned by the table and its nodes, not counting what items own on the heap.
-    pub fn overhead_bytes(&self) -> usize {
-        self.buckets.len() * std::mem::size_of::<Link<T>>()
-            + self.len * std::mem::size_of::<Node<T>>()
     }
 }
 
@@ -345,7 +309,7 @@ mod tests {
             assert!(d.remove(&key(i)).is_some());
             assert!(d.get(&key(i)).is_none());
         }
-        assert!(d.is_empty());
+        assert_eq!(d.len(), 0);
         assert_eq!(d.bucket_count(), 0);
         assert_eq!(d.iter().count(), 0);
     }

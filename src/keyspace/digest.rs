@@ -11,9 +11,11 @@ use super::Entry;
 use crate::reply::format_double;
 use sha1::{Digest as _, Sha1};
 
+/// A 160-bit dataset or value digest.
 pub type Digest = [u8; 20];
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
+/// What a digest covers.
 pub enum DigestMode {
     /// Exactly Redis's `DEBUG DIGEST`: a TTL counts by its presence only.
     Redis,
@@ -78,15 +80,11 @@ pub fn entry_digest(entry: &Entry, mode: DigestMode) -> Digest {
 /// Accumulates a dataset digest database by database.
 pub struct DatasetDigest {
     digest: Digest,
-    mode: DigestMode,
 }
 
 impl DatasetDigest {
-    pub fn new(mode: DigestMode) -> Self {
-        DatasetDigest {
-            digest: [0; 20],
-            mode,
-        }
+    pub fn new() -> Self {
+        DatasetDigest { digest: [0; 20] }
     }
 
     /// Starts database `db`; call only for databases with keys, as Redis does.
@@ -99,10 +97,6 @@ impl DatasetDigest {
         for (d, x) in self.digest.iter_mut().zip(xored.iter()) {
             *d ^= x;
         }
-    }
-
-    pub fn mode(&self) -> DigestMode {
-        self.mode
     }
 
     pub fn finish(self) -> Digest {
@@ -129,7 +123,7 @@ pub fn dataset_digest(
     mode: DigestMode,
     mut visit: impl FnMut(usize, crate::slot::SlotId, &mut dyn FnMut(&super::SlotData)),
 ) -> Digest {
-    let mut total = DatasetDigest::new(mode);
+    let mut total = DatasetDigest::new();
     for (index, db) in keyspace.dbs().iter().enumerate() {
         if db.slots_if_used().is_none() {
             continue;

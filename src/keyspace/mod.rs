@@ -58,17 +58,28 @@ impl Entry {
         self.set_meta_flag(FLOAT_STRING, float);
     }
 
-    /// Marks the value as a private copy (see [`UNSHARED`]).
-    pub fn set_unshared(&mut self) {
-        self.set_meta_flag(UNSHARED, true);
-    }
-
     fn set_meta_flag(&mut self, flag: u32, on: bool) {
         let meta = self.meta.get_mut();
         if on {
             *meta |= flag;
         } else {
             *meta &= !flag;
+        }
+    }
+
+    /// This entry under another key (RENAME): value, expiry and metadata go with it.
+    pub fn renamed(mut self, key: &[u8]) -> Entry {
+        self.key = CompactBytes::new(key);
+        self
+    }
+
+    /// A deep copy under `key` (COPY): Redis's copy is a new object, never a shared integer.
+    pub fn duplicate(&self, key: &[u8]) -> Entry {
+        Entry {
+            key: CompactBytes::new(key),
+            expire_at_ms: self.expire_at_ms,
+            value: self.value.clone(),
+            meta: AtomicU32::new(self.meta.load(Ordering::Relaxed) | UNSHARED),
         }
     }
 
@@ -150,10 +161,6 @@ pub struct SlotData {
 impl SlotData {
     pub fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
@@ -246,6 +253,18 @@ impl SlotData {
         None
     }
 
+    /// Stores a whole entry under its key (replacing any), keeping its expiry and metadata.
+    pub fn insert_entry(&mut self, entry: Entry) -> Option<Entry> {
+        let old = self.remove(&entry.key);
+        let at = entry.expire_at_ms;
+        let key = entry.key.clone();
+        self.entries.insert_new(entry);
+        if at != 0 {
+            self.extras_mut().expires.insert((at, key));
+        }
+        old
+    }
+
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let entry = self.entries.remove(key)?;
         if entry.expire_at_ms != 0 {
@@ -304,15 +323,6 @@ impl SlotData {
     /// Number of keys with a TTL.
     pub fn volatile_len(&self) -> usize {
         self.extras.as_ref().map_or(0, |e| e.expires.len())
-    }
-
-    /// Removes every entry, handing each to `f`.
-    pub fn drain(&mut self, f: impl FnMut(Entry)) {
-        self.entries.drain(f);
-        if let Some(extras) = self.extras.as_mut() {
-            extras.expires.clear();
-        }
-        self.release_extras();
     }
 
     /// Dirties the watchers of every watched key for which `changed` holds.
@@ -401,17 +411,6 @@ impl SlotData {
             })
             .unwrap_or_default()
     }
-
-    /// Bytes this shard holds, for memory accounting.
-    pub fn memory_bytes(&self) -> usize {
-        self.entries.overhead_bytes()
-            + self
-                .entries
-                .iter()
-                .map(|e| e.key.heap_bytes() + e.value.heap_bytes())
-                .sum::<usize>()
-            + self.volatile_len() * (std::mem::size_of::<(u64, CompactBytes)>() + 8)
-    }
 }
 
 /// One slot of one database. One cache line: the lock, the dict header and the counters are
@@ -470,15 +469,6 @@ pub struct Db {
 }
 
 impl Db {
-    pub fn slot(&self, slot: SlotId) -> &Slot {
-        &self.slots()[slot.index()]
-    }
-
-    pub fn slots(&self) -> &[Slot] {
-        self.slots
-            .get_or_init(|| (0..SLOT_COUNT).map(|_| Slot::new()).collect())
-    }
-
     /// The slots if this database was ever used.
     pub fn slots_if_used(&self) -> Option<&[Slot]> {
         self.slots.get().map(|s| &s[..])
@@ -490,14 +480,22 @@ impl Db {
     }
 }
 
+/// All databases.
+///
+/// Databases are allocated on first use, which must not race with commands that act on every
+/// database (FLUSHALL, SWAPDB): those hold the *gate* for writing while they run, and
+/// allocating takes it for reading. Allocation never happens while slot locks are held
+/// (`Held::acquire` opens every database it needs first), so the gate cannot deadlock.
 pub struct Keyspace {
     dbs: Box<[Db]>,
+    gate: RwLock<()>,
 }
 
 impl Keyspace {
     pub fn new(databases: usize) -> Keyspace {
         Keyspace {
             dbs: (0..databases.max(1)).map(|_| Db::default()).collect(),
+            gate: RwLock::new(()),
         }
     }
 
@@ -505,9 +503,30 @@ impl Keyspace {
         self.dbs.len()
     }
 
-    /// The database `db`; callers validate the index (SELECT and friends reply with an error).
-    pub fn db(&self, db: usize) -> &Db {
-        &self.dbs[db]
+    /// The slots of `db` if it exists and was ever used; never allocates.
+    pub fn used(&self, db: usize) -> Option<&[Slot]> {
+        self.dbs.get(db)?.slots_if_used()
+    }
+
+    /// The slots of `db`, allocating them on first use. `None` for an index out of range.
+    /// Must not be called while holding slot locks (see the type's documentation).
+    pub fn open(&self, db: usize) -> Option<&[Slot]> {
+        let cell = &self.dbs.get(db)?.slots;
+        if let Some(slots) = cell.get() {
+            return Some(slots);
+        }
+        let _gate = self.gate.read();
+        Some(cell.get_or_init(|| (0..SLOT_COUNT).map(|_| Slot::new()).collect()))
+    }
+
+    /// One slot of a used database (`None` when the database was never used).
+    pub fn used_slot(&self, db: usize, slot: SlotId) -> Option<&Slot> {
+        self.used(db).map(|slots| &slots[slot.index()])
+    }
+
+    /// Held for writing by commands that act on every database.
+    pub fn gate(&self) -> &RwLock<()> {
+        &self.gate
     }
 
     pub fn dbs(&self) -> &[Db] {

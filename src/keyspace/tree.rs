@@ -8,6 +8,9 @@
 
 const NIL: u32 = u32::MAX;
 
+/// Arenas smaller than this are never compacted (rebuilding would cost more than it saves).
+const COMPACT_NODES_MIN: usize = 1024;
+
 struct TreeNode<K> {
     /// `None` only while the slot is on the free list, so a freed key is dropped at once.
     key: Option<K>,
@@ -40,10 +43,6 @@ impl<K: Ord> OrderTree<K> {
 
     pub fn len(&self) -> usize {
         self.size(self.root) as usize
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.root == NIL
     }
 
     fn size(&self, n: u32) -> u32 {
@@ -142,7 +141,10 @@ impl<K: Ord> OrderTree<K> {
         if removed && self.root == NIL {
             self.nodes.clear();
             self.free.clear();
-        } else if removed && self.nodes.len() > 1024 && self.len() * 4 < self.nodes.len() {
+        } else if removed
+            && self.nodes.len() > COMPACT_NODES_MIN
+            && self.len() * 4 < self.nodes.len()
+        {
             self.compact();
         }
         removed
@@ -268,11 +270,6 @@ impl<K: Ord> OrderTree<K> {
 
     pub fn iter(&self) -> Iter<'_, K> {
         self.iter_from(0, false)
-    }
-
-    /// Arena bytes, for memory accounting.
-    pub fn overhead_bytes(&self) -> usize {
-        self.nodes.capacity() * std::mem::size_of::<TreeNode<K>>() + self.free.capacity() * 4
     }
 }
 

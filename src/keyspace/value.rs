@@ -116,44 +116,6 @@ impl Value {
         }
     }
 
-    /// Heap bytes owned by the value (for `MEMORY USAGE` and accounting; an estimate of what
-    /// the allocator was asked for).
-    pub fn heap_bytes(&self) -> usize {
-        match self {
-            Value::Str(s) => s.heap_bytes(),
-            Value::List(l) => {
-                std::mem::size_of::<ListValue>()
-                    + l.capacity() * std::mem::size_of::<CompactBytes>()
-                    + l.iter().map(CompactBytes::heap_bytes).sum::<usize>()
-            }
-            Value::Hash(h) => {
-                std::mem::size_of::<HashValue>()
-                    + h.fields.overhead_bytes()
-                    + h.fields
-                        .iter()
-                        .map(|f| f.field.heap_bytes() + f.value.heap_bytes())
-                        .sum::<usize>()
-            }
-            Value::Set(s) => {
-                std::mem::size_of::<SetValue>()
-                    + s.members.overhead_bytes()
-                    + s.members
-                        .iter()
-                        .map(CompactBytes::heap_bytes)
-                        .sum::<usize>()
-            }
-            Value::ZSet(z) => {
-                std::mem::size_of::<ZSetValue>()
-                    + z.members.overhead_bytes()
-                    + z.order.overhead_bytes()
-                    + z.members
-                        .iter()
-                        .map(|m| 2 * m.member.heap_bytes())
-                        .sum::<usize>()
-            }
-        }
-    }
-
     /// Number of elements for aggregate types, 1 for strings.
     pub fn len(&self) -> usize {
         match self {
@@ -314,10 +276,6 @@ impl SetValue {
         self.members.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
         self.members.iter().map(|m| m.as_slice())
     }
@@ -394,10 +352,6 @@ impl ZSetValue {
 
     pub fn len(&self) -> usize {
         self.members.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
     }
 
     pub fn score(&self, member: &[u8]) -> Option<f64> {

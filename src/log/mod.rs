@@ -25,7 +25,9 @@ pub struct Offset(pub u64);
 #[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("write log position {wanted} is older than the oldest retained byte {oldest}")]
 pub struct Lagged {
+    /// The position the reader asked for.
     pub wanted: u64,
+    /// The oldest position still retained.
     pub oldest: u64,
 }
 
@@ -118,6 +120,7 @@ impl Inner {
     }
 }
 
+/// The write log (see the module documentation).
 pub struct WriteLog {
     inner: Mutex<Inner>,
     limits: LogLimits,
@@ -134,19 +137,23 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// Adds one command, to run in database `db`.
     pub fn push(&mut self, db: usize, argv: &[&[u8]]) {
         crate::resp::encode_command(argv, &mut self.bytes);
         self.commands.push((db, self.bytes.len()));
     }
 
+    /// Whether the batch holds no command.
     pub fn is_empty(&self) -> bool {
         self.commands.is_empty()
     }
 
+    /// Number of commands.
     pub fn len(&self) -> usize {
         self.commands.len()
     }
 
+    /// Empties the batch, keeping its buffers.
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.commands.clear();
@@ -157,6 +164,7 @@ const MULTI: &[u8] = b"*1\r\n$5\r\nMULTI\r\n";
 const EXEC: &[u8] = b"*1\r\n$4\r\nEXEC\r\n";
 
 impl WriteLog {
+    /// An empty log.
     pub fn new(limits: LogLimits) -> WriteLog {
         WriteLog {
             inner: Mutex::new(Inner {
@@ -246,11 +254,6 @@ impl WriteLog {
         self.inner.lock()
     }
 
-    /// Makes the next append start with a `SELECT`, for a reader that starts mid-stream.
-    pub fn force_select(&self) {
-        self.inner.lock().last_db = None;
-    }
-
     /// Registers a reader positioned at `from`. A reliable reader holds back writers instead of
     /// losing data; a plain one gets `Lagged` when it falls behind the retained history.
     pub fn reader(
@@ -314,6 +317,7 @@ pub struct LogReader {
 }
 
 impl LogReader {
+    /// The position of the next byte this reader will read.
     pub fn position(&self) -> Offset {
         let inner = self.log.inner.lock();
         Offset(inner.readers[self.id].as_ref().map_or(0, |r| r.position))

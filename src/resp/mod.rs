@@ -9,8 +9,10 @@ use std::ops::Range;
 /// The protocol version a client speaks (`HELLO 2|3`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
 pub enum Protocol {
+    /// RESP2, what clients speak until they send `HELLO 3`.
     #[default]
     Resp2,
+    /// RESP3: maps, sets, doubles, booleans and nulls as their own types.
     Resp3,
 }
 
@@ -88,11 +90,17 @@ pub fn encode_reply(reply: &Reply, proto: Protocol, out: &mut Vec<u8>) {
     }
 }
 
+/// The longest `*<count>` or `$<length>` line a peer may send without its CRLF.
+const HEADER_LINE_BYTES_MAX: usize = 64 * 1024;
+
 /// Bounds on what a peer may ask us to buffer while parsing.
 #[derive(Copy, Clone, Debug)]
 pub struct Limits {
+    /// The largest bulk argument (`proto-max-bulk-len`).
     pub bulk_bytes_max: usize,
+    /// The most arguments in one command.
     pub multibulk_len_max: usize,
+    /// The longest inline command line.
     pub inline_bytes_max: usize,
 }
 
@@ -113,7 +121,9 @@ pub struct ProtocolError(pub String);
 /// One parsed command: argument ranges into the buffer and the bytes consumed.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Parsed {
+    /// Where each argument is in the buffer.
     pub args: Vec<Range<usize>>,
+    /// How many bytes the command took.
     pub consumed: usize,
 }
 
@@ -142,7 +152,7 @@ fn parse_line_int(
     too_big: &str,
 ) -> Result<Option<(i64, usize)>, ProtocolError> {
     let Some(end) = find_crlf(buf, start) else {
-        if buf.len() - start > 1024 * 64 {
+        if buf.len() - start > HEADER_LINE_BYTES_MAX {
             return Err(ProtocolError(format!("Protocol error: {too_big}")));
         }
         return Ok(None);

@@ -128,20 +128,24 @@ impl Gen {
             0..=3 => {
                 let mut c = s(&["SET", &k, &v]);
                 for _ in 0..self.rng.usize(..3) {
-                    let opt = self.pick(&[
-                        "NX",
-                        "XX",
-                        "GET",
-                        "KEEPTTL",
-                        "EX 100",
-                        "PX 100000",
-                        "EXAT 4102444800",
-                        "PXAT 4102444800000",
-                        "EX 0",
-                        "EX x",
-                        "ex 100",
-                        "BAD",
-                    ]);
+                    let opt = if self.short_ttls && self.chance(30) {
+                        self.pick(&["PX 1", "PX 3", "PX 10"])
+                    } else {
+                        self.pick(&[
+                            "NX",
+                            "XX",
+                            "GET",
+                            "KEEPTTL",
+                            "EX 100",
+                            "PX 100000",
+                            "EXAT 4102444800",
+                            "PXAT 4102444800000",
+                            "EX 0",
+                            "EX x",
+                            "ex 100",
+                            "BAD",
+                        ])
+                    };
                     c.extend(opt.split(' ').map(String::from));
                 }
                 (c, Exact)
@@ -226,16 +230,20 @@ impl Gen {
             19 => (s(&["TYPE", &k]), Exact),
             20 => {
                 let cmd = self.pick(&["EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"]);
-                let t = self.pick(&[
-                    "1000",
-                    "100000000",
-                    "0",
-                    "-1",
-                    "x",
-                    "4102444800",
-                    "4102444800000",
-                    "9223372036854775807",
-                ]);
+                let t = if self.short_ttls && self.chance(50) && cmd == "PEXPIRE" {
+                    self.pick(&["1", "2", "5", "20"])
+                } else {
+                    self.pick(&[
+                        "1000",
+                        "100000000",
+                        "0",
+                        "-1",
+                        "x",
+                        "4102444800",
+                        "4102444800000",
+                        "9223372036854775807",
+                    ])
+                };
                 let mut c = s(&[cmd, &k, t]);
                 if self.chance(40) {
                     c.push(self.pick(&["NX", "XX", "GT", "LT", "FOO"]).to_string());
