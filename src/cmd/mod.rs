@@ -247,9 +247,10 @@ pub struct CommandTable {
     slots: Box<[Option<&'static Command>]>,
 }
 
-fn name_hash(lower: &[u8]) -> usize {
-    lower.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+/// FNV-1a of the name's lower-case bytes (computed without copying the name).
+fn name_hash(name: &[u8]) -> usize {
+    name.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0000_0100_0000_01b3)
     }) as usize
 }
 
@@ -285,15 +286,11 @@ impl CommandTable {
         if name.len() > NAME_BYTES_MAX {
             return None;
         }
-        let mut buf = [0u8; NAME_BYTES_MAX];
-        let lower = &mut buf[..name.len()];
-        lower.copy_from_slice(name);
-        lower.make_ascii_lowercase();
         let mask = self.slots.len() - 1;
-        let mut i = name_hash(lower) & mask;
+        let mut i = name_hash(name) & mask;
         loop {
             let c = self.slots[i]?;
-            if c.name.as_bytes() == &*lower {
+            if c.name.as_bytes().eq_ignore_ascii_case(name) {
                 return Some(c);
             }
             i = (i + 1) & mask;

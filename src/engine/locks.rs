@@ -195,7 +195,11 @@ impl<'a> Held<'a> {
         }
         let entries = match plan.slots.as_slice() {
             // The common case, one key: nothing to sort.
-            [(db, slot)] => lock(*db, *slot).into_iter().collect(),
+            [(db, slot)] => {
+                let mut one = SmallVec::new();
+                one.extend(lock(*db, *slot));
+                one
+            }
             _ => {
                 let mut keys = plan.slots.clone();
                 keys.sort_unstable();
