@@ -27,8 +27,8 @@
 //! cmd/           the command table and one module per family (strings, keys, lists, hashes,
 //!                sets, zsets, server); argument parsing (args.rs, longdouble.rs)
 //! keyspace/      databases of 16384 locked slots; entries, value types and encodings,
-//!                the chained Dict with Redis's SCAN cursor, the order-statistic tree of
-//!                sorted sets, the DEBUG DIGEST algorithm
+//!                the hash-ordered Dict whose SCAN cursor survives resizes, the
+//!                order-statistic tree of sorted sets, the DEBUG DIGEST algorithm
 //! log/           the write log: offsets, retained history, reliable readers with back-pressure
 //! resp/          RESP2/RESP3 encoding and command decoding (the log's format)
 //! slot.rs        SlotId and key hashing; glob.rs the pattern matcher; reply.rs Reply

@@ -65,6 +65,12 @@ impl Reply {
     pub fn opt_bulk(bytes: Option<&[u8]>) -> Reply {
         bytes.map_or(Reply::Nil, Reply::bulk)
     }
+
+    /// A stored value as a bulk string, or nil for `None`: cloning a stored value copies a
+    /// short one as one fixed-size block rather than by its length.
+    pub fn opt_value(value: Option<&CompactBytes>) -> Reply {
+        value.map_or(Reply::Nil, |v| Reply::Bulk(v.clone()))
+    }
 }
 
 /// Redis's error replies, verbatim.

@@ -14,6 +14,8 @@ static CRC16: crc::Crc<u16, crc::Table<1>> =
 /// Number of hash slots in the keyspace.
 pub const SLOT_COUNT: usize = 16384;
 
+const SLOT_MASK: u16 = SLOT_COUNT as u16 - 1;
+
 /// A hash slot, `0..16384`. Only [`SlotId::of_key`] and [`SlotId::new`] make one, so a `SlotId`
 /// is always in range.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -28,8 +30,16 @@ impl SlotId {
     /// assert_eq!(SlotId::of_key(b"{user1000}.following"), SlotId::of_key(b"{user1000}.followers"));
     /// ```
     pub fn of_key(key: &[u8]) -> SlotId {
-        let hashed = hash_tag(key);
-        SlotId(CRC16.checksum(hashed) & (SLOT_COUNT as u16 - 1))
+        // One pass for the common key without a '{': checksum while watching for one.
+        let table = &CRC16.table()[0];
+        let mut crc = 0u16;
+        for &b in key {
+            if b == b'{' {
+                return SlotId(CRC16.checksum(hash_tag(key)) & SLOT_MASK);
+            }
+            crc = (crc << 8) ^ table[usize::from((crc >> 8) as u8 ^ b)];
+        }
+        SlotId(crc & SLOT_MASK)
     }
 
     /// A slot from its number, or `None` when it is not below 16384.
@@ -92,6 +102,18 @@ mod tests {
         assert_eq!(SlotId::of_key(b"foo{{bar}}zap"), SlotId::of_key(b"{bar"));
         assert_eq!(hash_tag(b"foo{bar"), b"foo{bar");
         assert_eq!(hash_tag(b"{a}{b}"), b"a");
+    }
+
+    #[test]
+    fn one_pass_checksum_matches_the_crate() {
+        for key in [
+            &b"key:000001"[..],
+            b"a",
+            b"}x",
+            b"a long key without any tag at all, 40b",
+        ] {
+            assert_eq!(SlotId::of_key(key).get(), CRC16.checksum(key) & SLOT_MASK);
+        }
     }
 
     #[test]

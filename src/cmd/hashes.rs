@@ -77,7 +77,7 @@ fn hsetnx(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 
 fn hget(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     let hash = cx.get::<HashValue>(argv[1])?;
-    Ok(Reply::opt_bulk(hash.and_then(|h| h.get(argv[2]))))
+    Ok(Reply::opt_value(hash.and_then(|h| h.get(argv[2]))))
 }
 
 fn hmget(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
@@ -85,7 +85,7 @@ fn hmget(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     Ok(Reply::Array(
         argv[2..]
             .iter()
-            .map(|f| Reply::opt_bulk(hash.and_then(|h| h.get(f))))
+            .map(|f| Reply::opt_value(hash.and_then(|h| h.get(f))))
             .collect(),
     ))
 }
@@ -182,7 +182,11 @@ fn hincrbyfloat(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     }
     let limits = cx.engine.config().encoding;
     let hash = cx.get_or_create::<HashValue>(key, HashValue::new)?;
-    let text = add_float(hash.get(field), argv[3], err::HASH_NOT_FLOAT)?;
+    let text = add_float(
+        hash.get(field).map(|v| v.as_slice()),
+        argv[3],
+        err::HASH_NOT_FLOAT,
+    )?;
     hash.set(field, text.as_bytes(), &limits);
     cx.touch(key)?;
     cx.propagate(&[b"HSET", key, field, text.as_bytes()]);

@@ -191,6 +191,11 @@ impl Command {
         )
     }
 
+    /// Whether the command locks just the slot of `argv[1]` (in the client's database).
+    pub fn locks_first_key_only(&self) -> bool {
+        self.lock == LockScope::Keys && self.other_dbs.is_none() && self.single_key()
+    }
+
     pub fn is_write(&self) -> bool {
         self.flags & flags::WRITE != 0
     }
@@ -241,21 +246,46 @@ impl Command {
     }
 }
 
-/// Name lookup over every family's commands: open addressing on an FNV-1a hash of the
-/// lower-case name (a few dozen instructions for a short name; this runs on every command).
+/// Name lookup over every family's commands: open addressing on the name folded to lower case
+/// and packed into words, so that hashing and comparing a name are a few word operations (this
+/// runs on every command).
 pub struct CommandTable {
-    slots: Box<[Option<&'static Command>]>,
+    slots: Box<[Option<(NameKey, &'static Command)>]>,
 }
 
-/// FNV-1a of the name's lower-case bytes (computed without copying the name).
-fn name_hash(name: &[u8]) -> usize {
-    name.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0000_0100_0000_01b3)
-    }) as usize
-}
+/// The longest command name looked up (longer names are unknown commands).
+const NAME_BYTES_MAX: usize = 31;
 
-/// The longest command name we look up (longer names are unknown commands).
-const NAME_BYTES_MAX: usize = 32;
+/// A command name folded to lower case and zero-padded, with its length in the last byte (so
+/// that a name with trailing NULs does not match a shorter one).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct NameKey([u64; 4]);
+
+impl NameKey {
+    fn of(name: &[u8]) -> Option<NameKey> {
+        if name.len() > NAME_BYTES_MAX {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (folded, b) in bytes.iter_mut().zip(name) {
+            *folded = b.to_ascii_lowercase();
+        }
+        bytes[NAME_BYTES_MAX] = name.len() as u8;
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(w)
+        };
+        Some(NameKey([word(0), word(1), word(2), word(3)]))
+    }
+
+    fn hash(&self) -> usize {
+        let [a, b, c, d] = self.0;
+        let mixed =
+            (a ^ b.rotate_left(21) ^ c.rotate_left(42) ^ d).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (mixed >> 32) as usize
+    }
+}
 
 impl CommandTable {
     pub fn new() -> CommandTable {
@@ -272,25 +302,24 @@ impl CommandTable {
         let size = (commands.len() * 4).next_power_of_two();
         let mut slots = vec![None; size].into_boxed_slice();
         for c in commands {
-            let mut i = name_hash(c.name.as_bytes()) & (size - 1);
+            let key = NameKey::of(c.name.as_bytes()).expect("command names are short");
+            let mut i = key.hash() & (size - 1);
             while slots[i].is_some() {
                 i = (i + 1) & (size - 1);
             }
-            slots[i] = Some(c);
+            slots[i] = Some((key, c));
         }
         CommandTable { slots }
     }
 
     /// Case-insensitive lookup.
     pub fn get(&self, name: &[u8]) -> Option<&'static Command> {
-        if name.len() > NAME_BYTES_MAX {
-            return None;
-        }
+        let key = NameKey::of(name)?;
         let mask = self.slots.len() - 1;
-        let mut i = name_hash(name) & mask;
+        let mut i = key.hash() & mask;
         loop {
-            let c = self.slots[i]?;
-            if c.name.as_bytes().eq_ignore_ascii_case(name) {
+            let (k, c) = self.slots[i]?;
+            if k == key {
                 return Some(c);
             }
             i = (i + 1) & mask;

@@ -6,7 +6,7 @@ use super::keys::{empty_scan, parse_cursor, parse_scan_options, random_items, sc
 use super::{CmdError, CmdResult, Command, KeySpec, ALL_KEYS, FIRST_KEY};
 use crate::engine::ctx::Ctx;
 use crate::keyspace::bytes::CompactBytes;
-use crate::keyspace::value::{parse_i64_strict, SetValue};
+use crate::keyspace::value::{parse_i64_strict, SetMember, SetValue};
 use crate::reply::{err, Reply};
 
 pub const COMMANDS: &[Command] = &[
@@ -250,7 +250,7 @@ fn compute(
             let (smallest, rest) = present.split_first().ok_or(SYNTAX)?;
             for m in smallest.members.iter() {
                 if rest.iter().all(|s| s.contains(m)) {
-                    out.push(m.clone());
+                    out.push(CompactBytes::clone(m));
                     if limit != 0 && out.len() >= limit {
                         break;
                     }
@@ -261,7 +261,7 @@ fn compute(
             let mut seen = std::collections::HashSet::new();
             for m in sets.iter().flatten().flat_map(|s| s.members.iter()) {
                 if seen.insert(m.as_slice()) {
-                    out.push(m.clone());
+                    out.push(CompactBytes::clone(m));
                 }
             }
         }
@@ -277,7 +277,7 @@ fn compute(
                     .members
                     .iter()
                     .filter(|m| sets[1..].iter().flatten().all(|s| !s.contains(m)))
-                    .cloned(),
+                    .map(|m| CompactBytes::clone(m)),
             );
         }
     }
@@ -379,7 +379,7 @@ fn sscan(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     };
     let options = parse_scan_options(&argv[3..], false)?;
     let small = set.intset.then(|| {
-        let mut members: Vec<&CompactBytes> = set.members.iter().collect();
+        let mut members: Vec<&SetMember> = set.members.iter().collect();
         members.sort_by_key(|m| parse_i64_strict(m).unwrap_or(0));
         members
     });

@@ -89,9 +89,7 @@ fn get_string<'a>(
 }
 
 fn get(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
-    Ok(Reply::opt_bulk(
-        get_string(cx, argv[1])?.map(|s| s.as_slice()),
-    ))
+    Ok(Reply::opt_value(get_string(cx, argv[1])?))
 }
 
 #[derive(Copy, Clone, PartialEq, Eq)]
@@ -281,7 +279,7 @@ fn psetex(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 }
 
 fn getset(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
-    let old = Reply::opt_bulk(get_string(cx, argv[1])?.map(|s| s.as_slice()));
+    let old = Reply::opt_value(get_string(cx, argv[1])?);
     store_string(cx, argv[1], argv[2], 0)?;
     cx.propagate(&[b"SET", argv[1], argv[2]]);
     Ok(old)

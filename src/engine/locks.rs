@@ -44,7 +44,7 @@ impl LockPlan {
     ) {
         match command.lock {
             LockScope::None => {}
-            LockScope::Keys if command.other_dbs.is_none() && command.single_key() => {
+            LockScope::Keys if command.locks_first_key_only() => {
                 if let Some(key) = argv.get(1) {
                     self.slots
                         .push((db, first_slot.unwrap_or_else(|| SlotId::of_key(key))));
@@ -128,16 +128,52 @@ pub struct HeldSlot<'a> {
     pub guard: Guard<'a>,
 }
 
-/// Locks held for one command or transaction, sorted by (db, slot).
+/// Locks held for one command or transaction, sorted by (db, slot). Small, so that handing it
+/// from dispatch to commit costs a few register moves: the common case is one slot, inline.
 pub struct Held<'a> {
-    entries: SmallVec<[HeldSlot<'a>; 2]>,
-    /// When whole databases are held: each one's index and where its 16384 entries start.
-    whole_dbs: SmallVec<[(usize, usize); 2]>,
+    entries: SmallVec<[HeldSlot<'a>; 1]>,
+    /// Set when whole databases are held.
+    whole: Option<Box<WholeDbs<'a>>>,
+}
+
+struct WholeDbs<'a> {
+    /// Each held database and where its 16384 entries start.
+    dbs: SmallVec<[(usize, usize); 2]>,
     /// Held by commands that act on every database, so none is allocated meanwhile.
     _gate: Option<RwLockWriteGuard<'a, ()>>,
 }
 
+impl<'a> HeldSlot<'a> {
+    /// Locks one slot of a used database (`None`: the database was never opened).
+    fn lock(engine: &'a Engine, db: usize, slot: SlotId, write: bool) -> Option<HeldSlot<'a>> {
+        let cell = &engine.keyspace.used(db)?[slot.index()];
+        let guard = if write {
+            Guard::Write(cell.data.write())
+        } else {
+            Guard::Read(cell.data.read())
+        };
+        Some(HeldSlot {
+            db,
+            slot,
+            cell,
+            guard,
+        })
+    }
+}
+
 impl<'a> Held<'a> {
+    /// Locks one slot: what most commands need, without planning.
+    pub fn one(engine: &'a Engine, db: usize, slot: SlotId, write: bool) -> Held<'a> {
+        engine.keyspace.open(db);
+        Held {
+            entries: match HeldSlot::lock(engine, db, slot, write) {
+                Some(held) => SmallVec::from_buf([held]),
+                None => SmallVec::new(),
+            },
+            whole: None,
+        }
+    }
+
     /// Locks everything in `plan`, in ascending (db, slot) order.
     pub fn acquire(engine: &'a Engine, plan: &LockPlan, write: bool) -> Held<'a> {
         let keyspace = &engine.keyspace;
@@ -153,20 +189,7 @@ impl<'a> Held<'a> {
         if let Whole::Db(d) = plan.whole {
             keyspace.open(d);
         }
-        let lock = |db: usize, slot: SlotId| {
-            let cell = &keyspace.used(db)?[slot.index()];
-            let guard = if write {
-                Guard::Write(cell.data.write())
-            } else {
-                Guard::Read(cell.data.read())
-            };
-            Some(HeldSlot {
-                db,
-                slot,
-                cell,
-                guard,
-            })
-        };
+        let lock = |db: usize, slot: SlotId| HeldSlot::lock(engine, db, slot, write);
         let (gate, dbs): (_, SmallVec<[usize; 2]>) = match plan.whole {
             Whole::None => (None, SmallVec::new()),
             Whole::Db(d) if plan.slots.iter().all(|&(db, _)| db == d) => {
@@ -182,43 +205,34 @@ impl<'a> Held<'a> {
         };
         if !dbs.is_empty() {
             let mut entries = SmallVec::new();
-            let mut whole_dbs = SmallVec::new();
+            let mut whole = WholeDbs {
+                dbs: SmallVec::new(),
+                _gate: gate,
+            };
             for db in dbs {
-                whole_dbs.push((db, entries.len()));
+                whole.dbs.push((db, entries.len()));
                 entries.extend((0..SLOT_COUNT as u16).filter_map(|s| lock(db, SlotId::new(s)?)));
             }
             return Held {
                 entries,
-                whole_dbs,
-                _gate: gate,
+                whole: Some(Box::new(whole)),
             };
         }
-        let entries = match plan.slots.as_slice() {
-            // The common case, one key: nothing to sort.
-            [(db, slot)] => {
-                let mut one = SmallVec::new();
-                one.extend(lock(*db, *slot));
-                one
-            }
-            _ => {
-                let mut keys = plan.slots.clone();
-                keys.sort_unstable();
-                keys.dedup();
-                keys.into_iter()
-                    .filter_map(|(db, slot)| lock(db, slot))
-                    .collect()
-            }
-        };
+        let mut keys = plan.slots.clone();
+        keys.sort_unstable();
+        keys.dedup();
         Held {
-            entries,
-            whole_dbs: SmallVec::new(),
-            _gate: None,
+            entries: keys
+                .into_iter()
+                .filter_map(|(db, slot)| lock(db, slot))
+                .collect(),
+            whole: None,
         }
     }
 
     fn position(&self, db: usize, slot: SlotId) -> Option<usize> {
-        if !self.whole_dbs.is_empty() {
-            let &(_, start) = self.whole_dbs.iter().find(|(d, _)| *d == db)?;
+        if let Some(whole) = &self.whole {
+            let &(_, start) = whole.dbs.iter().find(|(d, _)| *d == db)?;
             return Some(start + slot.index());
         }
         self.entries

@@ -280,9 +280,20 @@ impl Engine {
         argv: &[&[u8]],
         first_slot: Option<SlotId>,
     ) -> Outcome {
-        let mut plan = locks::LockPlan::default();
-        plan.add_command(self, command, argv, client.db, first_slot, false);
-        let mut held = locks::Held::acquire(self, &plan, command.is_write());
+        let write = command.is_write();
+        let mut held = match first_slot {
+            Some(slot) if command.locks_first_key_only() => {
+                locks::Held::one(self, client.db, slot, write)
+            }
+            _ => {
+                let mut plan = locks::LockPlan::default();
+                plan.add_command(self, command, argv, client.db, first_slot, false);
+                locks::Held::acquire(self, &plan, write)
+            }
+        };
+        if let (Some(key), Some(held)) = (argv.get(1), held.iter().next()) {
+            held.guard.data().prefetch(key);
+        }
         let result = self.with_ctx(client, &mut held, false, |cx| {
             if let (Some(key), Some(slot)) = (argv.get(1), first_slot) {
                 cx.remember_slot(key, slot);

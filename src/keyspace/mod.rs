@@ -31,6 +31,8 @@ pub struct Entry {
     /// Per-key metadata: [`FLOAT_STRING`] and, in the low 24 bits, room for an access clock.
     /// Atomic because readers under a shared lock will update the clock.
     meta: AtomicU32,
+    /// Kept for the slot's `Dict`; it fills what would be padding.
+    filed_hash: u32,
 }
 
 /// The string was produced by INCRBYFLOAT: Redis stores it as text (embstr) even when it
@@ -47,6 +49,7 @@ impl Entry {
             expire_at_ms: 0,
             value,
             meta: AtomicU32::new(0),
+            filed_hash: 0,
         }
     }
 
@@ -80,6 +83,7 @@ impl Entry {
             expire_at_ms: self.expire_at_ms,
             value: self.value.clone(),
             meta: AtomicU32::new(self.meta.load(Ordering::Relaxed) | UNSHARED),
+            filed_hash: 0,
         }
     }
 
@@ -120,6 +124,12 @@ impl Entry {
 impl DictItem for Entry {
     fn key(&self) -> &[u8] {
         &self.key
+    }
+    fn filed_hash(&self) -> u32 {
+        self.filed_hash
+    }
+    fn set_filed_hash(&mut self, hash: u32) {
+        self.filed_hash = hash;
     }
 }
 
@@ -165,6 +175,11 @@ impl SlotData {
 
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
         self.entries.get(key)
+    }
+
+    /// Starts loading the bucket where `key` would be (see [`Slot::prefetch`]).
+    pub fn prefetch(&self, key: &[u8]) {
+        self.entries.prefetch(key);
     }
 
     /// Mutable access to an entry's value; its expiry changes only through `set_expire`.
@@ -413,6 +428,18 @@ impl SlotData {
     }
 }
 
+/// Starts loading the cache line at `at` without waiting for it: the miss then overlaps with
+/// whatever the caller does before it reads there.
+#[inline]
+pub fn prefetch<T>(at: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it never faults and reads nothing into the program.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((at as *const T).cast::<i8>());
+    }
+}
+
 /// One slot of one database. One cache line: the lock, the dict header and the counters are
 /// fetched together (a command touching a slot pays one miss for all of them).
 #[repr(align(64))]
@@ -441,12 +468,7 @@ impl Slot {
     /// caller does before it locks the slot.
     #[inline]
     pub fn prefetch(&self) {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch is only a hint: it never faults and reads nothing into the program.
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>((self as *const Slot).cast::<i8>());
-        }
+        prefetch(self);
     }
 
     pub fn next_expire_ms(&self) -> u64 {

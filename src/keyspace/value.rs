@@ -177,11 +177,18 @@ pub fn parse_i64_strict(s: &[u8]) -> Option<i64> {
 pub struct HashField {
     pub field: CompactBytes,
     pub value: CompactBytes,
+    filed_hash: u32,
 }
 
 impl DictItem for HashField {
     fn key(&self) -> &[u8] {
         &self.field
+    }
+    fn filed_hash(&self) -> u32 {
+        self.filed_hash
+    }
+    fn set_filed_hash(&mut self, hash: u32) {
+        self.filed_hash = hash;
     }
 }
 
@@ -204,6 +211,7 @@ impl HashValue {
         let (slot, added) = self.fields.get_or_insert_with(field, || HashField {
             field: CompactBytes::new(field),
             value: CompactBytes::EMPTY,
+            filed_hash: 0,
         });
         slot.value = CompactBytes::new(value);
         if field.len() > limits.hash_max_listpack_value
@@ -215,8 +223,8 @@ impl HashValue {
         added
     }
 
-    pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
-        self.fields.get(field).map(|f| f.value.as_slice())
+    pub fn get(&self, field: &[u8]) -> Option<&CompactBytes> {
+        self.fields.get(field).map(|f| &f.value)
     }
 }
 
@@ -229,14 +237,34 @@ impl Default for HashValue {
 // ---------------------------------------------------------------------------------------------
 // Sets
 
-impl DictItem for CompactBytes {
+/// A set member, with the hash its dict filed it under.
+#[derive(Clone)]
+pub struct SetMember {
+    member: CompactBytes,
+    filed_hash: u32,
+}
+
+impl std::ops::Deref for SetMember {
+    type Target = CompactBytes;
+    fn deref(&self) -> &CompactBytes {
+        &self.member
+    }
+}
+
+impl DictItem for SetMember {
     fn key(&self) -> &[u8] {
-        self
+        &self.member
+    }
+    fn filed_hash(&self) -> u32 {
+        self.filed_hash
+    }
+    fn set_filed_hash(&mut self, hash: u32) {
+        self.filed_hash = hash;
     }
 }
 
 pub struct SetValue {
-    pub members: Dict<CompactBytes>,
+    pub members: Dict<SetMember>,
     /// Redis would still hold this set as an intset (every member an integer, few enough).
     pub intset: bool,
 }
@@ -254,7 +282,10 @@ impl SetValue {
         if self.members.contains(member) {
             return false;
         }
-        self.members.insert_new(CompactBytes::new(member));
+        self.members.insert_new(SetMember {
+            member: CompactBytes::new(member),
+            filed_hash: 0,
+        });
         if self.intset
             && (parse_i64_strict(member).is_none()
                 || self.members.len() > limits.set_max_intset_entries)
@@ -294,11 +325,18 @@ impl Default for SetValue {
 pub struct ZMember {
     pub member: CompactBytes,
     pub score: f64,
+    filed_hash: u32,
 }
 
 impl DictItem for ZMember {
     fn key(&self) -> &[u8] {
         &self.member
+    }
+    fn filed_hash(&self) -> u32 {
+        self.filed_hash
+    }
+    fn set_filed_hash(&mut self, hash: u32) {
+        self.filed_hash = hash;
     }
 }
 
@@ -382,6 +420,7 @@ impl ZSetValue {
         let (slot, added) = self.members.get_or_insert_with(member, || ZMember {
             member: CompactBytes::new(member),
             score,
+            filed_hash: 0,
         });
         let old = (!added).then_some(slot.score);
         if old == Some(score) {

@@ -162,6 +162,9 @@ impl Batch {
 
 const MULTI: &[u8] = b"*1\r\n$5\r\nMULTI\r\n";
 const EXEC: &[u8] = b"*1\r\n$4\r\nEXEC\r\n";
+/// Bound on what an append adds around each command of a batch (a SELECT of a database up to
+/// 16383 is 27 bytes) and, once more, around the batch (MULTI and EXEC, 29 bytes).
+const FRAMING_BYTES_MAX: usize = 32;
 
 impl WriteLog {
     /// An empty log.
@@ -210,6 +213,13 @@ impl WriteLog {
             self.space_ready.wait(&mut inner);
             inner.writers_waiting -= 1;
         }
+        // Seal a full chunk before writing, not after: writing past the buffer's capacity
+        // would copy all of it, once per chunk.
+        let needed = batch.bytes.len() + FRAMING_BYTES_MAX * (batch.len() + 1);
+        if inner.tail.len() + needed > inner.tail.capacity() && !inner.tail.is_empty() {
+            inner.seal_tail();
+            inner.trim(&self.limits);
+        }
         let before = inner.tail.len();
         let wrap = atomic && batch.len() > 1;
         if wrap {
@@ -229,10 +239,6 @@ impl WriteLog {
         }
         let added = inner.tail.len() - before;
         inner.end += added as u64;
-        if inner.tail.len() >= CHUNK_BYTES {
-            inner.seal_tail();
-            inner.trim(&self.limits);
-        }
         if inner.readers_waiting > 0 {
             self.data_ready.notify_all();
         }

@@ -17,9 +17,17 @@ pub enum Protocol {
 }
 
 fn push_header(out: &mut Vec<u8>, kind: u8, n: usize) {
-    out.push(kind);
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-    out.extend_from_slice(b"\r\n");
+    // Most lengths and counts are below 100: write those as fixed-size blocks.
+    let digit = |d: usize| b'0' + d as u8;
+    match n {
+        0..=9 => out.extend_from_slice(&[kind, digit(n), b'\r', b'\n']),
+        10..=99 => out.extend_from_slice(&[kind, digit(n / 10), digit(n % 10), b'\r', b'\n']),
+        _ => {
+            out.push(kind);
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
 }
 
 fn push_bulk(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -30,6 +38,10 @@ fn push_bulk(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// Appends a command as a RESP array of bulk strings.
 pub fn encode_command(argv: &[&[u8]], out: &mut Vec<u8>) {
+    // One reservation for the whole command (a header is at most 1 + 20 digits + CRLF, a
+    // bulk adds another CRLF), so the appends below never reallocate one by one.
+    let payload: usize = argv.iter().map(|a| a.len()).sum();
+    out.reserve(payload + 25 * (argv.len() + 1));
     push_header(out, b'*', argv.len());
     for arg in argv {
         push_bulk(out, arg);
