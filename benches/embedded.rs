@@ -104,6 +104,33 @@ fn measure(
     total.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Nanoseconds per dependent load from a 64 MiB random cycle of cache lines: the latency floor
+/// under every figure above. A GET through Shoal makes about four such loads one after another
+/// (the bench's key slot, the key's bytes, the slot header, the bucket); a bare map's loop is
+/// short enough that the CPU overlaps the misses of several consecutive operations.
+fn dram_latency_ns() -> f64 {
+    const LINES: usize = 1 << 20;
+    const WORDS_PER_LINE: usize = 8;
+    // Sattolo's shuffle: one cycle through every line, in random order.
+    let mut order: Vec<usize> = (0..LINES).collect();
+    let mut rng = fastrand::Rng::with_seed(9);
+    for i in (1..LINES).rev() {
+        order.swap(i, rng.usize(..i));
+    }
+    let mut next = vec![0usize; LINES * WORDS_PER_LINE];
+    for i in 0..LINES {
+        next[order[i] * WORDS_PER_LINE] = order[(i + 1) % LINES] * WORDS_PER_LINE;
+    }
+    let steps = 4_000_000;
+    let mut at = 0;
+    let started = Instant::now();
+    for _ in 0..steps {
+        at = next[at];
+    }
+    std::hint::black_box(at);
+    started.elapsed().as_secs_f64() * 1e9 / steps as f64
+}
+
 fn report(name: &str, value: f64) {
     println!("RESULT {name} {value:.0}");
 }
@@ -180,6 +207,7 @@ fn main() {
     println!("RESULT shoal_bytes_per_key {bytes_per_key:.1}");
     println!("RESULT ratio_get_2t {:.2}", shoal_get_2t / dashmap_get_2t);
     println!("RESULT ratio_set_2t {:.2}", shoal_set_2t / dashmap_set_2t);
+    println!("RESULT dram_latency_ns {:.0}", dram_latency_ns());
     println!("# write log bytes appended during the run: {log_bytes}");
     println!("# targets: ratio_get_2t >= 0.7, ratio_set_2t >= 0.6, shoal_bytes_per_key <= 90 (Redis 7: ~105)");
 }
