@@ -34,6 +34,25 @@ pub trait DictItem {
     fn set_filed_hash(&mut self, hash: u32);
 }
 
+/// Implements [`DictItem`] for a struct keyed by the bytes of field `$key` that keeps the dict's
+/// hash in a `filed_hash: u32` field.
+macro_rules! dict_item {
+    ($item:ty, $key:ident) => {
+        impl $crate::keyspace::dict::DictItem for $item {
+            fn key(&self) -> &[u8] {
+                &self.$key
+            }
+            fn filed_hash(&self) -> u32 {
+                self.filed_hash
+            }
+            fn set_filed_hash(&mut self, hash: u32) {
+                self.filed_hash = hash;
+            }
+        }
+    };
+}
+pub(crate) use dict_item;
+
 static HASH_STATE: LazyLock<foldhash::fast::RandomState> = LazyLock::new(Default::default);
 
 /// The hash every `Dict` files `key` under: the top 32 bits of its seeded foldhash.

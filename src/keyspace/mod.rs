@@ -15,7 +15,7 @@ pub mod tree;
 pub mod value;
 
 use self::bytes::CompactBytes;
-use self::dict::{Dict, DictItem};
+use self::dict::Dict;
 use self::value::Value;
 use crate::slot::{SlotId, SLOT_COUNT};
 use parking_lot::RwLock;
@@ -121,17 +121,7 @@ impl Entry {
     }
 }
 
-impl DictItem for Entry {
-    fn key(&self) -> &[u8] {
-        &self.key
-    }
-    fn filed_hash(&self) -> u32 {
-        self.filed_hash
-    }
-    fn set_filed_hash(&mut self, hash: u32) {
-        self.filed_hash = hash;
-    }
-}
+dict::dict_item!(Entry, key);
 
 /// Set by a write to a watched key; `EXEC` aborts when it is set.
 pub type WatchFlag = Arc<AtomicBool>;
@@ -375,26 +365,18 @@ impl SlotData {
             a.entries.contains(key) || b.entries.contains(key)
         };
         let (mine, theirs) = (&*self, &*other);
-        let dirty_mine: Vec<CompactBytes> = mine
-            .extras()
-            .map(|e| {
-                e.watched
-                    .keys()
-                    .filter(|k| in_either(mine, theirs, k))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        let dirty_theirs: Vec<CompactBytes> = theirs
-            .extras()
-            .map(|e| {
-                e.watched
-                    .keys()
-                    .filter(|k| in_either(mine, theirs, k))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
+        let dirtied = |side: &SlotData| -> Vec<CompactBytes> {
+            side.extras()
+                .map(|e| {
+                    e.watched
+                        .keys()
+                        .filter(|k| in_either(mine, theirs, k))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (dirty_mine, dirty_theirs) = (dirtied(mine), dirtied(theirs));
         self.touch_watched_where(|k| dirty_mine.iter().any(|d| d.as_slice() == k));
         other.touch_watched_where(|k| dirty_theirs.iter().any(|d| d.as_slice() == k));
         std::mem::swap(&mut self.entries, &mut other.entries);

@@ -5,7 +5,7 @@
 //! conversion rules, including that a conversion is one-way, so users see what Redis would say.
 
 use super::bytes::CompactBytes;
-use super::dict::{Dict, DictItem};
+use super::dict::{dict_item, Dict};
 use super::tree::OrderTree;
 use std::cmp::Ordering;
 use std::collections::VecDeque;
@@ -180,17 +180,7 @@ pub struct HashField {
     filed_hash: u32,
 }
 
-impl DictItem for HashField {
-    fn key(&self) -> &[u8] {
-        &self.field
-    }
-    fn filed_hash(&self) -> u32 {
-        self.filed_hash
-    }
-    fn set_filed_hash(&mut self, hash: u32) {
-        self.filed_hash = hash;
-    }
-}
+dict_item!(HashField, field);
 
 pub struct HashValue {
     pub fields: Dict<HashField>,
@@ -251,17 +241,7 @@ impl std::ops::Deref for SetMember {
     }
 }
 
-impl DictItem for SetMember {
-    fn key(&self) -> &[u8] {
-        &self.member
-    }
-    fn filed_hash(&self) -> u32 {
-        self.filed_hash
-    }
-    fn set_filed_hash(&mut self, hash: u32) {
-        self.filed_hash = hash;
-    }
-}
+dict_item!(SetMember, member);
 
 pub struct SetValue {
     pub members: Dict<SetMember>,
@@ -328,17 +308,7 @@ pub struct ZMember {
     filed_hash: u32,
 }
 
-impl DictItem for ZMember {
-    fn key(&self) -> &[u8] {
-        &self.member
-    }
-    fn filed_hash(&self) -> u32 {
-        self.filed_hash
-    }
-    fn set_filed_hash(&mut self, hash: u32) {
-        self.filed_hash = hash;
-    }
-}
+dict_item!(ZMember, member);
 
 /// The sorted-set order: by score, then by member bytes. Scores are never NaN.
 #[derive(Clone, Debug)]
