@@ -189,6 +189,7 @@ impl Node {
         digest::to_hex(&self.inner.engine.digest(DigestMode::WithExpiry))
     }
 
+    #[inline]
     fn call(&self, argv: &[&[u8]]) -> Result<Reply> {
         match self.run(argv) {
             Reply::Error(e) => Err(Error::Command(e.into_owned())),
@@ -754,6 +755,7 @@ fn double(command: &'static str, reply: Reply) -> Result<f64> {
     }
 }
 
+#[inline]
 fn opt_bulk(command: &'static str, reply: Reply) -> Result<Option<CompactBytes>> {
     match reply {
         Reply::Bulk(b) => Ok(Some(b)),

@@ -38,6 +38,15 @@ impl Effects {
         self.block = None;
     }
 
+    /// Whether there is nothing to commit.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.batch.is_empty()
+            && self.block.is_none()
+            && self.ready.is_empty()
+            && self.expired.is_empty()
+    }
+
     /// Whether anything needs doing after the locks are released.
     pub fn has_after_unlock_work(&self) -> bool {
         !self.expired.is_empty() || !self.ready.is_empty()
@@ -148,6 +157,7 @@ impl<'e, 'h> Ctx<'e, 'h> {
     }
 
     /// The slot of `key` (remembered for the first key argument).
+    #[inline]
     fn slot(&self, key: &[u8]) -> SlotId {
         let (addr, len, slot) = self.slot_memo.get();
         if addr == key.as_ptr() as usize && len == key.len() {
@@ -167,6 +177,7 @@ impl<'e, 'h> Ctx<'e, 'h> {
         self.proto == Protocol::Resp3
     }
 
+    #[inline]
     fn slot_of(&self, db: usize, key: &[u8]) -> Result<&HeldSlot<'e>, CmdError> {
         self.held.get(db, self.slot(key)).ok_or(NOT_LOCKED)
     }
@@ -179,12 +190,19 @@ impl<'e, 'h> Ctx<'e, 'h> {
 
     /// Whether `key`'s entry is logically expired; deletes it (and logs a DEL) when the
     /// command holds a write lock, else leaves that for after the command.
+    #[inline]
     fn expire_if_needed(&mut self, key: &[u8]) -> Result<bool, CmdError> {
-        let db = self.db;
-        let data = self.slot_of(db, key)?.guard.data();
-        if !data.has_volatile() {
+        if !self.slot_of(self.db, key)?.guard.data().has_volatile() {
             return Ok(false);
         }
+        self.expire_if_due(key)
+    }
+
+    /// `expire_if_needed` for a slot that holds keys with a TTL.
+    #[inline(never)]
+    fn expire_if_due(&mut self, key: &[u8]) -> Result<bool, CmdError> {
+        let db = self.db;
+        let data = self.slot_of(db, key)?.guard.data();
         let at = data.get(key).and_then(Entry::expire_at);
         let Some(at) = at else {
             return Ok(false);
@@ -215,6 +233,7 @@ impl<'e, 'h> Ctx<'e, 'h> {
     }
 
     /// The live entry for `key` in the current database.
+    #[inline]
     pub fn lookup(&mut self, key: &[u8]) -> Result<Option<&Entry>, CmdError> {
         if self.expire_if_needed(key)? {
             return Ok(None);
@@ -235,6 +254,7 @@ impl<'e, 'h> Ctx<'e, 'h> {
     }
 
     /// The value of `key` if it is a `T`; WRONGTYPE if it is another type.
+    #[inline]
     pub fn get<T: Typed>(&mut self, key: &[u8]) -> Result<Option<&T>, CmdError> {
         match self.lookup(key)? {
             None => Ok(None),

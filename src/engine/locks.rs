@@ -106,6 +106,7 @@ pub enum Guard<'a> {
 }
 
 impl Guard<'_> {
+    #[inline]
     pub fn data(&self) -> &SlotData {
         match self {
             Guard::Read(g) => g,
@@ -230,6 +231,7 @@ impl<'a> Held<'a> {
         }
     }
 
+    #[inline]
     fn position(&self, db: usize, slot: SlotId) -> Option<usize> {
         if let Some(whole) = &self.whole {
             let &(_, start) = whole.dbs.iter().find(|(d, _)| *d == db)?;
@@ -240,6 +242,7 @@ impl<'a> Held<'a> {
             .position(|e| e.db == db && e.slot == slot)
     }
 
+    #[inline]
     pub fn get(&self, db: usize, slot: SlotId) -> Option<&HeldSlot<'a>> {
         self.position(db, slot).map(|i| &self.entries[i])
     }

@@ -141,6 +141,7 @@ impl<T: DictItem> Dict<T> {
         }
     }
 
+    #[inline]
     fn find(&self, key: &[u8]) -> Option<usize> {
         if self.len == 0 {
             return None;
@@ -155,6 +156,7 @@ impl<T: DictItem> Dict<T> {
         }
     }
 
+    #[inline]
     pub fn get(&self, key: &[u8]) -> Option<&T> {
         let bucket = self.find(key)?;
         self.buckets[bucket].as_ref()

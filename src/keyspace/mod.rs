@@ -163,6 +163,7 @@ impl SlotData {
         self.entries.len()
     }
 
+    #[inline]
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
         self.entries.get(key)
     }
