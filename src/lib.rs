@@ -21,18 +21,25 @@
 //!
 //! ```text
 //! node.rs        Node, Session, Transaction: the embedded API (an adapter)
+//! resp/          the RESP adapter: decode.rs (frames, limits), encode.rs (RESP2/3 replies),
+//!                listener.rs (bind, accept, maxclients, protected mode), conn.rs (one task
+//!                per connection: pipelining, blocking waits, output limits)
 //! engine/        Engine::execute: lookup, MULTI queueing, lock planning (locks.rs), handler
 //!                context (ctx.rs), blocked clients (blocking.rs), transactions (multi.rs),
-//!                expiry (expire.rs)
+//!                expiry (expire.rs), clients and pauses (clients.rs), counters, slow log
+//!                and latency events (stats.rs)
 //! cmd/           the command table and one module per family (strings, keys, lists, hashes,
-//!                sets, zsets, server); argument parsing (args.rs, longdouble.rs)
+//!                sets, zsets, server, connection, config, info, introspect); argument
+//!                parsing (args.rs, longdouble.rs)
 //! keyspace/      databases of 16384 locked slots; entries, value types and encodings,
 //!                the hash-ordered Dict whose SCAN cursor survives resizes, the
 //!                order-statistic tree of sorted sets, the DEBUG DIGEST algorithm
 //! log/           the write log: offsets, retained history, reliable readers with back-pressure
-//! resp/          RESP2/RESP3 encoding and command decoding (the log's format)
 //! slot.rs        SlotId and key hashing; glob.rs the pattern matcher; reply.rs Reply
-//! config.rs      Config, error.rs Error
+//! config/        Config and its live copy (mod.rs), every Redis directive (catalog.rs),
+//!                reading and writing them by name (directives.rs), redis.conf files and
+//!                command lines (file.rs); error.rs Error; process.rs RSS and CPU figures
+//! bin/           shoal-server: the library as a redis-server-like process
 //! ```
 
 #![warn(missing_docs)]
@@ -45,6 +52,7 @@ pub(crate) mod glob;
 pub(crate) mod keyspace;
 pub mod log;
 pub mod node;
+pub(crate) mod process;
 pub mod reply;
 pub mod resp;
 pub mod slot;
@@ -61,3 +69,8 @@ pub use slot::SlotId;
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The Redis version whose commands, replies and configuration Shoal follows: what HELLO and
+/// INFO report as `version` / `redis_version`, so that clients enable the features they know
+/// that version has. INFO reports Shoal's own version beside it.
+pub const REDIS_VERSION: &str = "7.0.15";

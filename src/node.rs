@@ -39,10 +39,14 @@ struct Inner {
     engine: Arc<Engine>,
     sweeper: Option<JoinHandle<()>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
+    /// The RESP listener, when the configuration gives it a port.
+    listener: Option<crate::resp::Listener>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // Stop serving clients before the engine's background work goes away.
+        self.listener.take();
         *self.stop.0.lock() = true;
         self.stop.1.notify_all();
         if let Some(handle) = self.sweeper.take() {
@@ -78,6 +82,7 @@ fn spawn_sweeper(
                     break;
                 }
                 drop(stopped);
+                engine.cron();
                 let deleted = expire::sweep(&engine, &mut cursor, budget);
                 pause = if deleted > 0 {
                     Duration::from_millis(SWEEP_AGAIN_MS)
@@ -107,13 +112,34 @@ impl Node {
         let engine = Arc::new(Engine::new(config));
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let sweeper = Some(spawn_sweeper(engine.clone(), stop.clone())?);
+        let listener = if engine.config().port != 0 {
+            Some(crate::resp::Listener::start(engine.clone())?)
+        } else {
+            None
+        };
         Ok(Node {
             inner: Arc::new(Inner {
                 engine,
                 sweeper,
                 stop,
+                listener,
             }),
         })
+    }
+
+    /// The addresses the RESP listener serves (empty without a listener).
+    ///
+    /// ```
+    /// use shoal::{Config, Node};
+    /// let node = Node::open(Config::new())?;
+    /// assert!(node.resp_addresses().is_empty());
+    /// # Ok::<(), shoal::Error>(())
+    /// ```
+    pub fn resp_addresses(&self) -> &[std::net::SocketAddr] {
+        self.inner
+            .listener
+            .as_ref()
+            .map_or(&[], |listener| listener.addresses())
     }
 
     /// The engine, for adapters (RESP listener, replication) built on top of the node.
@@ -142,14 +168,12 @@ impl Node {
         CLIENT.with(|cell| match cell.try_borrow_mut() {
             Ok(mut slot) => {
                 let client = slot.get_or_insert_with(|| Client::new(Protocol::Resp3));
-                let reply = engine.execute(client, argv).wait(engine);
+                let reply = engine.execute_waiting(client, argv);
                 client.reset(engine);
                 reply
             }
             // Only reachable re-entrantly; a one-off client is as correct.
-            Err(_) => engine
-                .execute(&mut Client::new(Protocol::Resp3), argv)
-                .wait(engine),
+            Err(_) => engine.execute_waiting(&mut Client::new(Protocol::Resp3), argv),
         })
     }
 
@@ -664,9 +688,7 @@ impl Session {
     /// Runs one command; a blocking command blocks this thread.
     pub fn execute<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Reply {
         let argv = arg_slices(args);
-        self.engine
-            .execute(&mut self.client, &argv)
-            .wait(&self.engine)
+        self.engine.execute_waiting(&mut self.client, &argv)
     }
 
     /// Runs one command without waiting: a blocking command returns

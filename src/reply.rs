@@ -19,6 +19,8 @@ pub enum Reply {
     Int(i64),
     /// A bulk string; up to 22 bytes are held inline, so small replies allocate nothing.
     Bulk(CompactBytes),
+    /// Text for humans (INFO, CLIENT LIST): a verbatim string in RESP3, a bulk string in RESP2.
+    Verbatim(CompactBytes),
     /// A missing value: `$-1` in RESP2, `_` in RESP3.
     Nil,
     /// A missing aggregate: `*-1` in RESP2, `_` in RESP3.
@@ -75,6 +77,7 @@ impl Reply {
 
 /// Redis's error replies, verbatim.
 pub(crate) mod err {
+    pub const NOAUTH: &str = "NOAUTH Authentication required.";
     pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
     pub const SYNTAX: &str = "ERR syntax error";
     pub const NOT_INT: &str = "ERR value is not an integer or out of range";

@@ -127,7 +127,7 @@ proptest! {
         for (step, seed) in seeds.iter().enumerate() {
             let (args, _) = Gen::new(*seed).command();
             let argv: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-            engine.execute(&mut client, &argv).wait(&engine);
+            engine.execute_waiting(&mut client, &argv);
             if !client.in_multi() {
                 check_invariants(&node, step % 25 == 0 || step + 1 == seeds.len())?;
             }

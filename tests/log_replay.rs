@@ -22,10 +22,10 @@ fn workload(engine: &Engine, seed: u64) {
     for _ in 0..STEPS_PER_THREAD {
         let (args, _) = gen.command();
         let argv: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        engine.execute(&mut client, &argv).wait(engine);
+        engine.execute_waiting(&mut client, &argv);
     }
     if gen.in_multi {
-        engine.execute(&mut client, &[b"DISCARD"]).wait(engine);
+        engine.execute_waiting(&mut client, &[b"DISCARD"]);
     }
 }
 

@@ -41,7 +41,7 @@ fn run(seed: u64, proto: Protocol, steps: usize) {
         let argv: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
         history.push(args.join(" "));
         let expected = normalize(redis.call(&argv), how);
-        let reply = engine.execute(&mut client, &argv).wait(&engine);
+        let reply = engine.execute_waiting(&mut client, &argv);
         let got = normalize(shoal_value(&reply, proto), how);
         if expected != got {
             let key = args
@@ -94,13 +94,11 @@ fn diff_keys(
     let mut ours = Client::new(proto);
     for db in ["0", "1"] {
         redis.call(&[b"SELECT", db.as_bytes()]);
-        engine
-            .execute(&mut ours, &[b"SELECT", db.as_bytes()])
-            .wait(engine);
+        engine.execute_waiting(&mut ours, &[b"SELECT", db.as_bytes()]);
         for key in KEYS {
             let probe: [&[u8]; 3] = [b"DEBUG", b"DIGEST-VALUE", key.as_bytes()];
             let theirs = redis.call(&probe);
-            let mine = shoal_value(&engine.execute(&mut ours, &probe).wait(engine), proto);
+            let mine = shoal_value(&engine.execute_waiting(&mut ours, &probe), proto);
             if theirs != mine {
                 for probe in [
                     &["TYPE", key][..],
@@ -113,7 +111,7 @@ fn diff_keys(
                 ] {
                     let argv: Vec<&[u8]> = probe.iter().map(|a| a.as_bytes()).collect();
                     let t = redis.call(&argv);
-                    let m = shoal_value(&engine.execute(&mut ours, &argv).wait(engine), proto);
+                    let m = shoal_value(&engine.execute_waiting(&mut ours, &argv), proto);
                     report += &format!("\n   {probe:?}: redis {t:?} / shoal {m:?}");
                 }
                 let touched: Vec<&String> = history

@@ -40,7 +40,7 @@ fn set_pairs(cx: &mut Ctx<'_, '_>, argv: &[&[u8]], name: &str) -> Result<i64, Cm
         return Err(super::arity_error(name));
     }
     let key = argv[1];
-    let limits = cx.engine.config().encoding;
+    let limits = cx.engine.live.encoding();
     let hash = cx.get_or_create::<HashValue>(key, HashValue::new)?;
     let mut added = 0;
     for pair in argv[2..].chunks(2) {
@@ -64,7 +64,7 @@ fn hmset(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 
 fn hsetnx(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     let key = argv[1];
-    let limits = cx.engine.config().encoding;
+    let limits = cx.engine.live.encoding();
     let hash = cx.get_or_create::<HashValue>(key, HashValue::new)?;
     if hash.get(argv[2]).is_some() {
         return Ok(Reply::Int(0));
@@ -158,7 +158,7 @@ fn hgetall(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 fn hincrby(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     let (key, field) = (argv[1], argv[2]);
     let delta = parse_i64(argv[3])?;
-    let limits = cx.engine.config().encoding;
+    let limits = cx.engine.live.encoding();
     let hash = cx.get_or_create::<HashValue>(key, HashValue::new)?;
     let current = match hash.get(field) {
         None => 0,
@@ -180,7 +180,7 @@ fn hincrbyfloat(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     if !increment.is_finite() {
         return Err(CmdError::new("ERR value is NaN or Infinity"));
     }
-    let limits = cx.engine.config().encoding;
+    let limits = cx.engine.live.encoding();
     let hash = cx.get_or_create::<HashValue>(key, HashValue::new)?;
     let text = add_float(
         hash.get(field).map(|v| v.as_slice()),

@@ -47,6 +47,8 @@ pub const COMMANDS: &[Command] = &[
 const OBJECT: &[Command] = &[
     Command::new("encoding", 3, READONLY, SUB_KEY, object_encoding),
     Command::new("refcount", 3, READONLY, SUB_KEY, object_refcount),
+    Command::new("idletime", 3, READONLY, SUB_KEY, object_idletime),
+    Command::new("freq", 3, READONLY, SUB_KEY, object_freq),
     Command::new("help", 2, LOADING | STALE, KeySpec::None, object_help),
 ];
 
@@ -602,7 +604,7 @@ fn randomkey(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
 }
 
 fn object_encoding(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
-    Ok(match cx.lookup(argv[2])? {
+    Ok(match cx.lookup_untouched(argv[2])? {
         None => Reply::Nil,
         Some(e) => Reply::bulk(e.encoding().as_bytes()),
     })
@@ -610,26 +612,65 @@ fn object_encoding(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 
 /// Redis shares the integers 0..9999 and reports INT_MAX for them; everything else is 1.
 fn object_refcount(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
-    Ok(match cx.lookup(argv[2])? {
+    Ok(match cx.lookup_untouched(argv[2])? {
         None => Reply::Nil,
         Some(e) if e.is_shared_integer() => Reply::Int(i64::from(i32::MAX)),
         Some(_) => Reply::Int(1),
     })
 }
 
-fn object_help(_cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
-    const LINES: &[&str] = &[
-        "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "ENCODING <key>",
-        "    Return the kind of internal representation used in order to store the value",
-        "    associated with a <key>.",
-        "REFCOUNT <key>",
-        "    Return the number of references of the value associated with the specified",
-        "    <key>.",
-        "HELP",
-        "    Prints this help.",
-    ];
-    Ok(Reply::Array(
-        LINES.iter().map(|l| Reply::Status((*l).into())).collect(),
+/// Whether the eviction policy tracks access frequency (LFU) rather than recency (LRU).
+fn lfu_policy(cx: &Ctx<'_, '_>) -> bool {
+    let settings = cx.engine.settings();
+    settings
+        .other
+        .get("maxmemory-policy")
+        .is_some_and(|p| p.ends_with("-lfu"))
+}
+
+fn object_idletime(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    let lfu = lfu_policy(cx);
+    let Some(entry) = cx.lookup_untouched(argv[2])? else {
+        return Ok(Reply::Nil);
+    };
+    if lfu {
+        return Err(CmdError::new("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
+    }
+    Ok(Reply::Int(i64::from(entry.idle_secs())))
+}
+
+/// Shoal keeps an access clock, not a frequency counter: under an LFU policy a key reports
+/// the counter Redis gives a new key (5), decayed by one per minute idle as Redis decays.
+fn object_freq(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    const LFU_INIT: i64 = 5;
+    let lfu = lfu_policy(cx);
+    let Some(entry) = cx.lookup_untouched(argv[2])? else {
+        return Ok(Reply::Nil);
+    };
+    if !lfu {
+        return Err(CmdError::new("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
+    }
+    Ok(Reply::Int(
+        (LFU_INIT - i64::from(entry.idle_secs() / 60)).max(0),
+    ))
+}
+
+fn object_help(_cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    Ok(super::help(
+        &String::from_utf8_lossy(argv[0]),
+        &[
+            "ENCODING <key>",
+            "    Return the kind of internal representation used in order to store the value",
+            "    associated with a <key>.",
+            "FREQ <key>",
+            "    Return the access frequency index of the <key>. The returned integer is",
+            "    proportional to the logarithm of the recent access frequency of the key.",
+            "IDLETIME <key>",
+            "    Return the idle time of the <key>, that is the approximated number of",
+            "    seconds elapsed since the last access to the key.",
+            "REFCOUNT <key>",
+            "    Return the number of references of the value associated with the specified",
+            "    <key>.",
+        ],
     ))
 }

@@ -6,7 +6,11 @@
 //! `COMMAND INFO` and cluster routing all come from here.
 
 pub mod args;
+pub mod config;
+pub mod connection;
 pub mod hashes;
+pub mod info;
+pub mod introspect;
 pub mod keys;
 pub mod lists;
 pub mod longdouble;
@@ -68,6 +72,12 @@ pub mod flags {
     /// Acts on the client's own state (MULTI, EXEC, WATCH, UNWATCH, ...): run by the engine
     /// with the client at hand rather than through a data handler.
     pub const CLIENT: u32 = 1 << 9;
+    /// Allowed before AUTH (AUTH, HELLO, QUIT, RESET).
+    pub const NO_AUTH: u32 = 1 << 10;
+    /// Not a write, but may propagate one (PUBLISH): held back by CLIENT PAUSE WRITE.
+    pub const MAY_REPLICATE: u32 = 1 << 11;
+    /// An administrative command: not shown to MONITOR.
+    pub const ADMIN: u32 = 1 << 12;
 }
 
 /// Where a command's keys are in its arguments (argument 0 is the command name).
@@ -250,7 +260,24 @@ impl Command {
 /// and packed into words, so that hashing and comparing a name are a few word operations (this
 /// runs on every command).
 pub struct CommandTable {
-    slots: Box<[Option<(NameKey, &'static Command)>]>,
+    slots: Box<[Option<(NameKey, CommandId)>]>,
+    /// Every command and subcommand, indexed by [`CommandId`]: a container is followed by its
+    /// subcommands.
+    entries: Vec<CommandEntry>,
+}
+
+/// A dense index of a command or subcommand: per-command statistics and CLIENT LIST's
+/// `cmd=` refer to commands by it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CommandId(pub u16);
+
+/// One command or subcommand of the table.
+pub struct CommandEntry {
+    pub command: &'static Command,
+    /// `get`, or `client|list` for a subcommand.
+    pub full_name: String,
+    /// The container of a subcommand.
+    pub container: Option<CommandId>,
 }
 
 /// The longest command name looked up (longer names are unknown commands).
@@ -266,17 +293,20 @@ impl NameKey {
         if name.len() > NAME_BYTES_MAX {
             return None;
         }
-        let mut bytes = [0u8; 32];
-        for (folded, b) in bytes.iter_mut().zip(name) {
-            *folded = b.to_ascii_lowercase();
+        let mut words = [0u64; 4];
+        for (i, &b) in name.iter().enumerate() {
+            words[i / 8] |= u64::from(b.to_ascii_lowercase()) << (8 * (i % 8));
         }
-        bytes[NAME_BYTES_MAX] = name.len() as u8;
-        let word = |i: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
-            u64::from_le_bytes(w)
-        };
-        Some(NameKey([word(0), word(1), word(2), word(3)]))
+        words[3] |= (name.len() as u64) << 56;
+        Some(NameKey(words))
+    }
+
+    fn name(&self) -> String {
+        let len = (self.0[3] >> 56) as usize;
+        let bytes: Vec<u8> = (0..len)
+            .map(|i| (self.0[i / 8] >> (8 * (i % 8))) as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 
     fn hash(&self) -> usize {
@@ -289,7 +319,11 @@ impl NameKey {
 
 impl CommandTable {
     pub fn new() -> CommandTable {
-        let families: [&'static [Command]; 7] = [
+        let families: [&'static [Command]; 11] = [
+            connection::COMMANDS,
+            config::COMMANDS,
+            info::COMMANDS,
+            introspect::COMMANDS,
             strings::COMMANDS,
             keys::COMMANDS,
             lists::COMMANDS,
@@ -299,44 +333,126 @@ impl CommandTable {
             server::COMMANDS,
         ];
         let commands: Vec<&'static Command> = families.iter().flat_map(|f| f.iter()).collect();
-        let size = (commands.len() * 4).next_power_of_two();
+        let mut entries = Vec::new();
+        for &c in &commands {
+            let container = CommandId(entries.len() as u16);
+            entries.push(CommandEntry {
+                command: c,
+                full_name: c.name.to_string(),
+                container: None,
+            });
+            entries.extend(c.subcommands.iter().map(|s| CommandEntry {
+                command: s,
+                full_name: format!("{}|{}", c.name, s.name),
+                container: Some(container),
+            }));
+        }
+        let names = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.container.is_none())
+            .map(|(id, e)| (e.command.name.to_string(), CommandId(id as u16)))
+            .collect();
+        let mut table = CommandTable {
+            slots: Box::new([]),
+            entries,
+        };
+        table.index(names);
+        table
+    }
+
+    /// The table with `rename-command` applied in order (an empty new name removes the command).
+    pub fn with_renames(renames: &[(String, String)]) -> Result<CommandTable, String> {
+        let mut table = CommandTable::new();
+        let mut names: Vec<(String, CommandId)> = table.names().collect();
+        for (old, new) in renames {
+            let at = names
+                .iter()
+                .position(|(n, _)| n.eq_ignore_ascii_case(old))
+                .ok_or("No such command in rename-command")?;
+            if names.iter().any(|(n, _)| n.eq_ignore_ascii_case(new)) {
+                return Err("Target command name already exists".into());
+            }
+            if new.is_empty() {
+                names.remove(at);
+            } else {
+                names[at].0 = new.to_ascii_lowercase();
+            }
+        }
+        table.index(names);
+        Ok(table)
+    }
+
+    /// The names clients look commands up by, with their ids.
+    fn names(&self) -> impl Iterator<Item = (String, CommandId)> + '_ {
+        let slots = self.slots.iter().flatten();
+        slots.map(|(key, id)| (key.name(), *id))
+    }
+
+    /// Rebuilds the lookup slots from `names`.
+    fn index(&mut self, names: Vec<(String, CommandId)>) {
+        let size = (names.len() * 4).next_power_of_two();
         let mut slots = vec![None; size].into_boxed_slice();
-        for c in commands {
-            let key = NameKey::of(c.name.as_bytes()).expect("command names are short");
+        for (name, id) in names {
+            let Some(key) = NameKey::of(name.as_bytes()) else {
+                continue;
+            };
             let mut i = key.hash() & (size - 1);
             while slots[i].is_some() {
                 i = (i + 1) & (size - 1);
             }
-            slots[i] = Some((key, c));
+            slots[i] = Some((key, id));
         }
-        CommandTable { slots }
+        self.slots = slots;
     }
 
-    /// Case-insensitive lookup.
-    pub fn get(&self, name: &[u8]) -> Option<&'static Command> {
+    /// Number of commands and subcommands.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// A command or subcommand by id.
+    pub fn entry(&self, id: CommandId) -> &CommandEntry {
+        &self.entries[usize::from(id.0)]
+    }
+
+    /// Every command and subcommand, containers before their subcommands.
+    pub fn entries(&self) -> impl Iterator<Item = (CommandId, &CommandEntry)> {
+        self.entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (CommandId(i as u16), e))
+    }
+
+    /// Case-insensitive lookup of a command (not a subcommand).
+    pub fn get(&self, name: &[u8]) -> Option<CommandId> {
         let key = NameKey::of(name)?;
         let mask = self.slots.len() - 1;
         let mut i = key.hash() & mask;
         loop {
-            let (k, c) = self.slots[i]?;
+            let (k, id) = self.slots[i]?;
             if k == key {
-                return Some(c);
+                return Some(id);
             }
             i = (i + 1) & mask;
         }
     }
 
-    /// Resolves the subcommand of a container command; `Err` is the reply for an unknown one.
-    pub fn resolve(cmd: &'static Command, argv: &[&[u8]]) -> Result<&'static Command, CmdError> {
+    /// The command `argv` runs under `container`: the container itself, or the subcommand
+    /// `argv[1]` names; `Err` is the reply for an unknown subcommand.
+    pub fn resolve(&self, container: CommandId, argv: &[&[u8]]) -> Result<CommandId, CmdError> {
+        let cmd = self.entry(container).command;
         if cmd.subcommands.is_empty() {
-            return Ok(cmd);
+            return Ok(container);
         }
         let Some(sub) = argv.get(1) else {
             return Err(arity_error(cmd.name));
         };
+        let first = usize::from(container.0) + 1;
         cmd.subcommands
             .iter()
-            .find(|s| s.name.as_bytes().eq_ignore_ascii_case(sub))
+            .position(|s| s.name.as_bytes().eq_ignore_ascii_case(sub))
+            .map(|i| CommandId((first + i) as u16))
             .ok_or_else(|| {
                 CmdError::msg(format!(
                     "ERR unknown subcommand '{}'. Try {} HELP.",
@@ -377,13 +493,57 @@ pub fn arity_error(full_name: &str) -> CmdError {
     ))
 }
 
-/// The full name used in errors: `object|encoding` for a subcommand.
-pub fn full_name(container: &Command, cmd: &Command) -> String {
-    if std::ptr::eq(container, cmd) {
-        cmd.name.to_string()
-    } else {
-        format!("{}|{}", container.name, cmd.name)
+/// Arguments as MONITOR and SLOWLOG show them: secrets (AUTH and HELLO passwords, CONFIG SET
+/// values of sensitive directives) replaced by `(redacted)`.
+pub fn redacted<'s, 'a>(argv: &'s [&'a [u8]]) -> std::borrow::Cow<'s, [&'a [u8]]> {
+    use std::borrow::Cow;
+    const REDACTED: &[u8] = b"(redacted)";
+    let name = argv[0];
+    let secret = |i: usize| -> bool {
+        if args::is(name, "auth") {
+            return i >= 1;
+        }
+        if args::is(name, "hello") {
+            return argv[..i].iter().rev().take(2).any(|a| args::is(a, "auth")) && i >= 3;
+        }
+        if args::is(name, "config") && argv.len() > 2 && args::is(argv[1], "set") {
+            return i >= 3
+                && (i - 3).is_multiple_of(2)
+                && crate::config::directives::lookup(argv[i - 1])
+                    .is_some_and(|(spec, _)| crate::config::directives::is_sensitive(spec));
+        }
+        false
+    };
+    if !(1..argv.len()).any(secret) {
+        return Cow::Borrowed(argv);
     }
+    Cow::Owned(
+        (0..argv.len())
+            .map(|i| if secret(i) { REDACTED } else { argv[i] })
+            .collect(),
+    )
+}
+
+/// A HELP reply: Redis's header line, `lines`, and its HELP entry, as status replies.
+pub fn help(command: &str, lines: &[&str]) -> Reply {
+    let header = format!(
+        "{} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        command.to_ascii_uppercase()
+    );
+    let mut out = vec![Reply::Status(header.into())];
+    out.extend(lines.iter().map(|l| Reply::Status(l.to_string().into())));
+    out.push(Reply::Status("HELP".into()));
+    out.push(Reply::Status("    Prints this help.".into()));
+    Reply::Array(out)
+}
+
+/// `ERR unknown subcommand or wrong number of arguments for 'x'. Try CMD HELP.`
+pub fn subcommand_syntax_error(argv: &[&[u8]]) -> CmdError {
+    CmdError::msg(format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+        truncate_arg(argv.get(1).copied().unwrap_or_default()),
+        String::from_utf8_lossy(argv[0]).to_ascii_uppercase()
+    ))
 }
 
 fn truncate_arg(arg: &[u8]) -> String {

@@ -30,6 +30,13 @@ pub const COMMANDS: &[Command] = &[
     Command::new("flushall", -1, WRITE, KeySpec::None, flushall).lock(LockScope::All),
     Command::new("debug", -2, 0, KeySpec::None, super::no_subcommand).subcommands(DEBUG),
     Command::new(
+        "shutdown",
+        -1,
+        ADMIN | NO_QUEUE | LOADING | STALE,
+        KeySpec::None,
+        shutdown,
+    ),
+    Command::new(
         "multi",
         1,
         CLIENT | NO_QUEUE | LOADING | STALE | FAST,
@@ -59,6 +66,13 @@ pub const COMMANDS: &[Command] = &[
     )
     .lock(LockScope::None),
     Command::new(
+        "reset",
+        1,
+        CLIENT | NO_QUEUE | NO_AUTH | LOADING | STALE | FAST,
+        KeySpec::None,
+        not_queued,
+    ),
+    Command::new(
         "unwatch",
         1,
         CLIENT | LOADING | STALE | FAST,
@@ -68,11 +82,11 @@ pub const COMMANDS: &[Command] = &[
 ];
 
 const DEBUG: &[Command] = &[
-    Command::new("digest", 2, 0, KeySpec::None, debug_digest).lock(LockScope::Dynamic),
+    Command::new("digest", 2, ADMIN, KeySpec::None, debug_digest).lock(LockScope::Dynamic),
     Command::new(
         "digest-value",
         -2,
-        0,
+        ADMIN,
         KeySpec::Range {
             first: 2,
             last: -1,
@@ -83,11 +97,23 @@ const DEBUG: &[Command] = &[
     Command::new(
         "set-active-expire",
         3,
-        0,
+        ADMIN,
         KeySpec::None,
         debug_set_active_expire,
     ),
-    Command::new("sleep", 3, 0, KeySpec::None, debug_sleep),
+    Command::new("sleep", 3, ADMIN, KeySpec::None, debug_sleep),
+    Command::new("log", 3, ADMIN, KeySpec::None, debug_log),
+    Command::new(
+        "object",
+        3,
+        ADMIN,
+        KeySpec::Range {
+            first: 2,
+            last: 2,
+            step: 1,
+        },
+        debug_object,
+    ),
 ];
 
 fn ping(_cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
@@ -188,8 +214,43 @@ fn flushall(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     Ok(Reply::OK)
 }
 
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: asks the program to stop and closes the
+/// connection without a reply, as Redis does. Shutting down starts at once, so there is never
+/// a shutdown in progress to abort.
+fn shutdown(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    let (mut save, mut nosave, mut abort) = (false, false, false);
+    for arg in &argv[1..] {
+        if is(arg, "save") {
+            save = true;
+        } else if is(arg, "nosave") {
+            nosave = true;
+        } else if is(arg, "abort") {
+            abort = true;
+        } else if !is(arg, "now") && !is(arg, "force") {
+            return Err(SYNTAX);
+        }
+    }
+    if (save && nosave) || (abort && argv.len() > 2) {
+        return Err(SYNTAX);
+    }
+    if abort {
+        return Err(CmdError::new("ERR No shutdown in progress."));
+    }
+    tracing::warn!("User requested shutdown...");
+    cx.engine.shutdown.request();
+    let conn = cx.conn()?;
+    conn.reply_mode = crate::engine::ReplyMode::SkipNext;
+    conn.close_after_reply = true;
+    Ok(Reply::OK)
+}
+
 fn check_debug_enabled(cx: &Ctx<'_, '_>) -> Result<(), CmdError> {
-    if cx.engine.config().enable_debug_command {
+    if cx
+        .engine
+        .config()
+        .enable_debug_command
+        .allows(cx.local_client())
+    {
         Ok(())
     } else {
         Err(CmdError::new("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server."))
@@ -228,6 +289,50 @@ fn debug_set_active_expire(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
         .active_expire_enabled
         .store(enabled, Ordering::Relaxed);
     Ok(Reply::OK)
+}
+
+fn debug_log(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    check_debug_enabled(cx)?;
+    tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(argv[2]));
+    Ok(Reply::OK)
+}
+
+/// DEBUG OBJECT key: Redis's one-line description. The address is the entry's, the LRU
+/// fields come from the access clock; there is no serialized length until RDB exists, so it
+/// reports the value's estimated size instead.
+fn debug_object(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    check_debug_enabled(cx)?;
+    let line = cx.with_slot(cx.db, SlotId::of_key(argv[2]), |data| {
+        data.get(argv[2]).map(|e| {
+            let refcount = if e.is_shared_integer() { i32::MAX } else { 1 };
+            let mut line = format!(
+                "Value at:{:p} refcount:{refcount} encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
+                e as *const _,
+                e.encoding(),
+                serialized_len(&e.value),
+                e.clock(),
+                e.idle_secs()
+            );
+            if let crate::keyspace::value::Value::List(list) = &e.value {
+                line.push_str(&format!(
+                    " ql_nodes:1 ql_avg_node:{:.2} ql_listpack_max:-2 ql_compressed:0 ql_uncompressed_size:{}",
+                    list.len() as f64,
+                    list.iter().map(|v| v.len()).sum::<usize>()
+                ));
+            }
+            line
+        })
+    });
+    line.map(|l| Reply::Status(l.into()))
+        .ok_or(CmdError::new("ERR no such key"))
+}
+
+/// About the length RDB would give the value: its bytes plus a length prefix each.
+fn serialized_len(value: &crate::keyspace::value::Value) -> usize {
+    match value {
+        crate::keyspace::value::Value::Str(s) => s.len() + 1,
+        other => other.heap_bytes(0),
+    }
 }
 
 fn debug_sleep(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {

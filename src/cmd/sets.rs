@@ -50,7 +50,7 @@ pub const COMMANDS: &[Command] = &[
 
 fn sadd(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     let key = argv[1];
-    let limits = cx.engine.config().encoding;
+    let limits = cx.engine.live.encoding();
     let set = cx.get_or_create::<SetValue>(key, SetValue::new)?;
     let added = argv[2..].iter().filter(|m| set.add(m, &limits)).count();
     if added > 0 {
@@ -125,7 +125,7 @@ fn spop(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
         Some(arg) => Some(parse_count(arg, err::MUST_BE_POSITIVE)?),
         None => None,
     };
-    let limits = cx.engine.config().encoding;
+    let limits = cx.engine.live.encoding();
     let Some(set) = cx.get_mut::<SetValue>(key)? else {
         return Ok(if count.is_some() {
             Reply::Set(Vec::new())
@@ -211,7 +211,7 @@ fn smove(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     }
     cx.touch(src)?;
     cx.remove_if_empty(src)?;
-    let limits = cx.engine.config().encoding;
+    let limits = cx.engine.live.encoding();
     if cx
         .get_or_create::<SetValue>(dst, SetValue::new)?
         .add(member, &limits)
@@ -286,7 +286,7 @@ fn compute(
 
 /// A fresh set built from `members`, with the encoding Redis would give it.
 fn build_set(members: &[CompactBytes], cx: &Ctx<'_, '_>) -> SetValue {
-    let limits = cx.engine.config().encoding;
+    let limits = cx.engine.live.encoding();
     let mut set = SetValue::new();
     for m in members {
         set.add(m, &limits);

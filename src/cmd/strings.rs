@@ -365,7 +365,7 @@ fn msetnx(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 /// Applies to replayed streams too: a stream from disk or a peer must not make us allocate
 /// beyond the limit either.
 fn check_length(cx: &Ctx<'_, '_>, total: u64) -> Result<(), CmdError> {
-    if total > cx.engine.config().proto_max_bulk_len as u64 {
+    if total > cx.engine.live.proto_max_bulk_len() as u64 {
         return Err(CmdError::new(err::STRING_TOO_LONG));
     }
     Ok(())
@@ -593,7 +593,7 @@ fn lcs(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     }
     let (a, b) = (&strings[0], &strings[1]);
     let cells = (a.len() as u64 + 1) * (b.len() as u64 + 1);
-    if cells * 4 > cx.engine.config().proto_max_bulk_len as u64 {
+    if cells * 4 > cx.engine.live.proto_max_bulk_len() as u64 {
         return Err(CmdError::new(
             "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
         ));

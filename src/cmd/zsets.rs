@@ -555,7 +555,7 @@ fn zadd_generic(cx: &mut Ctx<'_, '_>, argv: &[&[u8]], mut f: AddFlags) -> CmdRes
         .chunks(2)
         .map(|p| parse_float(p[0]))
         .collect::<Result<Vec<f64>, CmdError>>()?;
-    let limits = cx.engine.config().encoding;
+    let limits = cx.engine.live.encoding();
     if cx.get::<ZSetValue>(key)?.is_none() {
         if f.xx {
             return Ok(if f.incr { Reply::Nil } else { Reply::Int(0) });
@@ -801,7 +801,7 @@ fn store_zset(
         }
         return Ok(Reply::Int(0));
     }
-    let limits = cx.engine.config().encoding;
+    let limits = cx.engine.live.encoding();
     let mut z = ZSetValue::new();
     for (member, score) in &items {
         z.set_score(member, *score, &limits);

@@ -28,6 +28,9 @@ pub struct Effects {
     pub expired: Vec<(usize, CompactBytes)>,
     /// Set by a blocking command that found nothing to pop.
     pub block: Option<BlockRequest>,
+    /// Key lookups of read commands that found / did not find their key (keyspace hits and
+    /// misses), taken by the statistics after each command.
+    pub lookups: (u64, u64),
 }
 
 impl Effects {
@@ -56,6 +59,7 @@ impl Effects {
 pub const WRONGTYPE: CmdError = CmdError::new(err::WRONGTYPE);
 const NOT_LOCKED: CmdError = CmdError::new("ERR internal error: key outside the command's locks");
 const NOT_WRITABLE: CmdError = CmdError::new("ERR internal error: write under a read lock");
+const NO_CLIENT: CmdError = CmdError::new("ERR internal error: no client for this command");
 
 /// A value type a handler can ask for by type.
 pub trait Typed: Sized {
@@ -120,6 +124,9 @@ pub struct Ctx<'e, 'h> {
     pub replaying: bool,
     held: &'h mut Held<'e>,
     fx: &'h mut Effects,
+    /// The calling client's connection state; `None` when no client is at hand (a blocked
+    /// client being served by another's write).
+    conn: Option<&'h mut super::ConnState>,
     /// Frozen per command (per EXEC), as Redis freezes time; 0 until first needed.
     now_ms: u64,
     /// The first key argument (its address and length) and its slot, hashed once by the
@@ -146,9 +153,28 @@ impl<'e, 'h> Ctx<'e, 'h> {
             replaying: false,
             held,
             fx,
+            conn: None,
             now_ms: 0,
             slot_memo: Cell::new((0, usize::MAX, SlotId::of_key(b""))),
         }
+    }
+
+    /// Gives the context the calling client's connection state.
+    pub fn with_conn(mut self, conn: &'h mut super::ConnState) -> Self {
+        self.conn = Some(conn);
+        self
+    }
+
+    /// The calling client's connection state (AUTH, HELLO, CLIENT ...).
+    pub fn conn(&mut self) -> Result<&mut super::ConnState, CmdError> {
+        self.conn.as_deref_mut().ok_or(NO_CLIENT)
+    }
+
+    /// Whether the caller is local, as `enable-debug-command local` means it: the embedding
+    /// program, or a connection from a loopback address.
+    pub fn local_client(&self) -> bool {
+        let peer = self.conn.as_deref().and_then(|c| c.info.peer);
+        peer.is_none_or(|p| p.ip().is_loopback())
     }
 
     /// Tells the context the slot of a key the dispatcher already hashed.
@@ -232,13 +258,36 @@ impl<'e, 'h> Ctx<'e, 'h> {
         Ok(true)
     }
 
-    /// The live entry for `key` in the current database.
+    /// The live entry for `key` in the current database, marked as accessed.
     #[inline]
     pub fn lookup(&mut self, key: &[u8]) -> Result<Option<&Entry>, CmdError> {
-        if self.expire_if_needed(key)? {
-            return Ok(None);
+        let entry = self.lookup_untouched(key)?;
+        if let Some(entry) = entry {
+            entry.touch();
         }
-        Ok(self.slot_of(self.db, key)?.guard.data().get(key))
+        Ok(entry)
+    }
+
+    /// The live entry for `key` without marking it accessed (OBJECT, MEMORY USAGE).
+    #[inline]
+    pub fn lookup_untouched(&mut self, key: &[u8]) -> Result<Option<&Entry>, CmdError> {
+        let expired = self.expire_if_needed(key)?;
+        let slot = self.slot(key);
+        let held = self.held.get(self.db, slot).ok_or(NOT_LOCKED)?;
+        let entry = if expired {
+            None
+        } else {
+            held.guard.data().get(key)
+        };
+        // Keyspace hits and misses count the lookups of read commands, as Redis counts them.
+        if matches!(held.guard, Guard::Read(_)) {
+            if entry.is_some() {
+                self.fx.lookups.0 += 1;
+            } else {
+                self.fx.lookups.1 += 1;
+            }
+        }
+        Ok(entry)
     }
 
     /// The live entry for `key`, for modification (its expiry changes through `set_expire`).
@@ -246,7 +295,11 @@ impl<'e, 'h> Ctx<'e, 'h> {
         if self.expire_if_needed(key)? {
             return Ok(None);
         }
-        Ok(self.data_mut(key)?.get_mut(key))
+        let entry = self.data_mut(key)?.get_mut(key);
+        if let Some(entry) = &entry {
+            entry.touch();
+        }
+        Ok(entry)
     }
 
     pub fn exists(&mut self, key: &[u8]) -> Result<bool, CmdError> {
@@ -428,6 +481,11 @@ impl<'e, 'h> Ctx<'e, 'h> {
     /// Whole-database access for FLUSHDB/FLUSHALL/SWAPDB (which hold every slot).
     pub fn held(&mut self) -> &mut Held<'e> {
         self.held
+    }
+
+    /// Takes the counts of key lookups made so far (for the statistics of one command).
+    pub fn take_lookups(&mut self) -> (u64, u64) {
+        std::mem::take(&mut self.fx.lookups)
     }
 
     /// Records keys made ready outside the per-key helpers (SWAPDB).

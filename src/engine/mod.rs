@@ -14,12 +14,14 @@
 //! async connection awaits it).
 
 pub mod blocking;
+pub mod clients;
 pub mod ctx;
 pub mod expire;
 pub mod locks;
 pub mod multi;
+pub mod stats;
 
-use crate::cmd::{self, CmdError, Command, CommandTable};
+use crate::cmd::{self, CmdError, Command, CommandId, CommandTable};
 use crate::config::Config;
 use crate::keyspace::bytes::CompactBytes;
 use crate::keyspace::digest::{self, Digest, DigestMode};
@@ -83,16 +85,72 @@ pub enum Outcome {
     Reply(Reply),
     /// A blocking command is waiting for data; the caller waits on it.
     Blocked(Blocked),
+    /// A CLIENT PAUSE holds the command back: the caller waits for the pause to end
+    /// ([`Engine::wait_unpaused`]) and executes the command again.
+    Paused,
 }
 
-impl Outcome {
-    /// The reply, waiting on this thread if the command blocked.
-    #[inline]
-    pub fn wait(self, engine: &Engine) -> Reply {
-        match self {
-            Outcome::Reply(r) => r,
-            Outcome::Blocked(b) => b.wait(engine),
+/// What a client does with replies (CLIENT REPLY).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// Skip the reply of the next command only.
+    SkipNext,
+}
+
+/// The parts of a client that connection commands (AUTH, HELLO, CLIENT, RESET, QUIT) read and
+/// change, beside its database and protocol.
+pub struct ConnState {
+    /// What other clients see of this one.
+    pub info: Arc<clients::ClientInfo>,
+    /// AUTH (or HELLO AUTH) succeeded, or no password is required.
+    pub authenticated: bool,
+    pub reply_mode: ReplyMode,
+    /// QUIT, or a protocol error: close once this reply is written.
+    pub close_after_reply: bool,
+    /// MONITOR turned this connection into a monitor.
+    pub monitor: bool,
+}
+
+/// Facts about the running node (INFO server, persistence, replication).
+pub struct ServerInfo {
+    pub started: std::time::Instant,
+    /// A random id of this run (`run_id`), 40 hex digits.
+    pub run_id: String,
+    /// The replication id of this node's history (`master_replid`).
+    pub replid: String,
+    /// Unix seconds of the last successful save; start-up counts as one (LASTSAVE).
+    pub last_save_unix: AtomicU64,
+    /// Log commands appended up to the last save: the changes since are the log's count
+    /// minus this (`rdb_changes_since_last_save`).
+    pub commands_at_last_save: AtomicU64,
+    /// The most memory seen in use (`used_memory_peak`).
+    memory_peak: AtomicU64,
+}
+
+impl ServerInfo {
+    fn new(now_ms: u64) -> ServerInfo {
+        let hex = || {
+            (0..40)
+                .map(|_| std::char::from_digit(fastrand::u32(..16), 16).unwrap_or('0'))
+                .collect::<String>()
+        };
+        ServerInfo {
+            started: std::time::Instant::now(),
+            run_id: hex(),
+            replid: hex(),
+            last_save_unix: AtomicU64::new(now_ms / 1000),
+            commands_at_last_save: AtomicU64::new(0),
+            memory_peak: AtomicU64::new(0),
         }
+    }
+
+    /// Records `used` memory; returns the peak so far.
+    pub fn note_memory_peak(&self, used: u64) -> u64 {
+        self.memory_peak
+            .fetch_max(used, Ordering::Relaxed)
+            .max(used)
     }
 }
 
@@ -108,6 +166,7 @@ pub struct Client {
     pub(crate) replaying: bool,
     /// Reused per command so that executing allocates nothing in the common case.
     pub(crate) effects: ctx::Effects,
+    pub(crate) conn: ConnState,
 }
 
 impl Default for Client {
@@ -127,7 +186,66 @@ impl Client {
             last_write: Offset(0),
             replaying: false,
             effects: ctx::Effects::default(),
+            conn: ConnState {
+                info: clients::ClientInfo::embedded(),
+                authenticated: true,
+                reply_mode: ReplyMode::On,
+                close_after_reply: false,
+                monitor: false,
+            },
         }
+    }
+
+    /// A client for a network connection registered in `engine`'s client list. It starts
+    /// unauthenticated when the node requires a password.
+    pub fn connected(engine: &Engine, endpoint: clients::Endpoint) -> Client {
+        let mut client = Client::new(Protocol::Resp2);
+        client.conn.info =
+            engine
+                .clients
+                .connect(clients::ClientKind::Normal, endpoint, engine.now_ms());
+        client.conn.authenticated = !engine.requires_auth();
+        client
+    }
+
+    /// Publishes what CLIENT LIST shows of this client's own state (database, protocol,
+    /// transaction); stores only what changed, so the common case writes nothing.
+    fn publish(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let info = &self.conn.info;
+        if info.db.load(Relaxed) != self.db {
+            info.db.store(self.db, Relaxed);
+        }
+        let resp = if self.protocol == Protocol::Resp3 {
+            3
+        } else {
+            2
+        };
+        if info.resp.load(Relaxed) != resp {
+            info.resp.store(resp, Relaxed);
+        }
+        let queued = self.multi.as_ref().map(|m| m.len());
+        if info.has_flag(clients::flag::MULTI) != queued.is_some() {
+            info.set_flag(clients::flag::MULTI, queued.is_some());
+        }
+        if let Some(n) = queued {
+            info.multi_len.store(n, Relaxed);
+        }
+    }
+
+    /// Its id (CLIENT ID).
+    pub fn id(&self) -> clients::ClientId {
+        self.conn.info.id
+    }
+
+    /// What other clients see of it and signal it with.
+    pub fn info(&self) -> &Arc<clients::ClientInfo> {
+        &self.conn.info
+    }
+
+    /// The connection state connection commands change.
+    pub fn conn(&self) -> &ConnState {
+        &self.conn
     }
 
     /// The selected database.
@@ -177,13 +295,53 @@ pub struct Engine {
     /// Replicas do not expire keys themselves: they apply the primary's DELs.
     pub(crate) passive_expiry: AtomicBool,
     pub(crate) active_expire_enabled: AtomicBool,
-    pub(crate) stats: Stats,
+    pub(crate) stats: stats::Stats,
+    /// Connected clients.
+    pub(crate) clients: clients::Registry,
+    /// CLIENT PAUSE.
+    pub(crate) pause: clients::Pause,
+    /// `requirepass`: what AUTH must be given (CONFIG SET can change it).
+    pub(crate) password: parking_lot::RwLock<Option<CompactBytes>>,
+    /// The settings as CONFIG SET left them (`config` is what the node started with).
+    pub(crate) live: crate::config::Live,
+    /// Times command durations (the CPU's time stamp counter where it is reliable: the
+    /// cheapest clock, read twice per command).
+    pub(crate) clock: quanta::Clock,
+    /// What INFO server and persistence report about the running node.
+    pub(crate) server: ServerInfo,
+    /// SHUTDOWN was asked for.
+    pub(crate) shutdown: ShutdownRequest,
 }
 
-/// Counters for INFO stats.
+/// SHUTDOWN asks the program that runs the node to stop (`shoal-server` exits; an embedding
+/// program decides with [`crate::Node::shutdown_requested`]).
 #[derive(Default)]
-pub struct Stats {
-    pub expired_keys: AtomicU64,
+pub struct ShutdownRequest {
+    requested: AtomicBool,
+    event: event_listener::Event,
+}
+
+impl ShutdownRequest {
+    pub(crate) fn request(&self) {
+        self.requested.store(true, Ordering::SeqCst);
+        self.event.notify(usize::MAX);
+    }
+
+    /// Whether SHUTDOWN was asked for.
+    pub fn is_requested(&self) -> bool {
+        self.requested.load(Ordering::SeqCst)
+    }
+
+    /// Waits until SHUTDOWN is asked for.
+    pub async fn wait(&self) {
+        while !self.is_requested() {
+            let listener = self.event.listen();
+            if self.is_requested() {
+                break;
+            }
+            listener.await;
+        }
+    }
 }
 
 impl Engine {
@@ -193,20 +351,91 @@ impl Engine {
             retain_bytes: config.backlog_bytes_max,
             pinned_bytes_max: config.log_pinned_bytes_max,
         }));
+        // `rename-command` was checked when the configuration was read.
+        let commands = CommandTable::with_renames(&config.renamed_commands).unwrap_or_default();
         Engine {
             keyspace: Keyspace::new(config.database_count()),
             log,
-            commands: CommandTable::new(),
             active_expire_enabled: AtomicBool::new(config.active_expire),
             passive_expiry: AtomicBool::new(false),
+            password: parking_lot::RwLock::new(
+                config
+                    .requirepass
+                    .as_deref()
+                    .map(|p| CompactBytes::new(p.as_bytes())),
+            ),
+            live: crate::config::Live::new(config.clone()),
+            clock: quanta::Clock::new(),
+            server: ServerInfo::new(config.clock.now_ms()),
+            stats: stats::Stats::new(commands.len()),
+            commands,
             config,
-            stats: Stats::default(),
+            clients: clients::Registry::default(),
+            pause: clients::Pause::default(),
+            shutdown: ShutdownRequest::default(),
+        }
+    }
+
+    /// SHUTDOWN requests.
+    pub fn shutdown(&self) -> &ShutdownRequest {
+        &self.shutdown
+    }
+
+    /// Whether clients must authenticate (a password is set).
+    pub fn requires_auth(&self) -> bool {
+        self.password.read().is_some()
+    }
+
+    /// Executes a command, waiting on this thread when it blocks or is paused: for callers
+    /// that have a thread to spare (the embedded API).
+    pub fn execute_waiting(&self, client: &mut Client, argv: &[&[u8]]) -> Reply {
+        loop {
+            match self.execute(client, argv) {
+                Outcome::Reply(reply) => return reply,
+                Outcome::Blocked(blocked) => return blocked.wait(self),
+                Outcome::Paused => self.wait_unpaused(),
+            }
+        }
+    }
+
+    /// Periodic work of the node's background tick beside the expiry sweep: samples the
+    /// instantaneous rates INFO reports.
+    pub fn cron(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        crate::keyspace::tick_access_clock();
+        self.stats.sample_rates(
+            self.now_ms(),
+            self.clients.net_input_bytes.load(Relaxed),
+            self.clients.net_output_bytes.load(Relaxed),
+        );
+    }
+
+    /// Waits on this thread until the current CLIENT PAUSE ends (by its deadline or by
+    /// CLIENT UNPAUSE).
+    pub fn wait_unpaused(&self) {
+        use event_listener::Listener;
+        let ended = self.pause.ended();
+        let now = self.now_ms();
+        if self.pause.active(now).is_some() {
+            let left = self.pause.until_ms().saturating_sub(now);
+            ended.wait_timeout(std::time::Duration::from_millis(left));
         }
     }
 
     /// The configuration it was built with.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The settings now (CONFIG SET changes them at run time).
+    pub fn settings(&self) -> Arc<Config> {
+        self.live.get()
+    }
+
+    /// CONFIG RESETSTAT: zeroes INFO's counters (not the slow log or latency events).
+    pub fn reset_stats(&self) {
+        self.stats.reset();
+        self.clients.reset_counters();
     }
 
     /// The write log, for consumers (AOF, replicas).
@@ -235,43 +464,184 @@ impl Engine {
         if let Some(cell) = first_slot.and_then(|slot| self.keyspace.used_slot(client.db, slot)) {
             cell.prefetch();
         }
-        let resolved = self
-            .commands
-            .get(name)
-            .ok_or_else(|| cmd::unknown_command(argv));
-        let resolved = resolved.and_then(|c| self.check_call(c, argv).map(|sub| (c, sub)));
-        let (container, command) = match resolved {
-            Ok(found) => found,
-            Err(e) => {
-                if let Some(m) = client.multi.as_mut() {
-                    m.aborted = true;
-                }
-                return Outcome::Reply(e.into());
-            }
+        let Some(container) = self.commands.get(name) else {
+            return self.reject(client, None, cmd::unknown_command(argv));
         };
+        let id = match self.check_call(container, argv) {
+            Ok(id) => id,
+            Err((charged, e)) => return self.reject(client, charged, e),
+        };
+        let command = self.commands.entry(id).command;
+        // CLIENT LIST shows the command being run, as Redis does.
+        client
+            .conn
+            .info
+            .last_command
+            .store(u32::from(id.0), Ordering::Relaxed);
+        if let Err(e) = check_auth(client, command) {
+            return self.reject(client, Some(id), e);
+        }
+        if self.pause.is_set() && self.held_by_pause(client, command) {
+            return Outcome::Paused;
+        }
         if client.multi.is_some() && !command.has(cmd::flags::NO_QUEUE) {
-            return Outcome::Reply(multi::queue(client, command, argv));
+            let reply = multi::queue(client, id, command, argv);
+            client.publish();
+            return Outcome::Reply(reply);
         }
-        if command.has(cmd::flags::CLIENT) {
-            return multi::run_client_command(self, client, container, argv);
+        let started = self.clock.raw();
+        let outcome = if command.has(cmd::flags::CLIENT) {
+            multi::run_client_command(self, client, command, argv)
+        } else {
+            self.run(client, command, argv, first_slot)
+        };
+        // A command that blocked is counted now (its duration so far), as Redis counts it.
+        let reply = match &outcome {
+            Outcome::Reply(reply) => reply,
+            _ => &Reply::Nil,
+        };
+        let lookups = std::mem::take(&mut client.effects.lookups);
+        self.account(&client.conn.info, id, argv, started, reply, lookups);
+        self.feed_monitors(&client.conn.info, client.db, id, argv);
+        client.publish();
+        outcome
+    }
+
+    /// Shows a command that ran to the MONITOR clients (not admin commands, and secrets
+    /// redacted): `+1700000000.123456 [0 127.0.0.1:5000] "SET" "k" "v"`.
+    pub(crate) fn feed_monitors(
+        &self,
+        info: &clients::ClientInfo,
+        db: usize,
+        id: CommandId,
+        argv: &[&[u8]],
+    ) {
+        if !self.clients.monitored() || self.commands.entry(id).command.has(cmd::flags::ADMIN) {
+            return;
         }
-        self.run(client, command, argv, first_slot)
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let source = info
+            .peer
+            .map_or_else(|| "embedded".to_string(), |p| p.to_string());
+        let mut line = format!(
+            "+{}.{:06} [{db} {source}]",
+            now.as_secs(),
+            now.subsec_micros()
+        );
+        for arg in cmd::redacted(argv).iter() {
+            line.push(' ');
+            line.push_str(&crate::config::file::quote(arg));
+        }
+        line.push_str("\r\n");
+        self.clients.feed_monitors(line.as_bytes());
+    }
+
+    /// Replies with an error for a command refused before it ran, counting it against the
+    /// command when there is one (and aborting an open transaction, as Redis does).
+    fn reject(&self, client: &mut Client, command: Option<CommandId>, e: CmdError) -> Outcome {
+        if let Some(m) = client.multi.as_mut() {
+            m.aborted = true;
+        }
+        if let Some(id) = command {
+            self.stats.record_rejection(id);
+        }
+        self.stats.record_error(&e.0);
+        Outcome::Reply(e.into())
+    }
+
+    /// Statistics, the slow log, the latency monitor and the client's `cmd=` for a command
+    /// that ran (for EXEC, also for each command it ran).
+    pub(crate) fn account(
+        &self,
+        info: &clients::ClientInfo,
+        id: CommandId,
+        argv: &[&[u8]],
+        started: u64,
+        reply: &Reply,
+        (keyspace_hits, keyspace_misses): (u64, u64),
+    ) {
+        let command = self.commands.entry(id).command;
+        let nanos = self.clock.delta_as_nanos(started, self.clock.raw());
+        let failed = matches!(reply, Reply::Error(_));
+        let call = stats::CallCounts {
+            keyspace_hits,
+            keyspace_misses,
+            track_latency: self.live.latency_tracking(),
+        };
+        self.stats.record_call(id, nanos, failed, call);
+        if let Reply::Error(e) = reply {
+            self.stats.record_error(e);
+        }
+        let usec = nanos / 1000;
+        let (slower_than_us, len_max) = self.live.slowlog();
+        if slower_than_us >= 0 && usec >= slower_than_us as u64 && command.name != "exec" {
+            self.stats.log_slow(
+                stats::SlowEntry {
+                    id: 0,
+                    unix_secs: self.now_ms() / 1000,
+                    usec,
+                    argv: stats::slowlog_args(argv),
+                    client_addr: info.peer.map_or_else(String::new, |a| a.to_string()),
+                    client_name: info.name(),
+                },
+                len_max,
+            );
+        }
+        let threshold_ms = self.live.latency_monitor_threshold_ms();
+        if threshold_ms > 0 && usec / 1000 >= threshold_ms {
+            let event = if command.has(cmd::flags::FAST) {
+                "fast-command"
+            } else {
+                "command"
+            };
+            self.stats
+                .record_latency(event, self.now_ms() / 1000, usec / 1000);
+        }
+    }
+
+    /// Whether the active CLIENT PAUSE holds `command` back for `client` (replicas are never
+    /// paused; a WRITE pause holds what may write, EXEC included when it would).
+    fn held_by_pause(&self, client: &Client, command: &Command) -> bool {
+        let Some(scope) = self.pause.active(self.now_ms()) else {
+            return false;
+        };
+        if client.conn.info.kind == clients::ClientKind::Replica {
+            return false;
+        }
+        let may_write = |c: &Command| c.has(cmd::flags::WRITE | cmd::flags::MAY_REPLICATE);
+        match scope {
+            clients::PauseScope::All => true,
+            clients::PauseScope::Write if command.name == "exec" => client
+                .multi
+                .as_ref()
+                .is_some_and(|m| m.commands().any(may_write)),
+            clients::PauseScope::Write => may_write(command),
+        }
     }
 
     /// Resolves subcommands and checks arity.
+    /// The error names the command it is charged to (none for an unknown subcommand).
+    #[allow(clippy::type_complexity)]
     fn check_call(
         &self,
-        container: &'static Command,
+        container: CommandId,
         argv: &[&[u8]],
-    ) -> Result<&'static Command, CmdError> {
-        if !container.arity_ok(argv.len()) {
-            return Err(cmd::arity_error(container.name));
+    ) -> Result<CommandId, (Option<CommandId>, CmdError)> {
+        let entry = self.commands.entry(container);
+        if !entry.command.arity_ok(argv.len()) {
+            return Err((Some(container), cmd::arity_error(entry.command.name)));
         }
-        let command = CommandTable::resolve(container, argv)?;
-        if !command.arity_ok(argv.len()) {
-            return Err(cmd::arity_error(&cmd::full_name(container, command)));
+        let id = self
+            .commands
+            .resolve(container, argv)
+            .map_err(|e| (None, e))?;
+        let sub = self.commands.entry(id);
+        if !sub.command.arity_ok(argv.len()) {
+            return Err((Some(id), cmd::arity_error(&sub.full_name)));
         }
-        Ok(command)
+        Ok(id)
     }
 
     /// Runs one (non-transaction) command under its locks.
@@ -316,10 +686,12 @@ impl Engine {
         f: impl FnOnce(&mut ctx::Ctx<'_, '_>) -> T,
     ) -> T {
         let (db, protocol, replaying) = (client.db, client.protocol, client.replaying);
-        let mut cx = ctx::Ctx::new(self, db, protocol, in_exec, held, &mut client.effects);
+        let mut cx = ctx::Ctx::new(self, db, protocol, in_exec, held, &mut client.effects)
+            .with_conn(&mut client.conn);
         cx.replaying = replaying;
         let out = f(&mut cx);
         client.db = cx.db;
+        client.protocol = cx.proto;
         out
     }
 
@@ -449,14 +821,11 @@ impl Engine {
         client.replaying = true;
         let limits = crate::resp::Limits::default();
         let mut applied = Applied::default();
-        while let Some(parsed) = crate::resp::parse_command(&bytes[applied.consumed..], &limits)? {
-            let base = applied.consumed;
-            let argv: Vec<&[u8]> = parsed
-                .args
-                .iter()
-                .map(|r| &bytes[base + r.start..base + r.end])
-                .collect();
-            applied.consumed += parsed.consumed;
+        let mut parser = crate::resp::Parser::default();
+        while let Some(consumed) = parser.parse(&bytes[applied.consumed..], &limits)? {
+            let command = &bytes[applied.consumed..applied.consumed + consumed];
+            applied.consumed += consumed;
+            let argv: smallvec::SmallVec<[&[u8]; 8]> = parser.args(command).collect();
             if argv.is_empty() {
                 continue;
             }
@@ -483,4 +852,12 @@ pub struct Applied {
     pub errors: u64,
     /// The first such error.
     pub first_error: Option<String>,
+}
+
+/// `-NOAUTH` for a client that has not authenticated, unless the command is allowed before.
+fn check_auth(client: &Client, command: &Command) -> Result<(), CmdError> {
+    if client.conn.authenticated || command.has(cmd::flags::NO_AUTH) {
+        return Ok(());
+    }
+    Err(CmdError::new(crate::reply::err::NOAUTH))
 }

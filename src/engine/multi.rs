@@ -7,7 +7,7 @@
 use super::ctx::Ctx;
 use super::locks::{Held, LockPlan};
 use super::{Client, Engine, Outcome};
-use crate::cmd::{self, args, flags, CmdError, Command};
+use crate::cmd::{self, args, flags, CmdError, Command, CommandId};
 use crate::keyspace::bytes::CompactBytes;
 use crate::keyspace::{WatchFlag, Watcher};
 use crate::reply::{err, Reply};
@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 struct Queued {
+    id: CommandId,
     command: &'static Command,
     argv: Vec<Vec<u8>>,
 }
@@ -34,8 +35,25 @@ pub struct WatchState {
     keys: HashMap<(usize, CompactBytes), bool>,
 }
 
+impl MultiState {
+    /// Number of queued commands.
+    pub fn len(&self) -> usize {
+        self.queued.len()
+    }
+
+    /// The queued commands.
+    pub fn commands(&self) -> impl Iterator<Item = &'static Command> + '_ {
+        self.queued.iter().map(|q| q.command)
+    }
+}
+
 /// Queues a command inside MULTI.
-pub fn queue(client: &mut Client, command: &'static Command, argv: &[&[u8]]) -> Reply {
+pub fn queue(
+    client: &mut Client,
+    id: CommandId,
+    command: &'static Command,
+    argv: &[&[u8]],
+) -> Reply {
     let Some(multi) = client.multi.as_mut() else {
         return Reply::error(err::EXEC_WITHOUT_MULTI);
     };
@@ -44,6 +62,7 @@ pub fn queue(client: &mut Client, command: &'static Command, argv: &[&[u8]]) -> 
         return Reply::error("ERR Command not allowed inside a transaction");
     }
     multi.queued.push(Queued {
+        id,
         command,
         argv: argv.iter().map(|a| a.to_vec()).collect(),
     });
@@ -86,9 +105,31 @@ pub fn run_client_command(
             unwatch(engine, client);
             Reply::OK
         }
+        "reset" => {
+            reset_connection(engine, client);
+            Reply::Status("RESET".into())
+        }
         _ => Reply::from(cmd::unknown_command(argv)),
     };
     Outcome::Reply(reply)
+}
+
+/// RESET: the state of a fresh connection (database 0, RESP2, no transaction, no watches, no
+/// name, reply mode on, not a monitor), authenticated only if no password is required.
+fn reset_connection(engine: &Engine, client: &mut Client) {
+    client.multi = None;
+    unwatch(engine, client);
+    client.db = 0;
+    client.protocol = crate::resp::Protocol::Resp2;
+    let conn = &mut client.conn;
+    conn.authenticated = !engine.requires_auth();
+    conn.reply_mode = super::ReplyMode::On;
+    if conn.monitor {
+        engine.clients.stop_monitor(conn.info.id);
+        conn.info.set_flag(super::clients::flag::MONITOR, false);
+    }
+    conn.monitor = false;
+    *conn.info.name.lock() = CompactBytes::EMPTY;
 }
 
 fn watch(engine: &Engine, client: &mut Client, keys: &[&[u8]]) {
@@ -200,12 +241,20 @@ fn exec(engine: &Engine, client: &mut Client) -> Outcome {
         unwatch(engine, client);
         return Outcome::Reply(Reply::NilArray);
     }
+    let info = client.conn.info.clone();
     let replies = engine.with_ctx(client, &mut held, true, |cx| {
         multi
             .queued
             .iter()
             .zip(&argvs)
-            .map(|(q, argv)| (q.command.handler)(cx, argv).unwrap_or_else(Reply::from))
+            .map(|(q, argv)| {
+                let started = engine.clock.raw();
+                let reply = (q.command.handler)(cx, argv).unwrap_or_else(Reply::from);
+                let lookups = cx.take_lookups();
+                engine.account(&info, q.id, argv, started, &reply, lookups);
+                engine.feed_monitors(&info, cx.db, q.id, argv);
+                reply
+            })
             .collect()
     });
     let outcome = engine.finish(client, held, Reply::Array(replies));

@@ -123,6 +123,15 @@ impl CompactBytes {
         }
     }
 
+    /// Bytes allocated outside the value itself (0 when inline).
+    pub fn heap_bytes(&self) -> usize {
+        match &self.0 {
+            Repr::Inline { .. } => 0,
+            Repr::Boxed(b) => b.len(),
+            Repr::Growable(v) => std::mem::size_of::<Vec<u8>>() + v.capacity(),
+        }
+    }
+
     /// Whether the content is stored inline (no heap allocation).
     pub fn is_inline(&self) -> bool {
         matches!(self.0, Repr::Inline { .. })

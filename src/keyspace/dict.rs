@@ -93,7 +93,6 @@ impl<T: DictItem> Dict<T> {
     }
 
     /// Number of buckets.
-    #[cfg(test)]
     pub fn bucket_count(&self) -> usize {
         self.buckets.len()
     }

@@ -41,6 +41,29 @@ const FLOAT_STRING: u32 = 1 << 31;
 /// The value is a private copy (COPY): Redis does not share it even when it is a small
 /// integer, so OBJECT REFCOUNT says 1.
 const UNSHARED: u32 = 1 << 30;
+/// The low bits of `meta`: the access clock (seconds, wrapping), for OBJECT IDLETIME.
+const CLOCK_MASK: u32 = (1 << 24) - 1;
+
+/// The access clock entries are stamped with: Unix seconds, refreshed by each engine's
+/// background tick (reading the time on every lookup would cost more than the stamp).
+static ACCESS_CLOCK_SECS: AtomicU32 = AtomicU32::new(0);
+
+/// Refreshes the access clock (the engine's background tick calls it).
+pub fn tick_access_clock() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32);
+    ACCESS_CLOCK_SECS.store(now, Ordering::Relaxed);
+}
+
+fn access_clock() -> u32 {
+    let now = ACCESS_CLOCK_SECS.load(Ordering::Relaxed);
+    if now == 0 {
+        tick_access_clock();
+        return ACCESS_CLOCK_SECS.load(Ordering::Relaxed);
+    }
+    now
+}
 
 impl Entry {
     fn new(key: &[u8], value: Value) -> Entry {
@@ -48,9 +71,31 @@ impl Entry {
             key: CompactBytes::new(key),
             expire_at_ms: 0,
             value,
-            meta: AtomicU32::new(0),
+            meta: AtomicU32::new(access_clock() & CLOCK_MASK),
             filed_hash: 0,
         }
+    }
+
+    /// Records an access (what OBJECT IDLETIME measures from). The line is written only
+    /// when the clock moved on, so a hot key is not written on every read.
+    #[inline]
+    pub fn touch(&self) {
+        let meta = self.meta.load(Ordering::Relaxed);
+        let now = access_clock() & CLOCK_MASK;
+        if meta & CLOCK_MASK != now {
+            self.meta
+                .store((meta & !CLOCK_MASK) | now, Ordering::Relaxed);
+        }
+    }
+
+    /// The access clock of the last access (DEBUG OBJECT `lru`).
+    pub fn clock(&self) -> u32 {
+        self.meta.load(Ordering::Relaxed) & CLOCK_MASK
+    }
+
+    /// Seconds since the last access (OBJECT IDLETIME).
+    pub fn idle_secs(&self) -> u32 {
+        access_clock().wrapping_sub(self.meta.load(Ordering::Relaxed)) & CLOCK_MASK
     }
 
     pub fn is_float_string(&self) -> bool {
@@ -82,7 +127,11 @@ impl Entry {
             key: CompactBytes::new(key),
             expire_at_ms: self.expire_at_ms,
             value: self.value.clone(),
-            meta: AtomicU32::new(self.meta.load(Ordering::Relaxed) | UNSHARED),
+            meta: AtomicU32::new(
+                (self.meta.load(Ordering::Relaxed) & !CLOCK_MASK)
+                    | UNSHARED
+                    | (access_clock() & CLOCK_MASK),
+            ),
             filed_hash: 0,
         }
     }
@@ -108,6 +157,12 @@ impl Entry {
             }
             _ => false,
         }
+    }
+
+    /// MEMORY USAGE: the entry, its key's and its value's allocations, estimated from
+    /// `samples` elements of a collection (0: all).
+    pub fn usage_bytes(&self, samples: usize) -> usize {
+        std::mem::size_of::<Entry>() + self.key.heap_bytes() + self.value.heap_bytes(samples)
     }
 
     /// Absolute expiry in Unix milliseconds, if the key has a TTL.

@@ -45,6 +45,12 @@ impl<K: Ord> OrderTree<K> {
         self.size(self.root) as usize
     }
 
+    /// Bytes the node arena holds (MEMORY USAGE).
+    pub fn arena_bytes(&self) -> usize {
+        self.nodes.capacity() * std::mem::size_of::<TreeNode<K>>()
+            + self.free.capacity() * std::mem::size_of::<u32>()
+    }
+
     fn size(&self, n: u32) -> u32 {
         if n == NIL {
             0

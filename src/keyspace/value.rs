@@ -130,6 +130,49 @@ impl Value {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// MEMORY USAGE's estimate of the bytes the value allocates: its containers exactly, its
+    /// elements' own allocations extrapolated from the first `samples` (0: all of them).
+    pub fn heap_bytes(&self, samples: usize) -> usize {
+        use std::mem::size_of;
+        fn extrapolate(len: usize, items: impl Iterator<Item = usize>, samples: usize) -> usize {
+            let take = if samples == 0 { len } else { samples.min(len) };
+            let (n, sum) = items.take(take).fold((0, 0), |(n, s), b| (n + 1, s + b));
+            (sum * len).checked_div(n).unwrap_or(0)
+        }
+        match self {
+            Value::Str(s) => s.heap_bytes(),
+            Value::List(l) => {
+                let elements = l.iter().map(CompactBytes::heap_bytes);
+                size_of::<ListValue>()
+                    + l.capacity() * size_of::<CompactBytes>()
+                    + extrapolate(l.len(), elements, samples)
+            }
+            Value::Hash(h) => {
+                let fields = h
+                    .fields
+                    .iter()
+                    .map(|f| f.field.heap_bytes() + f.value.heap_bytes());
+                size_of::<HashValue>()
+                    + h.fields.bucket_count() * size_of::<HashField>()
+                    + extrapolate(h.fields.len(), fields, samples)
+            }
+            Value::Set(s) => {
+                let members = s.members.iter().map(|m| m.member.heap_bytes());
+                size_of::<SetValue>()
+                    + s.members.bucket_count() * size_of::<SetMember>()
+                    + extrapolate(s.members.len(), members, samples)
+            }
+            Value::ZSet(z) => {
+                // Each member's bytes are held twice: by the member index and the order.
+                let members = z.members.iter().map(|m| 2 * m.member.heap_bytes());
+                size_of::<ZSetValue>()
+                    + z.members.bucket_count() * size_of::<ZMember>()
+                    + z.order.arena_bytes()
+                    + extrapolate(z.members.len(), members, samples)
+            }
+        }
+    }
 }
 
 impl Clone for Value {

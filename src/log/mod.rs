@@ -57,6 +57,8 @@ struct Inner {
     start: u64,
     tail: Vec<u8>,
     end: u64,
+    /// Commands appended since the log was created (INFO's changes since the last save).
+    commands: u64,
     /// Database of the last appended command; `None` forces a `SELECT` before the next one.
     last_db: Option<usize>,
     readers: Vec<Option<ReaderSlot>>,
@@ -175,6 +177,7 @@ impl WriteLog {
                 start: 0,
                 tail: Vec::with_capacity(CHUNK_BYTES),
                 end: 0,
+                commands: 0,
                 last_db: None,
                 readers: Vec::new(),
                 readers_waiting: 0,
@@ -185,6 +188,11 @@ impl WriteLog {
             data_ready: Condvar::new(),
             space_ready: Condvar::new(),
         }
+    }
+
+    /// Commands appended so far.
+    pub fn commands(&self) -> u64 {
+        self.inner.lock().commands
     }
 
     /// The offset after the last appended byte.
@@ -239,6 +247,7 @@ impl WriteLog {
         }
         let added = inner.tail.len() - before;
         inner.end += added as u64;
+        inner.commands += batch.len() as u64;
         if inner.readers_waiting > 0 {
             self.data_ready.notify_all();
         }

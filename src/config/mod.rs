@@ -1,0 +1,567 @@
+//! `Config`: how a node is built. Every limit lives here, named with its unit.
+//!
+//! Later features (persistence, listeners, replication, cluster) add their settings to the
+//! same builder; `shoal-server` fills it from a `redis.conf`-style file.
+
+mod catalog;
+pub(crate) mod directives;
+pub mod file;
+
+use crate::engine::{Clock, SystemClock};
+use crate::keyspace::value::EncodingLimits;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// The most databases a node may have (each used one costs about 1 MiB of slot tables).
+pub const DATABASES_MAX: usize = 16384;
+
+/// Everything a node is built from. Start from [`Config::new`] (Redis's defaults) and
+/// change what you need:
+///
+/// ```
+/// let config = shoal::Config::new().databases(4).hz(20);
+/// assert_eq!(config.database_count(), 4);
+/// ```
+#[derive(Clone)]
+pub struct Config {
+    /// Number of databases in standalone mode (`databases`); cluster mode has only database 0.
+    pub databases: usize,
+    /// Cluster mode (`cluster-enabled`): one database, slots owned per node.
+    pub cluster_enabled: bool,
+    /// Write-log history kept for late readers (`repl-backlog-size`).
+    pub backlog_bytes_max: usize,
+    /// How far a reliable log reader (the AOF writer) may lag before writers wait for it.
+    pub log_pinned_bytes_max: usize,
+    /// Whether the background sweep deletes expired keys (lazy expiry always works).
+    pub active_expire: bool,
+    /// Background task frequency (`hz`): the expiry sweep runs this often per second.
+    pub hz: u32,
+    /// Largest string a command may build (`proto-max-bulk-len`).
+    pub proto_max_bulk_len: usize,
+    /// Thresholds of the small encodings `OBJECT ENCODING` reports.
+    pub encoding: EncodingLimits,
+    /// Whether DEBUG is allowed (`enable-debug-command`). Allowed for embedded use (the
+    /// application is trusted); `shoal-server` defaults it to Redis's `no`.
+    pub enable_debug_command: Access,
+    /// Whether CONFIG SET may change protected directives (`enable-protected-configs`).
+    pub enable_protected_configs: Access,
+    /// Milliseconds since the epoch; swapped in tests.
+    pub clock: Arc<dyn Clock>,
+    /// The password clients must give with AUTH (`requirepass`); `None`: no password.
+    pub requirepass: Option<String>,
+    /// TCP port of the RESP listener (`port`); 0: no TCP listener (the embedded default).
+    pub port: u16,
+    /// Addresses the listener binds (`bind`); `*` is every IPv4 address, `::*` every IPv6
+    /// one, and a leading `-` makes an address optional (skipped if it cannot be bound). The
+    /// default is the stock redis.conf's `127.0.0.1 -::1`: loopback only.
+    pub bind: Vec<String>,
+    /// Refuse clients from other hosts while no password is set (`protected-mode`).
+    pub protected_mode: bool,
+    /// Most connected clients (`maxclients`).
+    pub maxclients: u64,
+    /// Close a client idle for this many seconds (`timeout`); 0: never.
+    pub timeout_secs: u64,
+    /// TCP keepalive interval for new connections (`tcp-keepalive`); 0: off.
+    pub tcp_keepalive_secs: u64,
+    /// Output buffer limits per client class (`client-output-buffer-limit`).
+    pub output_limits: OutputLimits,
+    /// Close a client whose unparsed input passes this (`client-query-buffer-limit`).
+    pub query_buffer_bytes_max: usize,
+    /// Log commands that take at least this many microseconds (`slowlog-log-slower-than`);
+    /// negative: log nothing.
+    pub slowlog_log_slower_than_us: i64,
+    /// Slow log entries kept (`slowlog-max-len`).
+    pub slowlog_len_max: usize,
+    /// Record latency events of at least this many milliseconds (`latency-monitor-threshold`);
+    /// 0: off.
+    pub latency_monitor_threshold_ms: u64,
+    /// Keep per-command latency histograms for INFO latencystats (`latency-tracking`).
+    pub latency_tracking: bool,
+    /// The percentiles INFO latencystats reports (`latency-tracking-info-percentiles`).
+    pub latency_tracking_percentiles: Vec<f64>,
+    /// The configuration file the settings came from (INFO `config_file`, CONFIG REWRITE).
+    pub config_file: Option<std::path::PathBuf>,
+    /// Reports the bytes the program's allocator holds (INFO `used_memory`); without it,
+    /// the process's resident memory is reported.
+    pub memory_probe: Option<MemoryProbe>,
+    /// How much `shoal-server` logs (`loglevel`).
+    pub loglevel: LogLevel,
+    /// Where `shoal-server` logs (`logfile`); empty: standard output.
+    pub logfile: String,
+    /// Detach from the terminal (`daemonize`); `shoal-server` supports only `no`.
+    pub daemonize: bool,
+    /// Where `shoal-server` writes its process id (`pidfile`).
+    pub pidfile: Option<PathBuf>,
+    /// The working directory: snapshots and the AOF live here (`dir`).
+    pub dir: PathBuf,
+    /// The snapshot file's name in `dir` (`dbfilename`).
+    pub dbfilename: String,
+    /// Snapshot points: save after `secs` seconds if at least `changes` writes (`save`).
+    pub save: Vec<(u64, u64)>,
+    /// Keyspace event classes to notify (`notify-keyspace-events`), canonical form.
+    pub notify_keyspace_events: String,
+    /// TLS on the RESP listener (`tls-*`).
+    pub tls: TlsSettings,
+    /// Directives Shoal accepts for compatibility without acting on them, by canonical name,
+    /// in CONFIG GET form; absent ones have their default.
+    pub other: BTreeMap<&'static str, String>,
+    /// `rename-command` pairs in file order, lower case; an empty new name removes the command.
+    pub renamed_commands: Vec<(String, String)>,
+}
+
+/// Who may use a protected feature (`enable-debug-command`, `enable-protected-configs`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Nobody.
+    No,
+    /// Everybody.
+    Yes,
+    /// Clients on the loopback interface.
+    Local,
+}
+
+impl Access {
+    fn from_name(name: &str) -> Access {
+        match name {
+            "yes" => Access::Yes,
+            "local" => Access::Local,
+            _ => Access::No,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Access::No => "no",
+            Access::Yes => "yes",
+            Access::Local => "local",
+        }
+    }
+
+    /// Whether a client (`local`: on the loopback interface, or the embedding program)
+    /// may use the feature.
+    pub fn allows(self, local: bool) -> bool {
+        match self {
+            Access::No => false,
+            Access::Yes => true,
+            Access::Local => local,
+        }
+    }
+}
+
+/// `loglevel`, least to most selective.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Everything, including per-command detail.
+    Debug,
+    /// Much, still useful.
+    Verbose,
+    /// What a production server should log (the default).
+    Notice,
+    /// Only what needs attention.
+    Warning,
+    /// Log nothing (Redis 7.2's `nothing`).
+    Nothing,
+}
+
+impl LogLevel {
+    fn from_name(name: &str) -> LogLevel {
+        match name {
+            "debug" => LogLevel::Debug,
+            "verbose" => LogLevel::Verbose,
+            "warning" => LogLevel::Warning,
+            "nothing" => LogLevel::Nothing,
+            _ => LogLevel::Notice,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Verbose => "verbose",
+            LogLevel::Notice => "notice",
+            LogLevel::Warning => "warning",
+            LogLevel::Nothing => "nothing",
+        }
+    }
+}
+
+/// Whether TLS clients must present a certificate (`tls-auth-clients`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum TlsAuthClients {
+    /// No certificate is asked for.
+    No,
+    /// A certificate signed by the CA is required.
+    Yes,
+    /// A certificate is checked if given.
+    Optional,
+}
+
+impl TlsAuthClients {
+    fn from_name(name: &str) -> TlsAuthClients {
+        match name {
+            "no" => TlsAuthClients::No,
+            "optional" => TlsAuthClients::Optional,
+            _ => TlsAuthClients::Yes,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            TlsAuthClients::No => "no",
+            TlsAuthClients::Yes => "yes",
+            TlsAuthClients::Optional => "optional",
+        }
+    }
+}
+
+/// TLS settings of the RESP listener.
+#[derive(Clone, Debug)]
+pub struct TlsSettings {
+    /// The TLS port (`tls-port`); 0: no TLS listener.
+    pub port: u16,
+    /// The server certificate chain, PEM (`tls-cert-file`).
+    pub cert_file: Option<PathBuf>,
+    /// Its private key, PEM (`tls-key-file`).
+    pub key_file: Option<PathBuf>,
+    /// CA certificates that client certificates are checked against (`tls-ca-cert-file`).
+    pub ca_cert_file: Option<PathBuf>,
+    /// Whether clients must present a certificate (`tls-auth-clients`).
+    pub auth_clients: TlsAuthClients,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            port: 0,
+            cert_file: None,
+            key_file: None,
+            ca_cert_file: None,
+            auth_clients: TlsAuthClients::Yes,
+        }
+    }
+}
+
+/// A function that reports allocated bytes.
+pub type MemoryProbe = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// Limits on one class of clients' unsent replies: over `hard_bytes`, or over `soft_bytes`
+/// for more than `soft_secs`, the client is disconnected. 0 turns a limit off.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct OutputLimit {
+    /// Disconnect as soon as unsent replies reach this.
+    pub hard_bytes: u64,
+    /// Disconnect when unsent replies stay at or above this for `soft_secs`.
+    pub soft_bytes: u64,
+    /// How long the soft limit may be exceeded.
+    pub soft_secs: u64,
+}
+
+/// `client-output-buffer-limit` for each class of client.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct OutputLimits {
+    /// Ordinary clients (and monitors).
+    pub normal: OutputLimit,
+    /// Replicas' replication links.
+    pub replica: OutputLimit,
+    /// Subscribers.
+    pub pubsub: OutputLimit,
+}
+
+impl Default for OutputLimits {
+    fn default() -> Self {
+        const MB: u64 = 1024 * 1024;
+        OutputLimits {
+            normal: OutputLimit {
+                hard_bytes: 0,
+                soft_bytes: 0,
+                soft_secs: 0,
+            },
+            replica: OutputLimit {
+                hard_bytes: 256 * MB,
+                soft_bytes: 64 * MB,
+                soft_secs: 60,
+            },
+            pubsub: OutputLimit {
+                hard_bytes: 32 * MB,
+                soft_bytes: 8 * MB,
+                soft_secs: 60,
+            },
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            databases: 16,
+            cluster_enabled: false,
+            backlog_bytes_max: 1024 * 1024,
+            log_pinned_bytes_max: 64 * 1024 * 1024,
+            active_expire: true,
+            hz: 10,
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            encoding: EncodingLimits::default(),
+            enable_debug_command: Access::Yes,
+            enable_protected_configs: Access::No,
+            clock: Arc::new(SystemClock),
+            requirepass: None,
+            port: 0,
+            bind: vec!["127.0.0.1".into(), "-::1".into()],
+            protected_mode: true,
+            maxclients: 10_000,
+            timeout_secs: 0,
+            tcp_keepalive_secs: 300,
+            output_limits: OutputLimits::default(),
+            query_buffer_bytes_max: 1024 * 1024 * 1024,
+            slowlog_log_slower_than_us: 10_000,
+            slowlog_len_max: 128,
+            latency_monitor_threshold_ms: 0,
+            latency_tracking: true,
+            latency_tracking_percentiles: vec![50.0, 99.0, 99.9],
+            config_file: None,
+            memory_probe: None,
+            loglevel: LogLevel::Notice,
+            logfile: String::new(),
+            daemonize: false,
+            pidfile: None,
+            dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            dbfilename: "dump.rdb".into(),
+            save: vec![(3600, 1), (300, 100), (60, 10_000)],
+            notify_keyspace_events: String::new(),
+            tls: TlsSettings::default(),
+            other: BTreeMap::new(),
+            renamed_commands: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("databases", &self.databases)
+            .field("cluster_enabled", &self.cluster_enabled)
+            .field("backlog_bytes_max", &self.backlog_bytes_max)
+            .field("log_pinned_bytes_max", &self.log_pinned_bytes_max)
+            .field("active_expire", &self.active_expire)
+            .field("hz", &self.hz)
+            .field("proto_max_bulk_len", &self.proto_max_bulk_len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// The embedded defaults: 16 databases, standalone, active expiry on, no listener.
+    pub fn new() -> Config {
+        Config::default()
+    }
+
+    /// Redis's defaults, as `shoal-server` starts from them: port 6379 on every address
+    /// (with protected mode), DEBUG refused.
+    pub fn server_defaults() -> Config {
+        Config {
+            port: 6379,
+            enable_debug_command: Access::No,
+            ..Config::default()
+        }
+    }
+
+    /// Sets the number of databases (`databases`).
+    pub fn databases(mut self, databases: usize) -> Config {
+        self.databases = databases;
+        self
+    }
+
+    /// Turns cluster mode on or off.
+    pub fn cluster_enabled(mut self, enabled: bool) -> Config {
+        self.cluster_enabled = enabled;
+        self
+    }
+
+    /// Sets how much write-log history is kept (`repl-backlog-size`).
+    pub fn backlog_bytes_max(mut self, bytes: usize) -> Config {
+        self.backlog_bytes_max = bytes;
+        self
+    }
+
+    /// Turns the active expiry sweep on or off.
+    pub fn active_expire(mut self, enabled: bool) -> Config {
+        self.active_expire = enabled;
+        self
+    }
+
+    /// Sets the background task frequency (`hz`).
+    pub fn hz(mut self, hz: u32) -> Config {
+        self.hz = hz;
+        self
+    }
+
+    /// Serves RESP on `port` (0: no listener), on the addresses of [`Config::bind`].
+    pub fn port(mut self, port: u16) -> Config {
+        self.port = port;
+        self
+    }
+
+    /// Sets the addresses the listener binds.
+    pub fn bind<S: Into<String>>(mut self, addresses: impl IntoIterator<Item = S>) -> Config {
+        self.bind = addresses.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Requires clients to AUTH with `password`.
+    pub fn requirepass(mut self, password: impl Into<String>) -> Config {
+        self.requirepass = Some(password.into());
+        self
+    }
+
+    /// Turns protected mode on or off.
+    pub fn protected_mode(mut self, on: bool) -> Config {
+        self.protected_mode = on;
+        self
+    }
+
+    /// Replaces the wall clock (tests, simulation).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Config {
+        self.clock = clock;
+        self
+    }
+
+    /// Databases actually created: 1 in cluster mode.
+    pub fn database_count(&self) -> usize {
+        if self.cluster_enabled {
+            1
+        } else {
+            self.databases
+        }
+    }
+
+    /// Checks the settings, naming the first bad one.
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        let bad = |what: &str| Err(crate::Error::Config(what.to_string()));
+        if self.databases == 0 || self.databases > DATABASES_MAX {
+            return bad("databases must be between 1 and 16384");
+        }
+        if self.log_pinned_bytes_max == 0 {
+            return bad("the write log's pinned limit must be above 0");
+        }
+        if self.hz == 0 || self.hz > 500 {
+            return bad("hz must be between 1 and 500");
+        }
+        if self.proto_max_bulk_len < 1024 * 1024 {
+            return bad("proto-max-bulk-len must be at least 1mb");
+        }
+        Ok(())
+    }
+}
+
+/// The settings as they are now. CONFIG SET changes a copy and swaps it in whole, so a reader
+/// always sees one consistent version and a failed change leaves nothing behind. The few
+/// settings read on every command are mirrored in atomics: reading them takes no lock and
+/// touches no line that other threads write.
+pub struct Live {
+    current: parking_lot::RwLock<Arc<Config>>,
+    hot: Hot,
+}
+
+#[derive(Default)]
+struct Hot {
+    encoding: [AtomicUsize; 5],
+    proto_max_bulk_len: AtomicUsize,
+    slowlog_log_slower_than_us: AtomicI64,
+    slowlog_len_max: AtomicUsize,
+    latency_monitor_threshold_ms: AtomicU64,
+    latency_tracking: AtomicBool,
+}
+
+impl Hot {
+    fn mirror(&self, c: &Config) {
+        let e = &c.encoding;
+        let values = [
+            e.hash_max_listpack_entries,
+            e.hash_max_listpack_value,
+            e.set_max_intset_entries,
+            e.zset_max_listpack_entries,
+            e.zset_max_listpack_value,
+        ];
+        for (cell, v) in self.encoding.iter().zip(values) {
+            cell.store(v, Ordering::Relaxed);
+        }
+        self.proto_max_bulk_len
+            .store(c.proto_max_bulk_len, Ordering::Relaxed);
+        self.slowlog_log_slower_than_us
+            .store(c.slowlog_log_slower_than_us, Ordering::Relaxed);
+        self.slowlog_len_max
+            .store(c.slowlog_len_max, Ordering::Relaxed);
+        self.latency_monitor_threshold_ms
+            .store(c.latency_monitor_threshold_ms, Ordering::Relaxed);
+        self.latency_tracking
+            .store(c.latency_tracking, Ordering::Relaxed);
+    }
+}
+
+impl Live {
+    /// Starts from `config`.
+    pub fn new(config: Config) -> Live {
+        let hot = Hot::default();
+        hot.mirror(&config);
+        Live {
+            current: parking_lot::RwLock::new(Arc::new(config)),
+            hot,
+        }
+    }
+
+    /// The small-encoding thresholds.
+    pub fn encoding(&self) -> EncodingLimits {
+        let v = |i: usize| self.hot.encoding[i].load(Ordering::Relaxed);
+        EncodingLimits {
+            hash_max_listpack_entries: v(0),
+            hash_max_listpack_value: v(1),
+            set_max_intset_entries: v(2),
+            zset_max_listpack_entries: v(3),
+            zset_max_listpack_value: v(4),
+        }
+    }
+
+    /// `proto-max-bulk-len`.
+    pub fn proto_max_bulk_len(&self) -> usize {
+        self.hot.proto_max_bulk_len.load(Ordering::Relaxed)
+    }
+
+    /// `slowlog-log-slower-than` (µs; negative: off) and `slowlog-max-len`.
+    pub fn slowlog(&self) -> (i64, usize) {
+        (
+            self.hot.slowlog_log_slower_than_us.load(Ordering::Relaxed),
+            self.hot.slowlog_len_max.load(Ordering::Relaxed),
+        )
+    }
+
+    /// `latency-monitor-threshold` (ms; 0: off).
+    pub fn latency_monitor_threshold_ms(&self) -> u64 {
+        self.hot
+            .latency_monitor_threshold_ms
+            .load(Ordering::Relaxed)
+    }
+
+    /// `latency-tracking`.
+    pub fn latency_tracking(&self) -> bool {
+        self.hot.latency_tracking.load(Ordering::Relaxed)
+    }
+
+    /// The current settings.
+    pub fn get(&self) -> Arc<Config> {
+        self.current.read().clone()
+    }
+
+    /// Applies `change` to a copy of the current settings and makes the copy current if it
+    /// succeeds.
+    pub fn update<E>(&self, change: impl FnOnce(&mut Config) -> Result<(), E>) -> Result<(), E> {
+        let mut current = self.current.write();
+        let mut next = Config::clone(&current);
+        change(&mut next)?;
+        self.hot.mirror(&next);
+        *current = Arc::new(next);
+        Ok(())
+    }
+}

@@ -1,0 +1,384 @@
+//! One RESP connection: read what the client sent, run every complete command through the
+//! engine, write the replies in one batch.
+//!
+//! Memory stays bounded per connection: input is read in chunks and executed as it completes
+//! (a client cannot make us queue more than `client-query-buffer-limit`), and replies are
+//! written out once they pass [`FLUSH_AT_BYTES`] even in the middle of a pipeline, so a client
+//! that stops reading stops being read (TCP pushes back) instead of growing our buffers; the
+//! `client-output-buffer-limit` of its class then decides when it is disconnected.
+//!
+//! A blocking command (BLPOP...) parks this task, never a thread; the task keeps watching the
+//! socket meanwhile, so a client that goes away is noticed at once.
+
+use super::{encode_reply, Limits, Parser};
+use crate::config::OutputLimit;
+use crate::engine::blocking::Blocked;
+use crate::engine::clients::{flag, ClientInfo, ClientKind, Unblock};
+use crate::engine::{Client, Engine, Outcome, ReplyMode};
+use crate::reply::Reply;
+use bytes::{Buf, BytesMut};
+use smallvec::SmallVec;
+use std::future::{pending, poll_fn};
+use std::io;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+
+/// How much is read from the socket at a time.
+const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// Replies gathered before they are written even though more input is waiting.
+const FLUSH_AT_BYTES: usize = 64 * 1024;
+/// A reply buffer that grew past this is given back after the write.
+const OUTPUT_KEEP_BYTES: usize = 1024 * 1024;
+
+/// Serves `client` on `stream` until it quits, fails, is killed, or the listener stops.
+pub(crate) async fn serve<S>(
+    engine: Arc<Engine>,
+    client: Client,
+    stream: S,
+    stopped: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let info = client.info().clone();
+    let mut conn = Conn {
+        engine,
+        client,
+        info,
+        stream,
+        input: BytesMut::with_capacity(READ_CHUNK_BYTES),
+        output: Vec::with_capacity(READ_CHUNK_BYTES),
+        parser: Parser::default(),
+        stopped,
+        soft_limit_since: None,
+    };
+    if let Err(e) = conn.run().await {
+        tracing::debug!("client id={} closed: {e}", conn.info.id.0);
+    }
+    conn.close();
+}
+
+struct Conn<S> {
+    engine: Arc<Engine>,
+    client: Client,
+    info: Arc<ClientInfo>,
+    stream: S,
+    input: BytesMut,
+    output: Vec<u8>,
+    parser: Parser,
+    stopped: watch::Receiver<bool>,
+    /// When unsent replies first passed the soft output limit (reset when they drop below).
+    soft_limit_since: Option<Instant>,
+}
+
+/// Whether to go on serving after a batch.
+enum Next {
+    Serve,
+    Close,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    async fn run(&mut self) -> io::Result<()> {
+        while self.read().await? {
+            let next = self.execute_buffered().await?;
+            if self.client.conn.monitor {
+                let id = self.info.id;
+                self.engine.clients.take_monitor_lines(id, &mut self.output);
+            }
+            self.flush().await?;
+            if let Next::Close = next {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads more input; false when the client should be closed (end of stream, killed, idle
+    /// too long, query buffer over its limit, or the listener stopping).
+    async fn read(&mut self) -> io::Result<bool> {
+        let settings = self.engine.settings();
+        self.input.reserve(READ_CHUNK_BYTES);
+        let signal = self.info.signalled();
+        if self.info.is_killed() {
+            return Ok(false);
+        }
+        if self.client.conn.monitor && self.engine.clients.monitor_pending(self.info.id) {
+            return Ok(true);
+        }
+        let idle = self.idle_timeout(settings.timeout_secs);
+        tokio::select! {
+            read = self.stream.read_buf(&mut self.input) => {
+                let n = read?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                self.engine.clients.count_input(n);
+                self.info.last_interaction_ms.store(self.engine.now_ms(), std::sync::atomic::Ordering::Relaxed);
+                if self.input.len() > settings.query_buffer_bytes_max {
+                    tracing::warn!("Closing client that reached max query buffer length: id={}", self.info.id.0);
+                    return Ok(false);
+                }
+                Ok(true)
+            }
+            _ = signal => Ok(!self.info.is_killed()),
+            _ = sleep_for(idle) => {
+                tracing::debug!("Closing idle client id={}", self.info.id.0);
+                Ok(false)
+            }
+            _ = self.stopped.changed() => Ok(false),
+        }
+    }
+
+    /// How long this client may stay idle: Redis closes it once more than `timeout` whole
+    /// seconds passed, checked about once a second; monitors and subscribers are exempt.
+    fn idle_timeout(&self, timeout_secs: u64) -> Option<Duration> {
+        let exempt = self.client.conn.monitor || self.info.kind != ClientKind::Normal;
+        (timeout_secs > 0 && !exempt).then(|| Duration::from_secs(timeout_secs + 1))
+    }
+
+    /// Runs every complete command in the input.
+    async fn execute_buffered(&mut self) -> io::Result<Next> {
+        let settings = self.engine.settings();
+        loop {
+            let limits = Limits {
+                bulk_bytes_max: settings.proto_max_bulk_len,
+                unauthenticated: !self.client.conn.authenticated,
+            };
+            let consumed = match self.parser.parse(&self.input, &limits) {
+                Ok(None) => return Ok(Next::Serve),
+                Ok(Some(consumed)) => consumed,
+                Err(e) => {
+                    tracing::debug!("Protocol error ({}) from client id={}", e.0, self.info.id.0);
+                    encode_reply(&Reply::error(e.0), self.client.protocol(), &mut self.output);
+                    return Ok(Next::Close);
+                }
+            };
+            if self.parser.is_empty() {
+                self.input.advance(consumed);
+                continue;
+            }
+            let skip_reply = self.client.conn.reply_mode == ReplyMode::SkipNext;
+            if skip_reply {
+                self.client.conn.reply_mode = ReplyMode::On;
+            }
+            let outcome = {
+                let argv: SmallVec<[&[u8]; 8]> =
+                    self.parser.args(&self.input[..consumed]).collect();
+                if is_cross_protocol_attack(argv[0]) {
+                    tracing::warn!("Possible SECURITY ATTACK detected. It looks like somebody is sending POST or Host: commands to Redis. Connection aborted.");
+                    return Ok(Next::Close);
+                }
+                self.engine.execute(&mut self.client, &argv)
+            };
+            let reply = match outcome {
+                Outcome::Reply(reply) => {
+                    self.input.advance(consumed);
+                    reply
+                }
+                Outcome::Blocked(blocked) => {
+                    self.input.advance(consumed);
+                    self.flush().await?;
+                    match self.wait_blocked(blocked).await? {
+                        Some(reply) => reply,
+                        None => return Ok(Next::Close),
+                    }
+                }
+                Outcome::Paused => {
+                    // Run the same command again once the pause is over.
+                    self.flush().await?;
+                    if !self.wait_unpaused().await {
+                        return Ok(Next::Close);
+                    }
+                    continue;
+                }
+            };
+            if !skip_reply && self.client.conn.reply_mode == ReplyMode::On {
+                encode_reply(&reply, self.client.protocol(), &mut self.output);
+            }
+            if self.client.conn.close_after_reply {
+                return Ok(Next::Close);
+            }
+            if self.over_output_limit() {
+                tracing::warn!(
+                    "Client id={} scheduled to be closed ASAP for overcoming of output buffer limits.",
+                    self.info.id.0
+                );
+                // Like Redis, the client gets nothing more, not even what was pending.
+                self.output.clear();
+                return Ok(Next::Close);
+            }
+            if self.output.len() >= FLUSH_AT_BYTES {
+                self.flush().await?;
+            }
+        }
+    }
+
+    /// The `client-output-buffer-limit` of this client's class.
+    fn output_limit(&self) -> OutputLimit {
+        let limits = self.engine.settings().output_limits;
+        match self.info.kind {
+            ClientKind::Replica => limits.replica,
+            ClientKind::PubSub => limits.pubsub,
+            _ => limits.normal,
+        }
+    }
+
+    /// Whether unsent replies broke the hard limit, or stayed over the soft one too long.
+    fn over_output_limit(&mut self) -> bool {
+        let limit = self.output_limit();
+        let pending = self.output.len() as u64;
+        self.info
+            .output_bytes
+            .store(self.output.len(), std::sync::atomic::Ordering::Relaxed);
+        if limit.hard_bytes > 0 && pending >= limit.hard_bytes {
+            return true;
+        }
+        if limit.soft_bytes == 0 || pending < limit.soft_bytes {
+            self.soft_limit_since = None;
+            return false;
+        }
+        let since = *self.soft_limit_since.get_or_insert_with(Instant::now);
+        since.elapsed() > Duration::from_secs(limit.soft_secs)
+    }
+
+    /// Writes the gathered replies. Over the soft output limit, the client gets its soft
+    /// seconds to take them before it is disconnected.
+    async fn flush(&mut self) -> io::Result<()> {
+        if self.output.is_empty() {
+            return Ok(());
+        }
+        let limit = self.output_limit();
+        let write = async {
+            self.stream.write_all(&self.output).await?;
+            self.stream.flush().await
+        };
+        if limit.soft_bytes > 0 && self.output.len() as u64 >= limit.soft_bytes {
+            let allowed = Duration::from_secs(limit.soft_secs);
+            tokio::time::timeout(allowed, write).await.map_err(|_| {
+                io::Error::new(io::ErrorKind::TimedOut, "output buffer soft limit overcome")
+            })??;
+        } else {
+            write.await?;
+        }
+        self.engine.clients.count_output(self.output.len());
+        self.output.clear();
+        self.soft_limit_since = None;
+        if self.output.capacity() > OUTPUT_KEEP_BYTES {
+            self.output.shrink_to(READ_CHUNK_BYTES);
+        }
+        Ok(())
+    }
+
+    /// Waits for a blocked command's reply, its timeout, a CLIENT UNBLOCK or a kill, while
+    /// watching the socket; `None` when the connection should close.
+    async fn wait_blocked(&mut self, blocked: Blocked) -> io::Result<Option<Reply>> {
+        self.info.set_flag(flag::BLOCKED, true);
+        let outcome = self.wait_blocked_inner(&blocked).await;
+        self.info.set_flag(flag::BLOCKED, false);
+        let engine = &self.engine;
+        Ok(match outcome? {
+            Wake::Served(reply) => Some(reply),
+            Wake::Timeout | Wake::Unblocked(Unblock::Timeout) => {
+                let timeout_reply = blocked.timeout_reply();
+                Some(blocked.cancel(engine).unwrap_or(timeout_reply))
+            }
+            Wake::Unblocked(Unblock::Error) => {
+                Some(blocked.cancel(engine).unwrap_or_else(|| {
+                    Reply::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+                }))
+            }
+            Wake::Gone => {
+                blocked.cancel(engine);
+                None
+            }
+        })
+    }
+
+    async fn wait_blocked_inner(&mut self, blocked: &Blocked) -> io::Result<Wake> {
+        let deadline = blocked.timeout().map(|t| tokio::time::Instant::now() + t);
+        loop {
+            let signal = self.info.signalled();
+            if self.info.is_killed() {
+                return Ok(Wake::Gone);
+            }
+            if let Some(how) = self.info.take_unblock() {
+                return Ok(Wake::Unblocked(how));
+            }
+            let served = poll_fn(|cx| match blocked.poll_reply(cx.waker()) {
+                Some(reply) => Poll::Ready(reply),
+                None => Poll::Pending,
+            });
+            tokio::select! {
+                reply = served => return Ok(Wake::Served(reply)),
+                _ = sleep_until(deadline) => return Ok(Wake::Timeout),
+                _ = signal => {}
+                read = self.stream.read_buf(&mut self.input) => {
+                    // Pipelined commands wait their turn; the end of the stream ends it all.
+                    if read? == 0 || self.input.len() > self.engine.settings().query_buffer_bytes_max {
+                        return Ok(Wake::Gone);
+                    }
+                }
+                _ = self.stopped.changed() => return Ok(Wake::Gone),
+            }
+        }
+    }
+
+    /// Waits for a CLIENT PAUSE to end; false if the client was killed meanwhile.
+    async fn wait_unpaused(&mut self) -> bool {
+        loop {
+            let ended = self.engine.pause.ended();
+            let signal = self.info.signalled();
+            if self.info.is_killed() {
+                return false;
+            }
+            let now = self.engine.now_ms();
+            if self.engine.pause.active(now).is_none() {
+                return true;
+            }
+            let left = Duration::from_millis(self.engine.pause.until_ms().saturating_sub(now));
+            tokio::select! {
+                _ = ended => {}
+                _ = tokio::time::sleep(left) => {}
+                _ = signal => {}
+                _ = self.stopped.changed() => return false,
+            }
+        }
+    }
+
+    /// Leaves the client list and drops what the client held (its WATCHes).
+    fn close(&mut self) {
+        self.client.reset(&self.engine);
+        self.engine.clients.disconnect(self.info.id);
+    }
+}
+
+/// Why a blocked command stopped waiting.
+enum Wake {
+    Served(Reply),
+    Timeout,
+    Unblocked(Unblock),
+    /// The client went away, was killed, or the listener is stopping.
+    Gone,
+}
+
+/// Redis drops connections whose first word is `POST` or `Host:`: an HTTP request sent to
+/// the port by a browser tricked into it.
+fn is_cross_protocol_attack(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"post") || name.eq_ignore_ascii_case(b"host:")
+}
+
+async fn sleep_for(duration: Option<Duration>) {
+    match duration {
+        Some(d) => tokio::time::sleep(d).await,
+        None => pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => pending().await,
+    }
+}

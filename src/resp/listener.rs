@@ -1,0 +1,219 @@
+//! The RESP listener: binds the configured addresses, accepts connections, applies the
+//! checks Redis makes at accept time (maxclients, protected mode) and hands each connection to
+//! its own task ([`super::conn`]). A node's listener runs on a tokio runtime the node owns, so
+//! several nodes can serve in one process, each on its own port.
+
+use super::conn;
+use crate::engine::clients::Endpoint;
+use crate::engine::{Client, Engine};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// Redis's refusal for a client from another host while protected mode is on and no password
+/// is set (its wording, typo included: clients and tests match on it).
+const DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+const MAXCLIENTS_REACHED: &[u8] = b"-ERR max number of clients reached\r\n";
+
+/// Pending connections the kernel queues per listening socket (Redis's `tcp-backlog`).
+const BACKLOG: i32 = 511;
+
+/// A running listener; dropping it stops accepting and closes every connection.
+pub struct Listener {
+    runtime: Option<tokio::runtime::Runtime>,
+    stop: watch::Sender<bool>,
+    addresses: Vec<SocketAddr>,
+}
+
+impl Listener {
+    /// Binds the addresses in `engine`'s settings and starts serving them.
+    pub fn start(engine: Arc<Engine>) -> io::Result<Listener> {
+        let settings = engine.settings();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
+            .thread_name("shoal-resp")
+            .enable_all()
+            .build()?;
+        let sockets = bind_all(&settings.bind, settings.port)?;
+        let addresses = sockets
+            .iter()
+            .map(|s| s.local_addr())
+            .collect::<io::Result<Vec<_>>>()?;
+        let (stop, stopped) = watch::channel(false);
+        for socket in sockets {
+            let engine = engine.clone();
+            let stopped = stopped.clone();
+            let _guard = runtime.enter();
+            let listener = TcpListener::from_std(socket)?;
+            runtime.spawn(accept_loop(engine, listener, stopped));
+        }
+        for address in &addresses {
+            tracing::info!("Listening on {address}");
+        }
+        Ok(Listener {
+            runtime: Some(runtime),
+            stop,
+            addresses,
+        })
+    }
+
+    /// The addresses it listens on (with the actual port when port 0 was asked for).
+    pub fn addresses(&self) -> &[SocketAddr] {
+        &self.addresses
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+/// Binds every address of a `bind` list; an address marked optional (`-`) that cannot be
+/// bound is skipped, as are duplicates of the wildcard.
+fn bind_all(bind: &[String], port: u16) -> io::Result<Vec<std::net::TcpListener>> {
+    let mut sockets = Vec::new();
+    for entry in bind {
+        let (optional, host) = match entry.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, entry.as_str()),
+        };
+        let ip = match host {
+            "*" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            "::*" => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            other => other.parse().map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("invalid bind address '{other}'"),
+                )
+            })?,
+        };
+        match bind_one(SocketAddr::new(ip, port)) {
+            Ok(socket) => sockets.push(socket),
+            Err(e) if optional => {
+                tracing::debug!("skipping optional bind address {entry}: {e}");
+            }
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("Could not create server TCP listening socket {host}:{port}: {e}"),
+                ))
+            }
+        }
+    }
+    if sockets.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            "Failed listening on port {port} (tcp), no address could be bound",
+        ));
+    }
+    Ok(sockets)
+}
+
+fn bind_one(address: SocketAddr) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    if address.is_ipv6() {
+        // Redis binds `*` and `::*` side by side: the IPv6 socket must not claim IPv4 too.
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+async fn accept_loop(
+    engine: Arc<Engine>,
+    listener: TcpListener,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped.changed() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => admit(&engine, stream, peer, stopped.clone()).await,
+            Err(e) => {
+                // Out of descriptors and the like: wait a little rather than spin.
+                tracing::warn!("Accepting client connection: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Redis's notion of a local client for protected mode: exactly 127.0.0.1 or ::1.
+fn is_local(peer: &SocketAddr) -> bool {
+    match peer.ip() {
+        IpAddr::V4(ip) => ip == Ipv4Addr::LOCALHOST,
+        IpAddr::V6(ip) => ip == Ipv6Addr::LOCALHOST,
+    }
+}
+
+/// Accept-time checks, then a task for the connection.
+async fn admit(
+    engine: &Arc<Engine>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    stopped: watch::Receiver<bool>,
+) {
+    let settings = engine.settings();
+    let refusal = if engine.clients.len() as u64 >= settings.maxclients {
+        Some(MAXCLIENTS_REACHED)
+    } else if settings.protected_mode && !engine.requires_auth() && !is_local(&peer) {
+        Some(DENIED)
+    } else {
+        None
+    };
+    if let Some(text) = refusal {
+        engine.clients.reject();
+        // Best effort, as Redis: the client may be gone already.
+        let _ = tokio::time::timeout(Duration::from_millis(100), stream.write_all(text)).await;
+        return;
+    }
+    let _ = stream.set_nodelay(true);
+    if settings.tcp_keepalive_secs > 0 {
+        let interval = Duration::from_secs(settings.tcp_keepalive_secs);
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(interval)
+            .with_interval((interval / 3).max(Duration::from_secs(1)))
+            .with_retries(3);
+        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
+    }
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
+    let endpoint = Endpoint {
+        peer,
+        local,
+        fd: raw_fd(&stream),
+    };
+    let client = Client::connected(engine, endpoint);
+    tokio::spawn(conn::serve(engine.clone(), client, stream, stopped));
+}
+
+#[cfg(unix)]
+fn raw_fd(stream: &TcpStream) -> i64 {
+    use std::os::fd::AsRawFd;
+    i64::from(stream.as_raw_fd())
+}
+
+#[cfg(not(unix))]
+fn raw_fd(_stream: &TcpStream) -> i64 {
+    -1
+}
