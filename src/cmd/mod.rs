@@ -6,6 +6,7 @@
 //! `COMMAND INFO` and cluster routing all come from here.
 
 pub mod args;
+pub mod command;
 pub mod config;
 pub mod connection;
 pub mod hashes;
@@ -278,6 +279,8 @@ pub struct CommandEntry {
     pub full_name: String,
     /// The container of a subcommand.
     pub container: Option<CommandId>,
+    /// The group COMMAND DOCS names (`string`, `generic`, `sorted-set`, ...).
+    pub group: &'static str,
 }
 
 /// The longest command name looked up (longer names are unknown commands).
@@ -319,33 +322,39 @@ impl NameKey {
 
 impl CommandTable {
     pub fn new() -> CommandTable {
-        let families: [&'static [Command]; 11] = [
-            connection::COMMANDS,
-            config::COMMANDS,
-            info::COMMANDS,
-            introspect::COMMANDS,
-            strings::COMMANDS,
-            keys::COMMANDS,
-            lists::COMMANDS,
-            hashes::COMMANDS,
-            sets::COMMANDS,
-            zsets::COMMANDS,
-            server::COMMANDS,
+        // Each family with the group COMMAND DOCS files it under.
+        let families: [(&'static str, &'static [Command]); 12] = [
+            ("connection", connection::COMMANDS),
+            ("server", config::COMMANDS),
+            ("server", info::COMMANDS),
+            ("server", introspect::COMMANDS),
+            ("server", command::COMMANDS),
+            ("string", strings::COMMANDS),
+            ("generic", keys::COMMANDS),
+            ("list", lists::COMMANDS),
+            ("hash", hashes::COMMANDS),
+            ("set", sets::COMMANDS),
+            ("sorted-set", zsets::COMMANDS),
+            ("server", server::COMMANDS),
         ];
-        let commands: Vec<&'static Command> = families.iter().flat_map(|f| f.iter()).collect();
         let mut entries = Vec::new();
-        for &c in &commands {
-            let container = CommandId(entries.len() as u16);
-            entries.push(CommandEntry {
-                command: c,
-                full_name: c.name.to_string(),
-                container: None,
-            });
-            entries.extend(c.subcommands.iter().map(|s| CommandEntry {
-                command: s,
-                full_name: format!("{}|{}", c.name, s.name),
-                container: Some(container),
-            }));
+        for (group, commands) in families {
+            for c in commands {
+                let container = CommandId(entries.len() as u16);
+                let group = server::group_of(c.name).unwrap_or(group);
+                entries.push(CommandEntry {
+                    command: c,
+                    full_name: c.name.to_string(),
+                    container: None,
+                    group,
+                });
+                entries.extend(c.subcommands.iter().map(|s| CommandEntry {
+                    command: s,
+                    full_name: format!("{}|{}", c.name, s.name),
+                    container: Some(container),
+                    group,
+                }));
+            }
         }
         let names = entries
             .iter()
@@ -381,6 +390,38 @@ impl CommandTable {
         }
         table.index(names);
         Ok(table)
+    }
+
+    /// The commands clients can call by name (not renamed away), in table order.
+    pub fn callable(&self) -> Vec<CommandId> {
+        let mut ids: Vec<CommandId> = self.slots.iter().flatten().map(|(_, id)| *id).collect();
+        ids.sort_by_key(|id| id.0);
+        ids
+    }
+
+    /// The subcommands of `container`, with their ids.
+    pub fn subcommands(&self, container: CommandId) -> impl Iterator<Item = CommandId> + '_ {
+        let first = usize::from(container.0) + 1;
+        let count = self.entry(container).command.subcommands.len();
+        (first..first + count).map(|i| CommandId(i as u16))
+    }
+
+    /// A command or subcommand by its full name (`get`, `config|get`), as COMMAND INFO and
+    /// COMMAND DOCS look them up.
+    pub fn by_full_name(&self, name: &[u8]) -> Option<CommandId> {
+        let mut parts = name.splitn(3, |&b| b == b'|');
+        let container = self.get(parts.next()?)?;
+        match (parts.next(), parts.next()) {
+            (None, _) => Some(container),
+            (Some(sub), None) => self.subcommands(container).find(|&id| {
+                self.entry(id)
+                    .command
+                    .name
+                    .as_bytes()
+                    .eq_ignore_ascii_case(sub)
+            }),
+            _ => None,
+        }
     }
 
     /// The names clients look commands up by, with their ids.
@@ -438,15 +479,16 @@ impl CommandTable {
         }
     }
 
-    /// The command `argv` runs under `container`: the container itself, or the subcommand
-    /// `argv[1]` names; `Err` is the reply for an unknown subcommand.
+    /// The command `argv` runs under `container`: the container itself (when it has no
+    /// subcommands, or is called bare, as COMMAND may be), or the subcommand `argv[1]` names;
+    /// `Err` is the reply for an unknown subcommand.
     pub fn resolve(&self, container: CommandId, argv: &[&[u8]]) -> Result<CommandId, CmdError> {
         let cmd = self.entry(container).command;
         if cmd.subcommands.is_empty() {
             return Ok(container);
         }
         let Some(sub) = argv.get(1) else {
-            return Err(arity_error(cmd.name));
+            return Ok(container);
         };
         let first = usize::from(container.0) + 1;
         cmd.subcommands

@@ -116,6 +116,16 @@ const DEBUG: &[Command] = &[
     ),
 ];
 
+/// The COMMAND DOCS group of the commands in this family that are not server commands.
+pub fn group_of(name: &str) -> Option<&'static str> {
+    match name {
+        "ping" | "echo" | "select" => Some("connection"),
+        "multi" | "exec" | "discard" | "watch" | "unwatch" => Some("transactions"),
+        "reset" | "auth" | "hello" | "quit" | "client" => Some("connection"),
+        _ => None,
+    }
+}
+
 fn ping(_cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     match argv.len() {
         1 => Ok(Reply::Status("PONG".into())),

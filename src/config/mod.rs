@@ -259,6 +259,23 @@ pub struct OutputLimit {
     pub soft_secs: u64,
 }
 
+impl OutputLimit {
+    /// Whether `unread` bytes of replies break this limit: at or past the hard limit, or at
+    /// or past the soft one for longer than `soft_secs` (`over_soft_since` remembers when it
+    /// started; it is cleared when `unread` drops below).
+    pub fn exceeded(&self, unread: u64, over_soft_since: &mut Option<std::time::Instant>) -> bool {
+        if self.hard_bytes > 0 && unread >= self.hard_bytes {
+            return true;
+        }
+        if self.soft_bytes == 0 || unread < self.soft_bytes {
+            *over_soft_since = None;
+            return false;
+        }
+        let since = *over_soft_since.get_or_insert_with(std::time::Instant::now);
+        since.elapsed() > std::time::Duration::from_secs(self.soft_secs)
+    }
+}
+
 /// `client-output-buffer-limit` for each class of client.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct OutputLimits {

@@ -30,6 +30,8 @@ use tokio::sync::watch;
 const READ_CHUNK_BYTES: usize = 16 * 1024;
 /// Replies gathered before they are written even though more input is waiting.
 const FLUSH_AT_BYTES: usize = 64 * 1024;
+/// How often a write the client does not take is checked against its output limit.
+const STALL_CHECK: Duration = Duration::from_millis(100);
 /// A reply buffer that grew past this is given back after the write.
 const OUTPUT_KEEP_BYTES: usize = 1024 * 1024;
 
@@ -151,7 +153,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 Ok(Some(consumed)) => consumed,
                 Err(e) => {
                     tracing::debug!("Protocol error ({}) from client id={}", e.0, self.info.id.0);
-                    encode_reply(&Reply::error(e.0), self.client.protocol(), &mut self.output);
+                    encode_reply(
+                        &Reply::error(format!("ERR {}", e.0)),
+                        self.client.protocol(),
+                        &mut self.output,
+                    );
                     return Ok(Next::Close);
                 }
             };
@@ -225,42 +231,53 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
-    /// Whether unsent replies broke the hard limit, or stayed over the soft one too long.
+    /// Whether the replies the client has not read (ours, and those still in the kernel's
+    /// send queue) broke the hard limit, or stayed over the soft one too long.
     fn over_output_limit(&mut self) -> bool {
-        let limit = self.output_limit();
-        let pending = self.output.len() as u64;
+        let unread = self.output.len() as u64 + unsent_in_kernel(self.info.fd);
         self.info
             .output_bytes
             .store(self.output.len(), std::sync::atomic::Ordering::Relaxed);
-        if limit.hard_bytes > 0 && pending >= limit.hard_bytes {
-            return true;
-        }
-        if limit.soft_bytes == 0 || pending < limit.soft_bytes {
-            self.soft_limit_since = None;
-            return false;
-        }
-        let since = *self.soft_limit_since.get_or_insert_with(Instant::now);
-        since.elapsed() > Duration::from_secs(limit.soft_secs)
+        self.output_limit()
+            .exceeded(unread, &mut self.soft_limit_since)
     }
 
-    /// Writes the gathered replies. Over the soft output limit, the client gets its soft
-    /// seconds to take them before it is disconnected.
+    /// Writes the gathered replies. While the client does not take them, its unread bytes
+    /// are checked against its output limit every [`STALL_CHECK`]: a client that stopped
+    /// reading is disconnected at its limit, as in Redis, while what we hold for it stays
+    /// bounded by [`FLUSH_AT_BYTES`] and one reply (we read nothing more from it meanwhile).
     async fn flush(&mut self) -> io::Result<()> {
         if self.output.is_empty() {
             return Ok(());
         }
         let limit = self.output_limit();
-        let write = async {
-            self.stream.write_all(&self.output).await?;
-            self.stream.flush().await
+        let held = self.output.len() as u64;
+        let fd = self.info.fd;
+        let (stream, output) = (&mut self.stream, &self.output);
+        let write = async move {
+            stream.write_all(output).await?;
+            stream.flush().await
         };
-        if limit.soft_bytes > 0 && self.output.len() as u64 >= limit.soft_bytes {
-            let allowed = Duration::from_secs(limit.soft_secs);
-            tokio::time::timeout(allowed, write).await.map_err(|_| {
-                io::Error::new(io::ErrorKind::TimedOut, "output buffer soft limit overcome")
-            })??;
-        } else {
-            write.await?;
+        tokio::pin!(write);
+        loop {
+            tokio::select! {
+                // The write first: when it completes at once, no timer is ever armed.
+                biased;
+                done = &mut write => {
+                    done?;
+                    break;
+                }
+                _ = tokio::time::sleep(STALL_CHECK) => {
+                    let unread = held + unsent_in_kernel(fd);
+                    if limit.exceeded(unread, &mut self.soft_limit_since) {
+                        tracing::warn!(
+                            "Client id={} scheduled to be closed ASAP for overcoming of output buffer limits.",
+                            self.info.id.0
+                        );
+                        return Err(io::Error::other("output buffer limit overcome"));
+                    }
+                }
+            }
         }
         self.engine.clients.count_output(self.output.len());
         self.output.clear();
@@ -351,6 +368,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     fn close(&mut self) {
         self.client.reset(&self.engine);
         self.engine.clients.disconnect(self.info.id);
+    }
+}
+
+/// Bytes written to socket `fd` that the peer has not acknowledged yet (0 if unknown).
+fn unsent_in_kernel(fd: i64) -> u64 {
+    let Ok(fd) = i32::try_from(fd) else {
+        return 0;
+    };
+    if fd < 0 {
+        return 0;
+    }
+    let mut bytes: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ writes one int; on a descriptor that is not a socket it fails.
+    let ok = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut bytes) } == 0;
+    if ok {
+        bytes.max(0) as u64
+    } else {
+        0
     }
 }
 

@@ -140,17 +140,8 @@ impl RedisServer {
             .spawn()
             .expect("redis-server must be installed for the parity tests (apt-get install -y redis-server)");
         let server = RedisServer { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut c) = RespConn::connect(port) {
-                c.send(&[b"PING"]);
-                if c.try_read().ok() == Some(Value::Status("PONG".into())) {
-                    return server;
-                }
-            }
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_pong(port);
+        server
     }
 }
 
@@ -165,7 +156,7 @@ impl Drop for RedisServer {
 /// A raw RESP connection.
 pub struct RespConn {
     reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    pub writer: TcpStream,
     buf: Vec<u8>,
 }
 
@@ -225,4 +216,67 @@ pub fn read_all(mut r: impl Read) -> Vec<u8> {
     let mut v = Vec::new();
     let _ = r.read_to_end(&mut v);
     v
+}
+
+/// A `shoal-server` process on a free loopback port, stopped with SIGTERM when dropped.
+pub struct ShoalServer {
+    pub child: Child,
+    pub port: u16,
+    pub dir: std::path::PathBuf,
+}
+
+impl ShoalServer {
+    /// Starts `shoal-server` with `args` after its port, bind and working directory.
+    pub fn start(args: &[&str]) -> ShoalServer {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("shoal-server-{port}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let child = Command::new(env!("CARGO_BIN_EXE_shoal-server"))
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
+            .arg(&dir)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("shoal-server is built with the tests");
+        let server = ShoalServer { child, port, dir };
+        wait_for_pong(port);
+        server
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: kill only sends a signal to our own child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        self.child.wait().expect("wait for shoal-server")
+    }
+}
+
+impl Drop for ShoalServer {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.terminate();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Waits until a server on `port` answers PING (or asks for a password first).
+pub fn wait_for_pong(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let noauth = Value::Error("NOAUTH Authentication required.".into());
+    loop {
+        if let Ok(mut c) = RespConn::connect(port) {
+            c.send(&[b"PING"]);
+            let reply = c.try_read().ok();
+            if reply == Some(Value::Status("PONG".into())) || reply == Some(noauth.clone()) {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server on port {port} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
