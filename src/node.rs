@@ -112,7 +112,7 @@ impl Node {
         let engine = Arc::new(Engine::new(config));
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let sweeper = Some(spawn_sweeper(engine.clone(), stop.clone())?);
-        let listener = if engine.config().port != 0 {
+        let listener = if engine.config().port != 0 || engine.config().tls.port != 0 {
             Some(crate::resp::Listener::start(engine.clone())?)
         } else {
             None

@@ -10,9 +10,10 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 /// Redis's refusal for a client from another host while protected mode is on and no password
 /// is set (its wording, typo included: clients and tests match on it).
@@ -39,18 +40,27 @@ impl Listener {
             .thread_name("shoal-resp")
             .enable_all()
             .build()?;
-        let sockets = bind_all(&settings.bind, settings.port)?;
+        let mut sockets = Vec::new();
+        if settings.port != 0 {
+            let plain = bind_all(&settings.bind, settings.port)?;
+            sockets.extend(plain.into_iter().map(|s| (s, None)));
+        }
+        if settings.tls.port != 0 {
+            let acceptor = super::tls::acceptor(&settings.tls)?;
+            let secure = bind_all(&settings.bind, settings.tls.port)?;
+            sockets.extend(secure.into_iter().map(|s| (s, Some(acceptor.clone()))));
+        }
         let addresses = sockets
             .iter()
-            .map(|s| s.local_addr())
+            .map(|(s, _)| s.local_addr())
             .collect::<io::Result<Vec<_>>>()?;
         let (stop, stopped) = watch::channel(false);
-        for socket in sockets {
+        for (socket, tls) in sockets {
             let engine = engine.clone();
             let stopped = stopped.clone();
             let _guard = runtime.enter();
             let listener = TcpListener::from_std(socket)?;
-            runtime.spawn(accept_loop(engine, listener, stopped));
+            runtime.spawn(accept_loop(engine, listener, tls, stopped));
         }
         for address in &addresses {
             tracing::info!("Listening on {address}");
@@ -62,7 +72,7 @@ impl Listener {
         })
     }
 
-    /// The addresses it listens on (with the actual port when port 0 was asked for).
+    /// The addresses it listens on, plain ones first, then the TLS ones.
     pub fn addresses(&self) -> &[SocketAddr] {
         &self.addresses
     }
@@ -139,6 +149,7 @@ fn bind_one(address: SocketAddr) -> io::Result<std::net::TcpListener> {
 async fn accept_loop(
     engine: Arc<Engine>,
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
@@ -147,7 +158,7 @@ async fn accept_loop(
             _ = stopped.changed() => return,
         };
         match accepted {
-            Ok((stream, peer)) => admit(&engine, stream, peer, stopped.clone()).await,
+            Ok((stream, peer)) => admit(&engine, stream, peer, tls.clone(), stopped.clone()),
             Err(e) => {
                 // Out of descriptors and the like: wait a little rather than spin.
                 tracing::warn!("Accepting client connection: {e}");
@@ -165,27 +176,19 @@ fn is_local(peer: &SocketAddr) -> bool {
     }
 }
 
-/// Accept-time checks, then a task for the connection.
-async fn admit(
+/// How long a TLS client may take to complete its handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Socket options, then a task for the connection: its TLS handshake (on a TLS port), the
+/// accept-time checks, and serving it.
+fn admit(
     engine: &Arc<Engine>,
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
     stopped: watch::Receiver<bool>,
 ) {
     let settings = engine.settings();
-    let refusal = if engine.clients.len() as u64 >= settings.maxclients {
-        Some(MAXCLIENTS_REACHED)
-    } else if settings.protected_mode && !engine.requires_auth() && !is_local(&peer) {
-        Some(DENIED)
-    } else {
-        None
-    };
-    if let Some(text) = refusal {
-        engine.clients.reject();
-        // Best effort, as Redis: the client may be gone already.
-        let _ = tokio::time::timeout(Duration::from_millis(100), stream.write_all(text)).await;
-        return;
-    }
     let _ = stream.set_nodelay(true);
     if settings.tcp_keepalive_secs > 0 {
         let interval = Duration::from_secs(settings.tcp_keepalive_secs);
@@ -203,8 +206,48 @@ async fn admit(
         local,
         fd: raw_fd(&stream),
     };
-    let client = Client::connected(engine, endpoint);
-    tokio::spawn(conn::serve(engine.clone(), client, stream, stopped));
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        let Some(acceptor) = tls else {
+            return serve_admitted(engine, stream, endpoint, stopped).await;
+        };
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(secure)) => serve_admitted(engine, secure, endpoint, stopped).await,
+            Ok(Err(e)) => tracing::debug!("Error accepting a client connection: {e} (addr={peer})"),
+            Err(_) => tracing::debug!("TLS handshake timed out (addr={peer})"),
+        }
+    });
+}
+
+/// Refuses the connection as Redis does when the node is full or protected; else serves it.
+async fn serve_admitted<S>(
+    engine: Arc<Engine>,
+    mut stream: S,
+    endpoint: Endpoint,
+    stopped: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let settings = engine.settings();
+    let refusal = if engine.clients.len() as u64 >= settings.maxclients {
+        Some(MAXCLIENTS_REACHED)
+    } else if settings.protected_mode && !engine.requires_auth() && !is_local(&endpoint.peer) {
+        Some(DENIED)
+    } else {
+        None
+    };
+    if let Some(text) = refusal {
+        engine.clients.reject();
+        // Best effort, as Redis: the client may be gone already.
+        let write = async {
+            stream.write_all(text).await?;
+            stream.flush().await
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(100), write).await;
+        return;
+    }
+    let client = Client::connected(&engine, endpoint);
+    conn::serve(engine, client, stream, stopped).await;
 }
 
 #[cfg(unix)]

@@ -9,6 +9,7 @@ mod conn;
 mod decode;
 mod encode;
 mod listener;
+mod tls;
 
 pub use decode::{parse_command, split_args, Limits, Parsed, Parser, ProtocolError};
 pub use encode::{encode_command, encode_reply};
