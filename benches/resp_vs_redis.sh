@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# shoal-server against redis-server 7 on loopback, side by side in one run.
+#
+#   benches/resp_vs_redis.sh            # N=200000 requests per test
+#   N=50000 benches/resp_vs_redis.sh    # quicker
+#
+# For each of set, get, incr, lpush, rpop, sadd, hset, zadd, lrange_100, without and with
+# -P 16, it runs `redis-benchmark -c 50` against both servers, alternating them, and prints
+#   RESULT <test>[_P16] <shoal_rps> <redis_rps> <ratio> p99_ms <shoal_p99> <redis_p99>
+# then the geometric mean of the ratios per pipelining mode, and the resident memory of
+# each server after loading 1M keys of 16-byte values.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${N:-200000}
+KEYS=${KEYS:-1000000}
+TESTS=(set get incr lpush rpop sadd hset zadd lrange_100)
+
+cargo build --release --quiet --bin shoal-server
+command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || {
+    echo "needs redis-server and redis-benchmark (apt-get install redis-server redis-tools)" >&2
+    exit 1
+}
+
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+start() { # name binary port
+    "$2" --port "$3" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
+        --logfile "$TMP/$1.log" &
+    PIDS+=($!)
+    for _ in $(seq 100); do
+        redis-cli -p "$3" ping >/dev/null 2>&1 && return
+        sleep 0.1
+    done
+    echo "$1 did not start" >&2
+    exit 1
+}
+
+SHOAL_PORT=$(free_port)
+start shoal target/release/shoal-server "$SHOAL_PORT"
+SHOAL_PID=${PIDS[-1]}
+REDIS_PORT=$(free_port)
+start redis "$(command -v redis-server)" "$REDIS_PORT"
+REDIS_PID=${PIDS[-1]}
+
+# One redis-benchmark run; prints "rps p99_ms".
+bench() { # port test pipeline
+    redis-benchmark -p "$1" -c 50 -n "$N" -r 100000 -t "$2" -P "$3" --csv 2>/dev/null |
+        awk -F'","' 'NR==2 { gsub(/"/, "", $2); gsub(/"/, "", $7); print $2, $7 }'
+}
+
+for p in 1 16; do
+    suffix=""
+    [ "$p" = 16 ] && suffix="_P16"
+    ratios=()
+    for t in "${TESTS[@]}"; do
+        read -r s_rps s_p99 < <(bench "$SHOAL_PORT" "$t" "$p")
+        read -r r_rps r_p99 < <(bench "$REDIS_PORT" "$t" "$p")
+        ratio=$(awk -v a="$s_rps" -v b="$r_rps" 'BEGIN { printf "%.3f", a / b }')
+        ratios+=("$ratio")
+        echo "RESULT ${t}${suffix} $s_rps $r_rps $ratio p99_ms $s_p99 $r_p99"
+    done
+    geomean=$(printf '%s\n' "${ratios[@]}" | awk '{ s += log($1) } END { printf "%.3f", exp(s / NR) }')
+    echo "RESULT geomean${suffix} $geomean"
+done
+
+# Resident memory after KEYS keys of 16-byte values, loaded the same way into both.
+python3 - "$KEYS" >"$TMP/load.resp" <<'EOF'
+import sys
+out = sys.stdout.buffer
+for i in range(int(sys.argv[1])):
+    k = b"key:%d" % i
+    v = b"%016d" % i
+    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$16\r\n%s\r\n" % (len(k), k, v))
+EOF
+for port in "$SHOAL_PORT" "$REDIS_PORT"; do
+    redis-cli -p "$port" flushall >/dev/null
+    redis-cli -p "$port" --pipe <"$TMP/load.resp" >/dev/null
+done
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+s_rss=$(rss_kb "$SHOAL_PID")
+r_rss=$(rss_kb "$REDIS_PID")
+echo "RESULT rss_kb_${KEYS}_keys $s_rss $r_rss $(awk -v a="$s_rss" -v b="$r_rss" 'BEGIN { printf "%.3f", a / b }')"
