@@ -479,6 +479,8 @@ impl Config {
 /// touches no line that other threads write.
 pub struct Live {
     current: parking_lot::RwLock<Arc<Config>>,
+    /// Bumped by every change, so a reader can keep its copy until it moves.
+    version: AtomicU64,
     hot: Hot,
 }
 
@@ -525,6 +527,7 @@ impl Live {
         hot.mirror(&config);
         Live {
             current: parking_lot::RwLock::new(Arc::new(config)),
+            version: AtomicU64::new(0),
             hot,
         }
     }
@@ -571,6 +574,17 @@ impl Live {
         self.current.read().clone()
     }
 
+    /// Refreshes `copy` if the settings changed since it was taken (`version` is its
+    /// version). Cheap when nothing changed: one load of a line that is almost never written,
+    /// where taking a fresh copy would write the shared reference count.
+    pub fn refresh(&self, copy: &mut Arc<Config>, version: &mut u64) {
+        let now = self.version.load(Ordering::Acquire);
+        if now != *version {
+            *copy = self.get();
+            *version = now;
+        }
+    }
+
     /// Applies `change` to a copy of the current settings and makes the copy current if it
     /// succeeds.
     pub fn update<E>(&self, change: impl FnOnce(&mut Config) -> Result<(), E>) -> Result<(), E> {
@@ -579,6 +593,7 @@ impl Live {
         change(&mut next)?;
         self.hot.mirror(&next);
         *current = Arc::new(next);
+        self.version.fetch_add(1, Ordering::Release);
         Ok(())
     }
 }

@@ -45,7 +45,10 @@ pub(crate) async fn serve<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let info = client.info().clone();
+    let settings = engine.settings();
     let mut conn = Conn {
+        settings,
+        settings_version: 0,
         engine,
         client,
         info,
@@ -64,6 +67,9 @@ pub(crate) async fn serve<S>(
 
 struct Conn<S> {
     engine: Arc<Engine>,
+    /// The node's settings as of `settings_version` (refreshed when CONFIG SET changes them).
+    settings: Arc<crate::config::Config>,
+    settings_version: u64,
     client: Client,
     info: Arc<ClientInfo>,
     stream: S,
@@ -100,7 +106,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// Reads more input; false when the client should be closed (end of stream, killed, idle
     /// too long, query buffer over its limit, or the listener stopping).
     async fn read(&mut self) -> io::Result<bool> {
-        let settings = self.engine.settings();
+        self.engine
+            .live
+            .refresh(&mut self.settings, &mut self.settings_version);
+        let query_bytes_max = self.settings.query_buffer_bytes_max;
         self.input.reserve(READ_CHUNK_BYTES);
         let signal = self.info.signalled();
         if self.info.is_killed() {
@@ -109,7 +118,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         if self.client.conn.monitor && self.engine.clients.monitor_pending(self.info.id) {
             return Ok(true);
         }
-        let idle = self.idle_timeout(settings.timeout_secs);
+        let idle = self.idle_timeout(self.settings.timeout_secs);
         tokio::select! {
             read = self.stream.read_buf(&mut self.input) => {
                 let n = read?;
@@ -118,7 +127,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 }
                 self.engine.clients.count_input(n);
                 self.info.last_interaction_ms.store(self.engine.now_ms(), std::sync::atomic::Ordering::Relaxed);
-                if self.input.len() > settings.query_buffer_bytes_max {
+                if self.input.len() > query_bytes_max {
                     tracing::warn!("Closing client that reached max query buffer length: id={}", self.info.id.0);
                     return Ok(false);
                 }
@@ -142,10 +151,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     /// Runs every complete command in the input.
     async fn execute_buffered(&mut self) -> io::Result<Next> {
-        let settings = self.engine.settings();
         loop {
             let limits = Limits {
-                bulk_bytes_max: settings.proto_max_bulk_len,
+                bulk_bytes_max: self.settings.proto_max_bulk_len,
                 unauthenticated: !self.client.conn.authenticated,
             };
             let consumed = match self.parser.parse(&self.input, &limits) {
@@ -223,7 +231,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     /// The `client-output-buffer-limit` of this client's class.
     fn output_limit(&self) -> OutputLimit {
-        let limits = self.engine.settings().output_limits;
+        let limits = self.settings.output_limits;
         match self.info.kind {
             ClientKind::Replica => limits.replica,
             ClientKind::PubSub => limits.pubsub,
@@ -231,10 +239,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
-    /// Whether the replies the client has not read (ours, and those still in the kernel's
-    /// send queue) broke the hard limit, or stayed over the soft one too long.
+    /// Whether the replies we hold broke the hard limit, or stayed over the soft one too long
+    /// (checked after each command; a stalled write also counts the kernel's queue).
     fn over_output_limit(&mut self) -> bool {
-        let unread = self.output.len() as u64 + unsent_in_kernel(self.info.fd);
+        let unread = self.output.len() as u64;
         self.info
             .output_bytes
             .store(self.output.len(), std::sync::atomic::Ordering::Relaxed);
@@ -333,7 +341,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 _ = signal => {}
                 read = self.stream.read_buf(&mut self.input) => {
                     // Pipelined commands wait their turn; the end of the stream ends it all.
-                    if read? == 0 || self.input.len() > self.engine.settings().query_buffer_bytes_max {
+                    if read? == 0 || self.input.len() > self.settings.query_buffer_bytes_max {
                         return Ok(Wake::Gone);
                     }
                 }
