@@ -260,3 +260,33 @@ fn raw_fd(stream: &TcpStream) -> i64 {
 fn raw_fd(_stream: &TcpStream) -> i64 {
     -1
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protected_mode_admits_only_the_loopback_addresses() {
+        let peer = |text: &str| text.parse::<SocketAddr>().unwrap();
+        assert!(is_local(&peer("127.0.0.1:5000")));
+        assert!(is_local(&peer("[::1]:5000")));
+        // Redis compares with 127.0.0.1 exactly, not the whole 127/8 range.
+        assert!(!is_local(&peer("127.0.0.2:5000")));
+        assert!(!is_local(&peer("192.0.2.10:5000")));
+        assert!(!is_local(&peer("[fd00::2]:5000")));
+    }
+
+    #[test]
+    fn bind_lists_as_redis_reads_them() {
+        let loopback = bind_all(&["127.0.0.1".into(), "-::1".into()], 0).unwrap();
+        assert!(!loopback.is_empty());
+        // An optional address that cannot be bound is skipped; a required one is an error.
+        let optional = bind_all(&["127.0.0.1".into(), "-192.0.2.123".into()], 0).unwrap();
+        assert_eq!(optional.len(), 1);
+        let err = bind_all(&["192.0.2.123".into()], 0).unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("Could not create server TCP listening socket"));
+        assert!(bind_all(&["not-an-ip".into()], 0).is_err());
+    }
+}
