@@ -94,18 +94,6 @@ fn set_failed(name: &str, reason: &str) -> CmdError {
     ))
 }
 
-/// Directives Shoal reads only at start-up although Redis can change them at runtime (the
-/// listener does not rebind): CONFIG SET refuses them as immutable.
-const START_UP_ONLY: &[&str] = &[
-    "port",
-    "bind",
-    "tls-port",
-    "tls-cert-file",
-    "tls-key-file",
-    "tls-ca-cert-file",
-    "tls-auth-clients",
-];
-
 /// Finds every directive first, so that nothing changes when one name is wrong; then sets
 /// them all on one copy of the settings, which becomes current only if every value is valid.
 fn config_set(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
@@ -125,7 +113,7 @@ fn config_set(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
                 "ERR Unknown option or number of arguments for CONFIG SET - '{typed}'"
             )));
         };
-        if directives::is_immutable(spec) || START_UP_ONLY.contains(&spec.name) {
+        if directives::is_immutable(spec) {
             return Err(set_failed(&typed, "can't set immutable config"));
         }
         if directives::is_protected(spec) && !protected_ok {

@@ -281,7 +281,8 @@ fn memory_stats(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
     let dataset = used.saturating_sub(backlog);
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let int = |n: u64| Reply::Int(n as i64);
-    let mut pairs: Vec<(&str, Reply)> = vec![
+    // In Redis's order.
+    let pairs: Vec<(&str, Reply)> = vec![
         ("peak.allocated", int(peak)),
         ("total.allocated", int(used)),
         ("startup.allocated", int(0)),
@@ -316,7 +317,6 @@ fn memory_stats(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
         ("fragmentation", Reply::Double(ratio(rss, used))),
         ("fragmentation.bytes", Reply::Int(rss as i64 - used as i64)),
     ];
-    pairs.sort_by_key(|(name, _)| STATS_ORDER.iter().position(|n| n == name));
     Ok(Reply::Map(
         pairs
             .into_iter()
@@ -324,37 +324,6 @@ fn memory_stats(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
             .collect(),
     ))
 }
-
-/// MEMORY STATS's field order (Redis's).
-const STATS_ORDER: &[&str] = &[
-    "peak.allocated",
-    "total.allocated",
-    "startup.allocated",
-    "replication.backlog",
-    "clients.slaves",
-    "clients.normal",
-    "cluster.links",
-    "aof.buffer",
-    "lua.caches",
-    "functions.caches",
-    "overhead.total",
-    "keys.count",
-    "keys.bytes-per-key",
-    "dataset.bytes",
-    "dataset.percentage",
-    "peak.percentage",
-    "allocator.allocated",
-    "allocator.active",
-    "allocator.resident",
-    "allocator-fragmentation.ratio",
-    "allocator-fragmentation.bytes",
-    "allocator-rss.ratio",
-    "allocator-rss.bytes",
-    "rss-overhead.ratio",
-    "rss-overhead.bytes",
-    "fragmentation",
-    "fragmentation.bytes",
-];
 
 fn memory_doctor(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
     const SMALL_BYTES: u64 = 5 * 1024 * 1024;

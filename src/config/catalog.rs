@@ -6,6 +6,9 @@
 //! so a file written for Redis starts Shoal unchanged. The directives Shoal acts on are bound
 //! to typed fields of [`Config`](super::Config) in `directives.rs`; the others keep their
 //! value as text.
+//!
+//! One departure from Redis's flags: `port`, `bind` and the `tls-*` listener settings are
+//! immutable here, because the listener is bound once and does not rebind.
 
 /// A directive's description.
 pub struct Spec {
@@ -553,7 +556,7 @@ pub static CATALOG: &[Spec] = &[
     d(
         "port",
         None,
-        MUTABLE,
+        IMMUTABLE,
         Kind::Number {
             min: 0,
             max: 65535,
@@ -1333,7 +1336,7 @@ pub static CATALOG: &[Spec] = &[
     d(
         "tls-port",
         None,
-        MUTABLE,
+        IMMUTABLE,
         Kind::Number {
             min: 0,
             max: 65535,
@@ -1371,7 +1374,7 @@ pub static CATALOG: &[Spec] = &[
     d(
         "tls-auth-clients",
         None,
-        MUTABLE,
+        IMMUTABLE,
         Kind::Enum {
             values: &["no", "yes", "optional"],
             default: "yes",
@@ -1387,7 +1390,7 @@ pub static CATALOG: &[Spec] = &[
     d(
         "tls-cert-file",
         None,
-        MUTABLE,
+        IMMUTABLE,
         Kind::Text {
             default: None,
             empty_is_none: true,
@@ -1396,7 +1399,7 @@ pub static CATALOG: &[Spec] = &[
     d(
         "tls-key-file",
         None,
-        MUTABLE,
+        IMMUTABLE,
         Kind::Text {
             default: None,
             empty_is_none: true,
@@ -1450,7 +1453,7 @@ pub static CATALOG: &[Spec] = &[
     d(
         "tls-ca-cert-file",
         None,
-        MUTABLE,
+        IMMUTABLE,
         Kind::Text {
             default: None,
             empty_is_none: true,
@@ -1497,7 +1500,7 @@ pub static CATALOG: &[Spec] = &[
     d("client-output-buffer-limit", None, MULTI_ARG, Kind::Special),
     d("oom-score-adj-values", None, MULTI_ARG, Kind::Special),
     d("notify-keyspace-events", None, MUTABLE, Kind::Special),
-    d("bind", None, MULTI_ARG, Kind::Special),
+    d("bind", None, IMMUTABLE | MULTI_ARG, Kind::Special),
     d(
         "replicaof",
         Some("slaveof"),
