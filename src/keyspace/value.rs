@@ -168,7 +168,7 @@ impl Value {
                 let members = z.members.iter().map(|m| 2 * m.member.heap_bytes());
                 size_of::<ZSetValue>()
                     + z.members.bucket_count() * size_of::<ZMember>()
-                    + z.order.arena_bytes()
+                    + z.order.node_bytes()
                     + extrapolate(z.members.len(), members, samples)
             }
         }
