@@ -3,6 +3,7 @@
 #
 #   benches/resp_vs_redis.sh            # N=200000 requests per test
 #   N=50000 benches/resp_vs_redis.sh    # quicker
+#   TESTS="zadd lpush" PIPELINES=16 KEYS=0 benches/resp_vs_redis.sh   # a subset, no RSS
 #
 # For each of set, get, incr, lpush, rpop, sadd, hset, zadd, lrange_100, without and with
 # -P 16, it runs `redis-benchmark -c 50` against both servers, alternating them, and prints
@@ -14,7 +15,8 @@ cd "$(dirname "$0")/.."
 
 N=${N:-200000}
 KEYS=${KEYS:-1000000}
-TESTS=(set get incr lpush rpop sadd hset zadd lrange_100)
+read -r -a TESTS <<<"${TESTS:-set get incr lpush rpop sadd hset zadd lrange_100}"
+read -r -a PIPELINES <<<"${PIPELINES:-1 16}"
 
 cargo build --release --quiet --bin shoal-server
 command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || {
@@ -58,7 +60,7 @@ bench() { # port test pipeline
         awk -F'","' 'NR==2 { gsub(/"/, "", $2); gsub(/"/, "", $7); print $2, $7 }'
 }
 
-for p in 1 16; do
+for p in "${PIPELINES[@]}"; do
     suffix=""
     [ "$p" = 16 ] && suffix="_P16"
     ratios=()
@@ -74,6 +76,7 @@ for p in 1 16; do
 done
 
 # Resident memory after KEYS keys of 16-byte values, loaded the same way into both.
+[ "$KEYS" -gt 0 ] || exit 0
 python3 - "$KEYS" >"$TMP/load.resp" <<'EOF'
 import sys
 out = sys.stdout.buffer

@@ -287,3 +287,36 @@ impl<'a> Held<'a> {
         }
     }
 }
+
+/// One slot's lock kept from a command to the next while an adapter runs a batch of commands
+/// (a pipeline) without waiting in between: a pipeline on a hot key then takes its lock once
+/// per batch instead of once per command, and the other threads park on it once per batch.
+///
+/// It never holds more than one slot, and it is released before anything else is locked, so
+/// the ascending-order rule still holds; it is dropped (released) when the batch ends.
+#[derive(Default)]
+pub struct Kept<'a>(Option<Held<'a>>);
+
+impl<'a> Kept<'a> {
+    /// The kept lock when it is exactly `slot` of `db`, in a mode that allows `write`;
+    /// otherwise releases whatever is kept.
+    pub fn take_for(&mut self, db: usize, slot: SlotId, write: bool) -> Option<Held<'a>> {
+        let held = self.0.take()?;
+        let fits = held.whole.is_none()
+            && matches!(&held.entries[..], [e] if e.db == db && e.slot == slot
+                && (!write || matches!(e.guard, Guard::Write(_))));
+        fits.then_some(held)
+    }
+
+    /// Keeps `held` for the next command (a lock on one slot only; anything else is released).
+    pub fn keep(&mut self, held: Held<'a>) {
+        if held.whole.is_none() && held.entries.len() == 1 {
+            self.0 = Some(held);
+        }
+    }
+
+    /// Releases the kept lock, before taking any other.
+    pub fn release(&mut self) {
+        self.0 = None;
+    }
+}

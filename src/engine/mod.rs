@@ -455,6 +455,17 @@ impl Engine {
 
     /// Executes one command for `client`.
     pub fn execute(&self, client: &mut Client, argv: &[&[u8]]) -> Outcome {
+        self.execute_batched(client, argv, &mut locks::Kept::default())
+    }
+
+    /// Executes one command of a batch that runs without waiting in between: a command that
+    /// locks the same single slot as the one before reuses the lock `kept` from it.
+    pub(crate) fn execute_batched<'e>(
+        &'e self,
+        client: &mut Client,
+        argv: &[&[u8]],
+        kept: &mut locks::Kept<'e>,
+    ) -> Outcome {
         let Some(&name) = argv.first() else {
             return Outcome::Reply(Reply::error("ERR empty command"));
         };
@@ -491,9 +502,10 @@ impl Engine {
         }
         let started = self.clock.raw();
         let outcome = if command.has(cmd::flags::CLIENT) {
+            kept.release();
             multi::run_client_command(self, client, command, argv)
         } else {
-            self.run(client, command, argv, first_slot)
+            self.run(client, command, argv, first_slot, kept)
         };
         // A command that blocked is counted now (its duration so far), as Redis counts it.
         let reply = match &outcome {
@@ -645,19 +657,21 @@ impl Engine {
     }
 
     /// Runs one (non-transaction) command under its locks.
-    fn run(
-        &self,
+    fn run<'e>(
+        &'e self,
         client: &mut Client,
         command: &'static Command,
         argv: &[&[u8]],
         first_slot: Option<SlotId>,
+        kept: &mut locks::Kept<'e>,
     ) -> Outcome {
         let write = command.is_write();
         let mut held = match first_slot {
-            Some(slot) if command.locks_first_key_only() => {
-                locks::Held::one(self, client.db, slot, write)
-            }
+            Some(slot) if command.locks_first_key_only() => kept
+                .take_for(client.db, slot, write)
+                .unwrap_or_else(|| locks::Held::one(self, client.db, slot, write)),
             _ => {
+                kept.release();
                 let mut plan = locks::LockPlan::default();
                 plan.add_command(self, command, argv, client.db, first_slot, false);
                 locks::Held::acquire(self, &plan, write)
@@ -672,7 +686,7 @@ impl Engine {
             }
             (command.handler)(cx, argv)
         });
-        self.finish(client, held, result.unwrap_or_else(Reply::from))
+        self.finish(client, held, result.unwrap_or_else(Reply::from), kept)
     }
 
     /// Runs `f` with a handler context for `client` over the locks in `held`: the client's
@@ -695,27 +709,35 @@ impl Engine {
         out
     }
 
-    /// Commits a command's effects while its locks are held, releases them, then does the work
-    /// that must happen outside them. Most commands have no effects to commit (reads, refused
-    /// writes): that path is kept short, because the work a command does after its last cache
-    /// miss decides whether the CPU can start on the caller's next command meanwhile.
+    /// Commits a command's effects while its locks are held, then hands them to `kept` for the
+    /// next command of the batch, or releases them when work must happen outside them. Most
+    /// commands have no effects to commit (reads, refused writes): that path is kept short,
+    /// because the work a command does after its last cache miss decides whether the CPU can
+    /// start on the caller's next command meanwhile.
     #[inline]
-    pub(crate) fn finish(
-        &self,
+    pub(crate) fn finish<'e>(
+        &'e self,
         client: &mut Client,
-        held: locks::Held<'_>,
+        held: locks::Held<'e>,
         reply: Reply,
+        kept: &mut locks::Kept<'e>,
     ) -> Outcome {
         if client.effects.is_empty() {
             held.publish();
-            drop(held);
+            kept.keep(held);
             return Outcome::Reply(reply);
         }
-        self.commit(client, held, reply)
+        self.commit(client, held, reply, kept)
     }
 
     #[inline(never)]
-    fn commit(&self, client: &mut Client, mut held: locks::Held<'_>, reply: Reply) -> Outcome {
+    fn commit<'e>(
+        &'e self,
+        client: &mut Client,
+        mut held: locks::Held<'e>,
+        reply: Reply,
+        kept: &mut locks::Kept<'e>,
+    ) -> Outcome {
         let effects = &mut client.effects;
         let blocked = effects
             .block
@@ -725,8 +747,10 @@ impl Engine {
             client.last_write = self.log.append(&effects.batch, true);
         }
         held.publish();
-        drop(held);
-        if effects.has_after_unlock_work() {
+        if blocked.is_none() && !effects.has_after_unlock_work() {
+            kept.keep(held);
+        } else {
+            drop(held);
             self.after_unlock(effects);
         }
         if !effects.batch.is_empty() {

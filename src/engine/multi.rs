@@ -5,7 +5,7 @@
 //! the log gets its writes as one MULTI/EXEC record.
 
 use super::ctx::Ctx;
-use super::locks::{Held, LockPlan};
+use super::locks::{Held, Kept, LockPlan};
 use super::{Client, Engine, Outcome};
 use crate::cmd::{self, args, flags, CmdError, Command, CommandId};
 use crate::keyspace::bytes::CompactBytes;
@@ -257,7 +257,8 @@ fn exec(engine: &Engine, client: &mut Client) -> Outcome {
             })
             .collect()
     });
-    let outcome = engine.finish(client, held, Reply::Array(replies));
+    // The transaction's locks are released here: nothing is kept past EXEC.
+    let outcome = engine.finish(client, held, Reply::Array(replies), &mut Kept::default());
     unwatch(engine, client);
     outcome
 }

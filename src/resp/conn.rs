@@ -14,6 +14,7 @@ use super::{encode_reply, Limits, Parser};
 use crate::config::OutputLimit;
 use crate::engine::blocking::Blocked;
 use crate::engine::clients::{flag, ClientInfo, ClientKind, Unblock};
+use crate::engine::locks::Kept;
 use crate::engine::{Client, Engine, Outcome, ReplyMode};
 use crate::reply::Reply;
 use bytes::{Buf, BytesMut};
@@ -87,6 +88,19 @@ enum Next {
     Close,
 }
 
+/// Why [`Conn::run_ready`] stopped running commands.
+enum Stop {
+    /// Every complete command ran; more input is needed.
+    Drained,
+    /// The replies passed [`FLUSH_AT_BYTES`]: write them, then go on.
+    Flush,
+    /// A command blocked (and whether its reply is to be skipped).
+    Blocked(Blocked, bool),
+    /// A command is held by CLIENT PAUSE; it was not consumed.
+    Paused,
+    Close,
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     async fn run(&mut self) -> io::Result<()> {
         while self.read().await? {
@@ -149,15 +163,46 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         (timeout_secs > 0 && !exempt).then(|| Duration::from_secs(timeout_secs + 1))
     }
 
-    /// Runs every complete command in the input.
+    /// Runs every complete command in the input, waiting where one has to (a blocked command,
+    /// a CLIENT PAUSE, replies to write out).
     async fn execute_buffered(&mut self) -> io::Result<Next> {
+        loop {
+            match self.run_ready() {
+                Stop::Drained => return Ok(Next::Serve),
+                Stop::Close => return Ok(Next::Close),
+                Stop::Flush => self.flush().await?,
+                Stop::Blocked(blocked, skip_reply) => {
+                    self.flush().await?;
+                    let Some(reply) = self.wait_blocked(blocked).await? else {
+                        return Ok(Next::Close);
+                    };
+                    if let Next::Close = self.deliver(&reply, skip_reply) {
+                        return Ok(Next::Close);
+                    }
+                }
+                Stop::Paused => {
+                    self.flush().await?;
+                    if !self.wait_unpaused().await {
+                        return Ok(Next::Close);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs complete commands from the input for as long as none has to wait. Consecutive
+    /// commands on one slot share one acquisition of its lock, released when this returns:
+    /// never across a wait, and never while another lock is taken.
+    fn run_ready(&mut self) -> Stop {
+        let engine = Arc::clone(&self.engine);
+        let mut kept = Kept::default();
         loop {
             let limits = Limits {
                 bulk_bytes_max: self.settings.proto_max_bulk_len,
                 unauthenticated: !self.client.conn.authenticated,
             };
             let consumed = match self.parser.parse(&self.input, &limits) {
-                Ok(None) => return Ok(Next::Serve),
+                Ok(None) => return Stop::Drained,
                 Ok(Some(consumed)) => consumed,
                 Err(e) => {
                     tracing::debug!("Protocol error ({}) from client id={}", e.0, self.info.id.0);
@@ -166,67 +211,67 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                         self.client.protocol(),
                         &mut self.output,
                     );
-                    return Ok(Next::Close);
+                    return Stop::Close;
                 }
             };
             if self.parser.is_empty() {
                 self.input.advance(consumed);
                 continue;
             }
+            let argv: SmallVec<[&[u8]; 8]> = self.parser.args(&self.input[..consumed]).collect();
+            if is_cross_protocol_attack(argv[0]) {
+                tracing::warn!("Possible SECURITY ATTACK detected. It looks like somebody is sending POST or Host: commands to Redis. Connection aborted.");
+                return Stop::Close;
+            }
             let skip_reply = self.client.conn.reply_mode == ReplyMode::SkipNext;
             if skip_reply {
                 self.client.conn.reply_mode = ReplyMode::On;
             }
-            let outcome = {
-                let argv: SmallVec<[&[u8]; 8]> =
-                    self.parser.args(&self.input[..consumed]).collect();
-                if is_cross_protocol_attack(argv[0]) {
-                    tracing::warn!("Possible SECURITY ATTACK detected. It looks like somebody is sending POST or Host: commands to Redis. Connection aborted.");
-                    return Ok(Next::Close);
-                }
-                self.engine.execute(&mut self.client, &argv)
-            };
+            let outcome = engine.execute_batched(&mut self.client, &argv, &mut kept);
+            drop(argv);
             let reply = match outcome {
-                Outcome::Reply(reply) => {
-                    self.input.advance(consumed);
-                    reply
-                }
+                Outcome::Reply(reply) => reply,
                 Outcome::Blocked(blocked) => {
                     self.input.advance(consumed);
-                    self.flush().await?;
-                    match self.wait_blocked(blocked).await? {
-                        Some(reply) => reply,
-                        None => return Ok(Next::Close),
-                    }
+                    return Stop::Blocked(blocked, skip_reply);
                 }
                 Outcome::Paused => {
-                    // Run the same command again once the pause is over.
-                    self.flush().await?;
-                    if !self.wait_unpaused().await {
-                        return Ok(Next::Close);
+                    // The same command runs again once the pause is over.
+                    if skip_reply {
+                        self.client.conn.reply_mode = ReplyMode::SkipNext;
                     }
-                    continue;
+                    return Stop::Paused;
                 }
             };
-            if !skip_reply && self.client.conn.reply_mode == ReplyMode::On {
-                encode_reply(&reply, self.client.protocol(), &mut self.output);
-            }
-            if self.client.conn.close_after_reply {
-                return Ok(Next::Close);
-            }
-            if self.over_output_limit() {
-                tracing::warn!(
-                    "Client id={} scheduled to be closed ASAP for overcoming of output buffer limits.",
-                    self.info.id.0
-                );
-                // Like Redis, the client gets nothing more, not even what was pending.
-                self.output.clear();
-                return Ok(Next::Close);
+            self.input.advance(consumed);
+            if let Next::Close = self.deliver(&reply, skip_reply) {
+                return Stop::Close;
             }
             if self.output.len() >= FLUSH_AT_BYTES {
-                self.flush().await?;
+                return Stop::Flush;
             }
         }
+    }
+
+    /// Adds a command's reply to the output (unless CLIENT REPLY says not to); `Close` when
+    /// the client must go (QUIT, or its unread replies passed the output limit).
+    fn deliver(&mut self, reply: &Reply, skip_reply: bool) -> Next {
+        if !skip_reply && self.client.conn.reply_mode == ReplyMode::On {
+            encode_reply(reply, self.client.protocol(), &mut self.output);
+        }
+        if self.client.conn.close_after_reply {
+            return Next::Close;
+        }
+        if self.over_output_limit() {
+            tracing::warn!(
+                "Client id={} scheduled to be closed ASAP for overcoming of output buffer limits.",
+                self.info.id.0
+            );
+            // Like Redis, the client gets nothing more, not even what was pending.
+            self.output.clear();
+            return Next::Close;
+        }
+        Next::Serve
     }
 
     /// The `client-output-buffer-limit` of this client's class.
