@@ -1,7 +1,13 @@
 //! The RESP listener: binds the configured addresses, accepts connections, applies the
 //! checks Redis makes at accept time (maxclients, protected mode) and hands each connection to
-//! its own task ([`super::conn`]). A node's listener runs on a tokio runtime the node owns, so
+//! its own task ([`super::conn`]). A node's listener runs on worker threads the node owns, so
 //! several nodes can serve in one process, each on its own port.
+//!
+//! Each worker thread runs its own single-threaded tokio runtime, and a connection stays on
+//! the worker it was given (round robin) for its whole life: no task migrates between threads,
+//! and no thread wakes another to share work. A work-stealing runtime spent about a quarter of
+//! its time in futex wake-ups and context switches under redis-benchmark's load, and its idle
+//! workers competed for the cores the load itself needed.
 
 use super::conn;
 use crate::engine::clients::Endpoint;
@@ -26,20 +32,65 @@ const BACKLOG: i32 = 511;
 
 /// A running listener; dropping it stops accepting and closes every connection.
 pub struct Listener {
-    runtime: Option<tokio::runtime::Runtime>,
+    threads: Vec<std::thread::JoinHandle<()>>,
     stop: watch::Sender<bool>,
     addresses: Vec<SocketAddr>,
+}
+
+/// The worker threads' runtimes, and which one gets the next connection.
+struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Workers {
+    /// Starts one thread per core, each running a single-threaded runtime until `stopped`.
+    fn start(
+        stopped: &watch::Receiver<bool>,
+    ) -> io::Result<(Workers, Vec<std::thread::JoinHandle<()>>)> {
+        let count = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut handles = Vec::with_capacity(count);
+        let mut threads = Vec::with_capacity(count);
+        for _ in 0..count {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            handles.push(runtime.handle().clone());
+            let mut stopped = stopped.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("shoal-resp".into())
+                    .spawn(move || {
+                        runtime.block_on(async move {
+                            while !*stopped.borrow_and_update() {
+                                if stopped.changed().await.is_err() {
+                                    break;
+                                }
+                            }
+                        });
+                        // Connections still open are dropped (closed) with the runtime.
+                        runtime.shutdown_timeout(Duration::from_secs(1));
+                    })?,
+            );
+        }
+        let workers = Workers {
+            handles,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        };
+        Ok((workers, threads))
+    }
+
+    /// The runtime for a new connection.
+    fn pick(&self) -> &tokio::runtime::Handle {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &self.handles[n % self.handles.len()]
+    }
 }
 
 impl Listener {
     /// Binds the addresses in `engine`'s settings and starts serving them.
     pub fn start(engine: Arc<Engine>) -> io::Result<Listener> {
         let settings = engine.settings();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
-            .thread_name("shoal-resp")
-            .enable_all()
-            .build()?;
         let mut sockets = Vec::new();
         if settings.port != 0 {
             let plain = bind_all(&settings.bind, settings.port)?;
@@ -55,18 +106,21 @@ impl Listener {
             .map(|(s, _)| s.local_addr())
             .collect::<io::Result<Vec<_>>>()?;
         let (stop, stopped) = watch::channel(false);
+        let (workers, threads) = Workers::start(&stopped)?;
+        let workers = Arc::new(workers);
         for (socket, tls) in sockets {
             let engine = engine.clone();
             let stopped = stopped.clone();
-            let _guard = runtime.enter();
+            let accepting = workers.handles[0].clone();
+            let _guard = accepting.enter();
             let listener = TcpListener::from_std(socket)?;
-            runtime.spawn(accept_loop(engine, listener, tls, stopped));
+            accepting.spawn(accept_loop(engine, workers.clone(), listener, tls, stopped));
         }
         for address in &addresses {
             tracing::info!("Listening on {address}");
         }
         Ok(Listener {
-            runtime: Some(runtime),
+            threads,
             stop,
             addresses,
         })
@@ -81,8 +135,8 @@ impl Listener {
 impl Drop for Listener {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_timeout(Duration::from_secs(1));
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
         }
     }
 }
@@ -148,6 +202,7 @@ fn bind_one(address: SocketAddr) -> io::Result<std::net::TcpListener> {
 
 async fn accept_loop(
     engine: Arc<Engine>,
+    workers: Arc<Workers>,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     mut stopped: watch::Receiver<bool>,
@@ -158,7 +213,14 @@ async fn accept_loop(
             _ = stopped.changed() => return,
         };
         match accepted {
-            Ok((stream, peer)) => admit(&engine, stream, peer, tls.clone(), stopped.clone()),
+            Ok((stream, peer)) => admit(
+                &engine,
+                workers.pick(),
+                stream,
+                peer,
+                tls.clone(),
+                stopped.clone(),
+            ),
             Err(e) => {
                 // Out of descriptors and the like: wait a little rather than spin.
                 tracing::warn!("Accepting client connection: {e}");
@@ -183,6 +245,7 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// accept-time checks, and serving it.
 fn admit(
     engine: &Arc<Engine>,
+    worker: &tokio::runtime::Handle,
     stream: TcpStream,
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
@@ -207,46 +270,71 @@ fn admit(
         fd: raw_fd(&stream),
     };
     let engine = engine.clone();
-    tokio::spawn(async move {
+    // Registered here, at accept time as in Redis, so that the client count (and maxclients)
+    // is exact even while connections wait for their worker to pick them up.
+    let admission = admit_or_refuse(&engine, endpoint);
+    // The socket was registered with the accepting thread's reactor: move it to the worker's.
+    let Ok(stream) = stream.into_std() else {
+        return leave(&engine, admission);
+    };
+    worker.spawn(async move {
+        let Ok(stream) = TcpStream::from_std(stream) else {
+            return leave(&engine, admission);
+        };
         let Some(acceptor) = tls else {
-            return serve_admitted(engine, stream, endpoint, stopped).await;
+            return serve_admitted(engine, stream, admission, stopped).await;
         };
         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-            Ok(Ok(secure)) => serve_admitted(engine, secure, endpoint, stopped).await,
+            Ok(Ok(secure)) => return serve_admitted(engine, secure, admission, stopped).await,
             Ok(Err(e)) => tracing::debug!("Error accepting a client connection: {e} (addr={peer})"),
             Err(_) => tracing::debug!("TLS handshake timed out (addr={peer})"),
         }
+        leave(&engine, admission);
     });
 }
 
-/// Refuses the connection as Redis does when the node is full or protected; else serves it.
+/// The client, registered, or the error Redis refuses it with when the node is full or
+/// protected.
+fn admit_or_refuse(engine: &Engine, endpoint: Endpoint) -> Result<Client, &'static [u8]> {
+    let settings = engine.settings();
+    if engine.clients.len() as u64 >= settings.maxclients {
+        Err(MAXCLIENTS_REACHED)
+    } else if settings.protected_mode && !engine.requires_auth() && !is_local(&endpoint.peer) {
+        Err(DENIED)
+    } else {
+        Ok(Client::connected(engine, endpoint))
+    }
+}
+
+/// Unregisters a client whose connection failed before it was served.
+fn leave(engine: &Engine, admission: Result<Client, &'static [u8]>) {
+    if let Ok(client) = admission {
+        engine.clients.disconnect(client.id());
+    }
+}
+
+/// Serves an admitted client, or sends a refused one its error.
 async fn serve_admitted<S>(
     engine: Arc<Engine>,
     mut stream: S,
-    endpoint: Endpoint,
+    admission: Result<Client, &'static [u8]>,
     stopped: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let settings = engine.settings();
-    let refusal = if engine.clients.len() as u64 >= settings.maxclients {
-        Some(MAXCLIENTS_REACHED)
-    } else if settings.protected_mode && !engine.requires_auth() && !is_local(&endpoint.peer) {
-        Some(DENIED)
-    } else {
-        None
+    let client = match admission {
+        Ok(client) => client,
+        Err(text) => {
+            engine.clients.reject();
+            // Best effort, as Redis: the client may be gone already.
+            let write = async {
+                stream.write_all(text).await?;
+                stream.flush().await
+            };
+            let _ = tokio::time::timeout(Duration::from_millis(100), write).await;
+            return;
+        }
     };
-    if let Some(text) = refusal {
-        engine.clients.reject();
-        // Best effort, as Redis: the client may be gone already.
-        let write = async {
-            stream.write_all(text).await?;
-            stream.flush().await
-        };
-        let _ = tokio::time::timeout(Duration::from_millis(100), write).await;
-        return;
-    }
-    let client = Client::connected(&engine, endpoint);
     conn::serve(engine, client, stream, stopped).await;
 }
 
