@@ -302,8 +302,8 @@ impl<'a> Kept<'a> {
     /// otherwise releases whatever is kept.
     pub fn take_for(&mut self, db: usize, slot: SlotId, write: bool) -> Option<Held<'a>> {
         let held = self.0.take()?;
-        let fits = held.whole.is_none()
-            && matches!(&held.entries[..], [e] if e.db == db && e.slot == slot
+        // `keep` only stores single-slot locks.
+        let fits = matches!(&held.entries[..], [e] if e.db == db && e.slot == slot
                 && (!write || matches!(e.guard, Guard::Write(_))));
         fits.then_some(held)
     }

@@ -272,7 +272,7 @@ fn admit(
     let engine = engine.clone();
     // Registered here, at accept time as in Redis, so that the client count (and maxclients)
     // is exact even while connections wait for their worker to pick them up.
-    let admission = admit_or_refuse(&engine, endpoint);
+    let admission = admit_or_refuse(&engine, &settings, endpoint);
     // The socket was registered with the accepting thread's reactor: move it to the worker's.
     let Ok(stream) = stream.into_std() else {
         return leave(&engine, admission);
@@ -295,8 +295,11 @@ fn admit(
 
 /// The client, registered, or the error Redis refuses it with when the node is full or
 /// protected.
-fn admit_or_refuse(engine: &Engine, endpoint: Endpoint) -> Result<Client, &'static [u8]> {
-    let settings = engine.settings();
+fn admit_or_refuse(
+    engine: &Engine,
+    settings: &crate::config::Config,
+    endpoint: Endpoint,
+) -> Result<Client, &'static [u8]> {
     if engine.clients.len() as u64 >= settings.maxclients {
         Err(MAXCLIENTS_REACHED)
     } else if settings.protected_mode && !engine.requires_auth() && !is_local(&endpoint.peer) {
