@@ -106,6 +106,49 @@ fn two_nodes_in_one_process_serve_the_redis_crate_over_resp2_and_resp3() {
     );
 }
 
+/// Clients pipelining on one hot key meet each other's slot lock and move between worker
+/// threads (on a machine with more than one core), some with half a pipeline still to run;
+/// every reply still comes back, in order.
+#[test]
+fn pipelines_on_one_hot_key_keep_their_replies_in_order() {
+    const CLIENTS: usize = 8;
+    // Deep enough that a pipeline spans several reads: a client moves with input pending.
+    const ROUNDS: usize = 20;
+    const DEPTH: usize = 1000;
+    let (_node, port) = node_on_free_port();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut con = connect(port, c % 2 == 1);
+                let own = format!("{{hot}}:list:{c}");
+                let mut last_incr = 0;
+                for round in 0..ROUNDS {
+                    let mut pipe = redis::pipe();
+                    for i in 0..DEPTH {
+                        pipe.incr("{hot}:n", 1).rpush(&own, round * DEPTH + i);
+                    }
+                    let replies: Vec<i64> = pipe.query(&mut con).unwrap();
+                    for (i, pair) in replies.chunks(2).enumerate() {
+                        assert!(pair[0] > last_incr, "INCR replies go up on one connection");
+                        last_incr = pair[0];
+                        assert_eq!(pair[1], (round * DEPTH + i + 1) as i64, "RPUSH reply {i}");
+                    }
+                }
+                let list: Vec<usize> = con.lrange(&own, 0, -1).unwrap();
+                assert!(
+                    list.iter().copied().eq(0..ROUNDS * DEPTH),
+                    "list {c} in order"
+                );
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    let total: usize = connect(port, false).get("{hot}:n").unwrap();
+    assert_eq!(total, CLIENTS * ROUNDS * DEPTH);
+}
+
 #[test]
 fn python_redis_runs_a_typed_workload() {
     let server = ShoalServer::start(&[]);

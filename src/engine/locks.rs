@@ -11,6 +11,31 @@ use crate::keyspace::{Slot, SlotData};
 use crate::slot::{SlotId, SLOT_COUNT};
 use parking_lot::{RwLockReadGuard, RwLockWriteGuard};
 use smallvec::SmallVec;
+use std::cell::Cell;
+use std::sync::atomic::Ordering;
+
+thread_local! {
+    /// This thread's tag, written into every slot it locks (0: untagged).
+    static THREAD_TAG: Cell<u16> = const { Cell::new(0) };
+}
+
+/// Tags the calling thread (an adapter's worker), so that a thread that waits for a slot
+/// learns which worker held it (see [`Kept::waited`]).
+pub fn tag_thread(tag: u16) {
+    THREAD_TAG.with(|t| t.set(tag));
+}
+
+fn thread_tag() -> u16 {
+    THREAD_TAG.with(Cell::get)
+}
+
+/// A slot lock a command found taken, and the tag of the thread that last took it.
+#[derive(Clone, Copy, Debug)]
+pub struct Wait {
+    pub db: usize,
+    pub slot: SlotId,
+    pub holder: u16,
+}
 
 /// What to lock.
 #[derive(Default)]
@@ -145,14 +170,33 @@ struct WholeDbs<'a> {
 }
 
 impl<'a> HeldSlot<'a> {
-    /// Locks one slot of a used database (`None`: the database was never opened).
-    fn lock(engine: &'a Engine, db: usize, slot: SlotId, write: bool) -> Option<HeldSlot<'a>> {
+    /// Locks one slot of a used database (`None`: the database was never opened). When it
+    /// has to wait for a tagged thread, that goes to `waited`.
+    fn lock(
+        engine: &'a Engine,
+        db: usize,
+        slot: SlotId,
+        write: bool,
+        waited: &mut Option<Wait>,
+    ) -> Option<HeldSlot<'a>> {
         let cell = &engine.keyspace.used(db)?[slot.index()];
-        let guard = if write {
-            Guard::Write(cell.data.write())
+        let taken = if write {
+            cell.data.try_write().map(Guard::Write)
         } else {
-            Guard::Read(cell.data.read())
+            cell.data.try_read().map(Guard::Read)
         };
+        let guard = taken.unwrap_or_else(|| {
+            let holder = cell.holder.load(Ordering::Relaxed);
+            if holder != 0 {
+                *waited = Some(Wait { db, slot, holder });
+            }
+            if write {
+                Guard::Write(cell.data.write())
+            } else {
+                Guard::Read(cell.data.read())
+            }
+        });
+        cell.holder.store(thread_tag(), Ordering::Relaxed);
         Some(HeldSlot {
             db,
             slot,
@@ -163,11 +207,18 @@ impl<'a> HeldSlot<'a> {
 }
 
 impl<'a> Held<'a> {
-    /// Locks one slot: what most commands need, without planning.
-    pub fn one(engine: &'a Engine, db: usize, slot: SlotId, write: bool) -> Held<'a> {
+    /// Locks one slot: what most commands need, without planning. When it has to wait for a
+    /// tagged thread, that goes to `waited`.
+    fn one(
+        engine: &'a Engine,
+        db: usize,
+        slot: SlotId,
+        write: bool,
+        waited: &mut Option<Wait>,
+    ) -> Held<'a> {
         engine.keyspace.open(db);
         Held {
-            entries: match HeldSlot::lock(engine, db, slot, write) {
+            entries: match HeldSlot::lock(engine, db, slot, write, waited) {
                 Some(held) => SmallVec::from_buf([held]),
                 None => SmallVec::new(),
             },
@@ -190,7 +241,7 @@ impl<'a> Held<'a> {
         if let Whole::Db(d) = plan.whole {
             keyspace.open(d);
         }
-        let lock = |db: usize, slot: SlotId| HeldSlot::lock(engine, db, slot, write);
+        let lock = |db: usize, slot: SlotId| HeldSlot::lock(engine, db, slot, write, &mut None);
         let (gate, dbs): (_, SmallVec<[usize; 2]>) = match plan.whole {
             Whole::None => (None, SmallVec::new()),
             Whole::Db(d) if plan.slots.iter().all(|&(db, _)| db == d) => {
@@ -294,29 +345,56 @@ impl<'a> Held<'a> {
 ///
 /// It never holds more than one slot, and it is released before anything else is locked, so
 /// the ascending-order rule still holds; it is dropped (released) when the batch ends.
+///
+/// It also notes the last lock the batch had to wait for, so that the adapter can move
+/// clients of a hot slot to the thread that serves it.
 #[derive(Default)]
-pub struct Kept<'a>(Option<Held<'a>>);
+pub struct Kept<'a> {
+    held: Option<Held<'a>>,
+    waited: Option<Wait>,
+}
 
 impl<'a> Kept<'a> {
-    /// The kept lock when it is exactly `slot` of `db`, in a mode that allows `write`;
-    /// otherwise releases whatever is kept.
-    pub fn take_for(&mut self, db: usize, slot: SlotId, write: bool) -> Option<Held<'a>> {
-        let held = self.0.take()?;
-        // `keep` only stores single-slot locks.
-        let fits = matches!(&held.entries[..], [e] if e.db == db && e.slot == slot
-                && (!write || matches!(e.guard, Guard::Write(_))));
-        fits.then_some(held)
+    /// Locks one slot, reusing the kept lock when it is exactly `slot` of `db` in a mode that
+    /// allows `write` (whatever else is kept is released first).
+    pub fn lock_one(
+        &mut self,
+        engine: &'a Engine,
+        db: usize,
+        slot: SlotId,
+        write: bool,
+    ) -> Held<'a> {
+        if let Some(held) = self.held.take() {
+            // `keep` only stores single-slot locks.
+            let fits = matches!(&held.entries[..], [e] if e.db == db && e.slot == slot
+                    && (!write || matches!(e.guard, Guard::Write(_))));
+            if fits {
+                return held;
+            }
+        }
+        Held::one(engine, db, slot, write, &mut self.waited)
+    }
+
+    /// The slot lock this batch last waited for (held by a tagged thread).
+    pub fn waited(&self) -> Option<Wait> {
+        self.waited
+    }
+
+    /// The slot whose lock is kept, as (db, slot).
+    pub fn slot(&self) -> Option<(usize, SlotId)> {
+        let held = self.held.as_ref()?;
+        held.entries.first().map(|e| (e.db, e.slot))
     }
 
     /// Keeps `held` for the next command (a lock on one slot only; anything else is released).
     pub fn keep(&mut self, held: Held<'a>) {
         if held.whole.is_none() && held.entries.len() == 1 {
-            self.0 = Some(held);
+            self.held = Some(held);
         }
     }
 
     /// Releases the kept lock, before taking any other.
     pub fn release(&mut self) {
-        self.0 = None;
+        self.held = None;
     }
 }

@@ -667,9 +667,9 @@ impl Engine {
     ) -> Outcome {
         let write = command.is_write();
         let mut held = match first_slot {
-            Some(slot) if command.locks_first_key_only() => kept
-                .take_for(client.db, slot, write)
-                .unwrap_or_else(|| locks::Held::one(self, client.db, slot, write)),
+            Some(slot) if command.locks_first_key_only() => {
+                kept.lock_one(self, client.db, slot, write)
+            }
             _ => {
                 kept.release();
                 let mut plan = locks::LockPlan::default();

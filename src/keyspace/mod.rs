@@ -20,7 +20,7 @@ use self::value::Value;
 use crate::slot::{SlotId, SLOT_COUNT};
 use parking_lot::RwLock;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// One key and its value. `expire_at_ms` is 0 for keys without a TTL.
@@ -487,6 +487,9 @@ pub struct Slot {
     key_count: AtomicU32,
     /// Earliest expiry in the slot (`u64::MAX`: none), so the sweep skips slots without locking.
     next_expire_ms: AtomicU64,
+    /// The tag of the thread that last locked the slot (0: an untagged thread): who a thread
+    /// that finds the lock taken is waiting for.
+    pub holder: AtomicU16,
 }
 
 impl Slot {
@@ -495,6 +498,7 @@ impl Slot {
             data: RwLock::new(SlotData::default()),
             key_count: AtomicU32::new(0),
             next_expire_ms: AtomicU64::new(u64::MAX),
+            holder: AtomicU16::new(0),
         }
     }
 

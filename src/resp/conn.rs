@@ -9,7 +9,11 @@
 //!
 //! A blocking command (BLPOP...) parks this task, never a thread; the task keeps watching the
 //! socket meanwhile, so a client that goes away is noticed at once.
+//!
+//! A client whose batches keep waiting for a slot lock held by another worker moves to that
+//! worker between two batches (see [`super::workers`]).
 
+use super::workers::Seat;
 use super::{encode_reply, Limits, Parser};
 use crate::config::OutputLimit;
 use crate::engine::blocking::Blocked;
@@ -25,6 +29,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 /// How much is read from the socket at a time.
@@ -36,18 +41,42 @@ const STALL_CHECK: Duration = Duration::from_millis(100);
 /// A reply buffer that grew past this is given back after the write.
 const OUTPUT_KEEP_BYTES: usize = 1024 * 1024;
 
+/// What a connection runs on. A plain socket can move to another worker (re-registered with
+/// its reactor); a TLS stream stays on the worker that accepted it.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    const MOVABLE: bool;
+    /// The socket, detached from this worker's reactor (called only when `MOVABLE`).
+    fn detach(self) -> io::Result<std::net::TcpStream>;
+}
+
+impl Stream for TcpStream {
+    const MOVABLE: bool = true;
+    fn detach(self) -> io::Result<std::net::TcpStream> {
+        self.into_std()
+    }
+}
+
+impl Stream for tokio_rustls::server::TlsStream<TcpStream> {
+    const MOVABLE: bool = false;
+    fn detach(self) -> io::Result<std::net::TcpStream> {
+        Err(io::Error::other("a TLS connection stays on its worker"))
+    }
+}
+
+/// A connection on its way to another worker.
+pub(crate) type Moving = Conn<std::net::TcpStream>;
+
 /// Serves `client` on `stream` until it quits, fails, is killed, or the listener stops.
-pub(crate) async fn serve<S>(
+pub(crate) async fn serve<S: Stream>(
     engine: Arc<Engine>,
     client: Client,
     stream: S,
     stopped: watch::Receiver<bool>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+    seat: Seat,
+) {
     let info = client.info().clone();
     let settings = engine.settings();
-    let mut conn = Conn {
+    let conn = Conn {
         settings,
         settings_version: 0,
         engine,
@@ -59,14 +88,43 @@ pub(crate) async fn serve<S>(
         parser: Parser::default(),
         stopped,
         soft_limit_since: None,
+        seat,
+        move_to: None,
     };
-    if let Err(e) = conn.run().await {
-        tracing::debug!("client id={} closed: {e}", conn.info.id.0);
+    drive(conn).await;
+}
+
+/// Goes on serving a connection that moved to this worker.
+pub(crate) async fn resume(moving: Moving) {
+    let (socket, conn) = moving.with_stream(());
+    match TcpStream::from_std(socket) {
+        Ok(stream) => drive(conn.with_stream(stream).1).await,
+        Err(e) => {
+            tracing::debug!("client id={} closed on moving: {e}", conn.info.id.0);
+            conn.close();
+        }
+    }
+}
+
+/// Serves until the client goes, or moves to another worker.
+async fn drive<S: Stream>(mut conn: Conn<S>) {
+    loop {
+        match conn.run().await {
+            Ok(None) => break,
+            Ok(Some(to)) => match conn.relocate(to) {
+                None => return,
+                Some(stays) => conn = stays,
+            },
+            Err(e) => {
+                tracing::debug!("client id={} closed: {e}", conn.info.id.0);
+                break;
+            }
+        }
     }
     conn.close();
 }
 
-struct Conn<S> {
+pub(crate) struct Conn<S> {
     engine: Arc<Engine>,
     /// The node's settings as of `settings_version` (refreshed when CONFIG SET changes them).
     settings: Arc<crate::config::Config>,
@@ -80,6 +138,52 @@ struct Conn<S> {
     stopped: watch::Receiver<bool>,
     /// When unsent replies first passed the soft output limit (reset when they drop below).
     soft_limit_since: Option<Instant>,
+    seat: Seat,
+    /// The worker to move to once the current batch is written.
+    move_to: Option<usize>,
+}
+
+impl<S> Conn<S> {
+    /// The same connection on `stream`, and the stream it had.
+    fn with_stream<T>(self, stream: T) -> (S, Conn<T>) {
+        let Conn {
+            engine,
+            settings,
+            settings_version,
+            client,
+            info,
+            stream: old,
+            input,
+            output,
+            parser,
+            stopped,
+            soft_limit_since,
+            seat,
+            move_to,
+        } = self;
+        let conn = Conn {
+            engine,
+            settings,
+            settings_version,
+            client,
+            info,
+            stream,
+            input,
+            output,
+            parser,
+            stopped,
+            soft_limit_since,
+            seat,
+            move_to,
+        };
+        (old, conn)
+    }
+
+    /// Leaves the client list and drops what the client held (its WATCHes).
+    fn close(mut self) {
+        self.client.reset(&self.engine);
+        self.engine.clients.disconnect(self.info.id);
+    }
 }
 
 /// Whether to go on serving after a batch.
@@ -101,8 +205,9 @@ enum Stop {
     Close,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
-    async fn run(&mut self) -> io::Result<()> {
+impl<S: Stream> Conn<S> {
+    /// Serves until the client goes (`None`) or is to move to another worker.
+    async fn run(&mut self) -> io::Result<Option<usize>> {
         while self.read().await? {
             let next = self.execute_buffered().await?;
             if self.client.conn.monitor {
@@ -113,8 +218,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             if let Next::Close = next {
                 break;
             }
+            if let Some(to) = self.move_to.take() {
+                return Ok(Some(to));
+            }
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// Hands the connection to worker `to`; gives it back when that worker's inbox is full.
+    fn relocate(mut self, to: usize) -> Option<Self> {
+        let Some(permit) = self.seat.move_to(to) else {
+            return Some(self);
+        };
+        let (stream, conn) = self.with_stream(());
+        tracing::debug!("client id={} moves to worker {to}", conn.info.id.0);
+        match stream.detach() {
+            Ok(socket) => drop(permit.send(conn.with_stream(socket).1)),
+            Err(e) => {
+                tracing::debug!("client id={} closed on moving: {e}", conn.info.id.0);
+                conn.close();
+            }
+        }
+        None
     }
 
     /// Reads more input; false when the client should be closed (end of stream, killed, idle
@@ -196,6 +321,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     fn run_ready(&mut self) -> Stop {
         let engine = Arc::clone(&self.engine);
         let mut kept = Kept::default();
+        let stop = self.run_kept(&engine, &mut kept);
+        if S::MOVABLE {
+            self.move_to = self.seat.after_batch(kept.waited(), kept.slot());
+        }
+        stop
+    }
+
+    fn run_kept<'e>(&mut self, engine: &'e Engine, kept: &mut Kept<'e>) -> Stop {
         loop {
             let limits = Limits {
                 bulk_bytes_max: self.settings.proto_max_bulk_len,
@@ -227,7 +360,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             if skip_reply {
                 self.client.conn.reply_mode = ReplyMode::On;
             }
-            let outcome = engine.execute_batched(&mut self.client, &argv, &mut kept);
+            let outcome = engine.execute_batched(&mut self.client, &argv, kept);
             drop(argv);
             let reply = match outcome {
                 Outcome::Reply(reply) => reply,
@@ -415,12 +548,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 _ = self.stopped.changed() => return false,
             }
         }
-    }
-
-    /// Leaves the client list and drops what the client held (its WATCHes).
-    fn close(&mut self) {
-        self.client.reset(&self.engine);
-        self.engine.clients.disconnect(self.info.id);
     }
 }
 

@@ -3,20 +3,17 @@
 //! its own task ([`super::conn`]). A node's listener runs on worker threads the node owns, so
 //! several nodes can serve in one process, each on its own port.
 //!
-//! Each worker thread runs its own single-threaded tokio runtime, and a connection stays on
-//! the worker it was given (round robin) for its whole life: no task migrates between threads,
-//! and no thread wakes another to share work. A work-stealing runtime spent about a quarter of
-//! its time in futex wake-ups and context switches under redis-benchmark's load, and its idle
-//! workers competed for the cores the load itself needed.
+//! Connections are served by [`super::workers`]: one single-threaded runtime per core.
 
-use super::conn;
+use super::conn::{self, Stream};
+use super::workers::{Seat, Workers};
 use crate::engine::clients::Endpoint;
 use crate::engine::{Client, Engine};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -35,56 +32,6 @@ pub struct Listener {
     threads: Vec<std::thread::JoinHandle<()>>,
     stop: watch::Sender<bool>,
     addresses: Vec<SocketAddr>,
-}
-
-/// The worker threads' runtimes, and which one gets the next connection.
-struct Workers {
-    handles: Vec<tokio::runtime::Handle>,
-    next: std::sync::atomic::AtomicUsize,
-}
-
-impl Workers {
-    /// Starts one thread per core, each running a single-threaded runtime until `stopped`.
-    fn start(
-        stopped: &watch::Receiver<bool>,
-    ) -> io::Result<(Workers, Vec<std::thread::JoinHandle<()>>)> {
-        let count = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let mut handles = Vec::with_capacity(count);
-        let mut threads = Vec::with_capacity(count);
-        for _ in 0..count {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            handles.push(runtime.handle().clone());
-            let mut stopped = stopped.clone();
-            threads.push(
-                std::thread::Builder::new()
-                    .name("shoal-resp".into())
-                    .spawn(move || {
-                        runtime.block_on(async move {
-                            while !*stopped.borrow_and_update() {
-                                if stopped.changed().await.is_err() {
-                                    break;
-                                }
-                            }
-                        });
-                        // Connections still open are dropped (closed) with the runtime.
-                        runtime.shutdown_timeout(Duration::from_secs(1));
-                    })?,
-            );
-        }
-        let workers = Workers {
-            handles,
-            next: std::sync::atomic::AtomicUsize::new(0),
-        };
-        Ok((workers, threads))
-    }
-
-    /// The runtime for a new connection.
-    fn pick(&self) -> &tokio::runtime::Handle {
-        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        &self.handles[n % self.handles.len()]
-    }
 }
 
 impl Listener {
@@ -107,11 +54,10 @@ impl Listener {
             .collect::<io::Result<Vec<_>>>()?;
         let (stop, stopped) = watch::channel(false);
         let (workers, threads) = Workers::start(&stopped)?;
-        let workers = Arc::new(workers);
         for (socket, tls) in sockets {
             let engine = engine.clone();
             let stopped = stopped.clone();
-            let accepting = workers.handles[0].clone();
+            let accepting = workers.first().clone();
             let _guard = accepting.enter();
             let listener = TcpListener::from_std(socket)?;
             accepting.spawn(accept_loop(engine, workers.clone(), listener, tls, stopped));
@@ -215,7 +161,7 @@ async fn accept_loop(
         match accepted {
             Ok((stream, peer)) => admit(
                 &engine,
-                workers.pick(),
+                workers.seat(),
                 stream,
                 peer,
                 tls.clone(),
@@ -245,7 +191,7 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// accept-time checks, and serving it.
 fn admit(
     engine: &Arc<Engine>,
-    worker: &tokio::runtime::Handle,
+    seat: Seat,
     stream: TcpStream,
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
@@ -277,15 +223,18 @@ fn admit(
     let Ok(stream) = stream.into_std() else {
         return leave(&engine, admission);
     };
+    let worker = seat.handle().clone();
     worker.spawn(async move {
         let Ok(stream) = TcpStream::from_std(stream) else {
             return leave(&engine, admission);
         };
         let Some(acceptor) = tls else {
-            return serve_admitted(engine, stream, admission, stopped).await;
+            return serve_admitted(engine, stream, admission, stopped, seat).await;
         };
         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-            Ok(Ok(secure)) => return serve_admitted(engine, secure, admission, stopped).await,
+            Ok(Ok(secure)) => {
+                return serve_admitted(engine, secure, admission, stopped, seat).await
+            }
             Ok(Err(e)) => tracing::debug!("Error accepting a client connection: {e} (addr={peer})"),
             Err(_) => tracing::debug!("TLS handshake timed out (addr={peer})"),
         }
@@ -317,14 +266,13 @@ fn leave(engine: &Engine, admission: Result<Client, &'static [u8]>) {
 }
 
 /// Serves an admitted client, or sends a refused one its error.
-async fn serve_admitted<S>(
+async fn serve_admitted<S: Stream>(
     engine: Arc<Engine>,
     mut stream: S,
     admission: Result<Client, &'static [u8]>,
     stopped: watch::Receiver<bool>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+    seat: Seat,
+) {
     let client = match admission {
         Ok(client) => client,
         Err(text) => {
@@ -338,7 +286,7 @@ async fn serve_admitted<S>(
             return;
         }
     };
-    conn::serve(engine, client, stream, stopped).await;
+    conn::serve(engine, client, stream, stopped, seat).await;
 }
 
 #[cfg(unix)]

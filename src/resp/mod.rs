@@ -10,6 +10,7 @@ mod decode;
 mod encode;
 mod listener;
 mod tls;
+mod workers;
 
 pub use decode::{parse_command, split_args, Limits, Parsed, Parser, ProtocolError};
 pub use encode::{encode_command, encode_reply};
