@@ -18,6 +18,12 @@
 //! reverse-binary cursors over power-of-two chained tables; ordering by hash gives more without
 //! tying the table size to a power of two, which is what lets the load factor stay high.)
 //!
+//! Resizing is incremental, as in Redis, so that no single command stalls every client of a
+//! slot while a table of a million fields is copied (and its new pages faulted in): the old
+//! table stays beside the new one, and each write moves a few of its runs over, in ascending
+//! hash order, so a lookup knows from the hash alone which table can hold an item that has
+//! not been inserted since (below the old table's boundary: only the new one).
+//!
 //! Keys are hashed with foldhash under a per-process random seed, because keys come from
 //! clients. Each item keeps the top 32 bits of its hash ([`DictItem::filed_hash`]), so probing
 //! compares hashes before keys and a resize never hashes a key again.
@@ -63,38 +69,66 @@ fn hash_key(key: &[u8]) -> u32 {
 /// The smallest table a non-empty dict allocates.
 const BUCKETS_MIN: usize = 4;
 
+/// Tables with at most this many items are resized at once; larger ones move to the new table
+/// a little at a time, so that no single command pays for moving a big hash or set.
+const RESIZE_AT_ONCE_MAX: usize = 128;
+
+/// Buckets of the old table examined per write while a resize is under way. The new table is
+/// sized so that the old one (at most 8/7 buckets per item) empties long before the new one
+/// fills up (room for a sixth of its items), even when every write inserts.
+const MOVE_STEP_BUCKETS: usize = 16;
+
 /// The home bucket of `hash` in a table of `n` buckets: monotonic in `hash`.
 fn home(hash: u32, n: usize) -> usize {
     ((u64::from(hash) * n as u64) >> 32) as usize
 }
 
+/// A hash-ordered set of items, resized incrementally: while it grows or shrinks, the items
+/// move from the old table to the new one in ascending hash order, whole runs at a time, so
+/// every item with a hash below the old table's `boundary` is in the new table.
 pub struct Dict<T> {
-    /// Empty, or a ring with at least one empty bucket (the load factor stays below 7/8).
+    table: Table<T>,
+    /// The previous table, while a resize is under way.
+    old: Option<Box<Old<T>>>,
+}
+
+/// One open-addressing table with the layout described above.
+struct Table<T> {
+    /// Empty, or a ring with at least one empty bucket.
     buckets: Box<[Option<T>]>,
     len: usize,
 }
 
-impl<T: DictItem> Default for Dict<T> {
-    fn default() -> Self {
-        Dict::new()
-    }
+/// The table a resize is moving items out of.
+struct Old<T> {
+    table: Table<T>,
+    /// The next bucket to move from, in array order. Items before it have moved, except the
+    /// run of wrapped items at the start of the array, which sort last and move last.
+    next: usize,
+    /// Every item with a hash below this has moved; every item still here is at or above it.
+    boundary: u64,
 }
 
-impl<T: DictItem> Dict<T> {
-    pub fn new() -> Dict<T> {
-        Dict {
+/// Which table holds an item, and at which bucket.
+#[derive(Clone, Copy)]
+enum Place {
+    New(usize),
+    Old(usize),
+}
+
+impl<T: DictItem> Table<T> {
+    fn new() -> Table<T> {
+        Table {
             buckets: Box::new([]),
             len: 0,
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Number of buckets.
-    pub fn bucket_count(&self) -> usize {
-        self.buckets.len()
+    fn with_buckets(n: usize) -> Table<T> {
+        Table {
+            buckets: (0..n).map(|_| None).collect(),
+            len: 0,
+        }
     }
 
     fn next(&self, bucket: usize) -> usize {
@@ -114,6 +148,14 @@ impl<T: DictItem> Dict<T> {
         } else {
             bucket + n - home
         }
+    }
+
+    /// Whether the item at `bucket` went round the end of the array to get there.
+    fn wrapped(&self, bucket: usize) -> bool {
+        let n = self.buckets.len();
+        self.buckets[bucket]
+            .as_ref()
+            .is_some_and(|it| home(it.filed_hash(), n) > bucket)
     }
 
     /// `Ok(bucket)` holding `key` (hashed to `hash`), or `Err(bucket)` where it would go. The
@@ -141,92 +183,41 @@ impl<T: DictItem> Dict<T> {
     }
 
     #[inline]
-    fn find(&self, key: &[u8]) -> Option<usize> {
+    fn find(&self, hash: u32, key: &[u8]) -> Option<usize> {
         if self.len == 0 {
             return None;
         }
-        self.probe(hash_key(key), key).ok()
+        self.probe(hash, key).ok()
     }
 
-    /// Starts loading the bucket where `key` would be.
-    pub fn prefetch(&self, key: &[u8]) {
-        if let Some(bucket) = self.buckets.get(home(hash_key(key), self.buckets.len())) {
-            super::prefetch(bucket);
-        }
-    }
-
-    #[inline]
-    pub fn get(&self, key: &[u8]) -> Option<&T> {
-        let bucket = self.find(key)?;
-        self.buckets[bucket].as_ref()
-    }
-
-    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut T> {
-        let bucket = self.find(key)?;
-        self.buckets[bucket].as_mut()
-    }
-
-    pub fn contains(&self, key: &[u8]) -> bool {
-        self.find(key).is_some()
-    }
-
-    /// Inserts `item`, returning the item it replaced.
-    #[cfg(test)]
-    pub fn insert(&mut self, item: T) -> Option<T> {
-        let old = self.remove(item.key());
-        self.insert_new(item);
-        old
-    }
-
-    /// Inserts an item whose key is known to be absent (were it present, it is replaced).
-    pub fn insert_new(&mut self, item: T) -> &mut T {
-        let hash = hash_key(item.key());
-        self.insert_hashed(hash, item)
-    }
-
-    /// The item for `key`, inserting `make()` when absent; the flag says whether it was inserted.
-    pub fn get_or_insert_with(&mut self, key: &[u8], make: impl FnOnce() -> T) -> (&mut T, bool) {
-        let hash = hash_key(key);
-        if self.len > 0 {
-            if let Ok(bucket) = self.probe(hash, key) {
-                // `probe` just found it there.
-                return (self.buckets[bucket].as_mut().expect("found"), false);
-            }
-        }
-        (self.insert_hashed(hash, make()), true)
-    }
-
-    fn insert_hashed(&mut self, hash: u32, mut item: T) -> &mut T {
-        self.reserve_one();
+    /// Places `item` (filed under `hash`), replacing the item with its key or shifting the
+    /// run after it one step up to the next empty bucket. The table must have room.
+    fn insert(&mut self, hash: u32, mut item: T) -> &mut T {
         item.set_filed_hash(hash);
-        match self.probe(hash, item.key()) {
-            Ok(bucket) => self.buckets[bucket].insert(item),
-            Err(bucket) => {
-                // Shift the run from `bucket` one step up to the next empty bucket.
-                let mut carry = Some(item);
-                let mut at = bucket;
-                while carry.is_some() {
-                    carry = std::mem::replace(&mut self.buckets[at], carry);
-                    at = self.next(at);
-                }
-                self.len += 1;
-                // Placed there by the first swap of the loop.
-                self.buckets[bucket].as_mut().expect("placed")
-            }
+        let bucket = match self.probe(hash, item.key()) {
+            Ok(bucket) => return self.buckets[bucket].insert(item),
+            Err(bucket) => bucket,
+        };
+        let mut carry = Some(item);
+        let mut at = bucket;
+        while carry.is_some() {
+            carry = std::mem::replace(&mut self.buckets[at], carry);
+            at = self.next(at);
         }
+        self.len += 1;
+        // Placed there by the first swap of the loop.
+        self.buckets[bucket].as_mut().expect("placed")
     }
 
-    /// Grows the table, if need be, so one more item keeps the load factor at most 7/8.
-    fn reserve_one(&mut self) {
-        if (self.len + 1) * 8 > self.buckets.len() * 7 {
-            self.rebuild(((self.len + 1) * 4 / 3 + 1).max(BUCKETS_MIN));
-        }
+    /// Whether one more item would take the load factor past 7/8.
+    fn full(&self) -> bool {
+        (self.len + 1) * 8 > self.buckets.len() * 7
     }
 
-    pub fn remove(&mut self, key: &[u8]) -> Option<T> {
-        let bucket = self.find(key)?;
+    /// Takes the item at `bucket` out; backward-shift deletion pulls the displaced items that
+    /// follow it one step home.
+    fn remove_at(&mut self, bucket: usize) -> Option<T> {
         let item = self.buckets[bucket].take();
-        // Backward-shift deletion: pull the displaced items that follow one step home.
         let mut hole = bucket;
         loop {
             let next = self.next(hole);
@@ -238,36 +229,17 @@ impl<T: DictItem> Dict<T> {
             hole = next;
         }
         self.len -= 1;
-        self.shrink_if_sparse();
         item
     }
 
-    fn shrink_if_sparse(&mut self) {
-        if self.len == 0 {
-            self.buckets = Box::new([]);
-        } else if self.buckets.len() > BUCKETS_MIN && self.len * 8 < self.buckets.len() {
-            self.rebuild((self.len * 2).max(BUCKETS_MIN));
-        }
-    }
-
-    fn rebuild(&mut self, buckets: usize) {
-        let old = std::mem::replace(&mut self.buckets, (0..buckets).map(|_| None).collect());
-        self.len = 0;
-        for item in old.into_vec().into_iter().flatten() {
-            self.insert_hashed(item.filed_hash(), item);
-        }
-    }
-
-    pub fn iter(&self) -> Iter<'_, T> {
+    fn iter(&self) -> Flat<'_, T> {
         self.buckets.iter().flatten()
     }
 
-    /// The items whose position round the ring is at least `start` (a bucket index), in that
-    /// order, which is ascending hash order. An item at bucket `b` that wrapped past the end
-    /// is at position `b + n`.
-    fn ring_from(&self, start: usize) -> impl Iterator<Item = &T> {
+    /// The items with a hash at or above `from`, in ascending hash order.
+    fn ring_from(&self, from: u32) -> impl Iterator<Item = &T> {
         let n = self.buckets.len();
-        (start..2 * n)
+        (home(from, n)..2 * n)
             .map(move |position| {
                 let bucket = position % n;
                 let item = self.buckets[bucket].as_ref();
@@ -279,6 +251,257 @@ impl<T: DictItem> Dict<T> {
             .filter_map(|(first_lap, item, wrapped)| {
                 item.filter(|_| first_lap != wrapped.unwrap_or(true))
             })
+            .skip_while(move |item| item.filed_hash() < from)
+    }
+
+    /// A uniformly random item among the buckets in `range` (random buckets until one is
+    /// occupied).
+    fn random_in(&self, range: std::ops::Range<usize>) -> &T {
+        loop {
+            if let Some(item) = &self.buckets[fastrand::usize(range.clone())] {
+                return item;
+            }
+        }
+    }
+}
+
+impl<T: DictItem> Old<T> {
+    /// Starts moving `table`'s items out, smallest hash first.
+    fn new(table: Table<T>) -> Old<T> {
+        Old {
+            table,
+            next: 0,
+            boundary: 0,
+        }
+    }
+
+    /// Moves whole runs to `to`, in ascending hash order, until about `budget` buckets were
+    /// examined (all of them when `None`); true once nothing is left.
+    ///
+    /// A run is moved whole because a lookup walks from an item's home to the item: taking
+    /// the head of a run away would cut the path to the rest. The one exception is the run at
+    /// the start of the array: its wrapped items (the largest hashes) stay until the run they
+    /// continue, at the end of the array, moves with them.
+    fn move_runs(&mut self, to: &mut Table<T>, budget: Option<usize>) -> bool {
+        let n = self.table.buckets.len();
+        let mut examined = 0;
+        while self.next < n && budget.is_none_or(|b| examined < b) {
+            let start = self.next;
+            let mut end = start;
+            while end < n && self.table.buckets[end].is_some() {
+                end += 1;
+            }
+            if end == n && self.table.wrapped(0) {
+                // The last run goes round the end into the wrapped items: the rest, in order.
+                self.move_range(to, start..n);
+                self.next = n;
+                break;
+            }
+            self.move_range(to, start..end);
+            self.next = end + 1;
+            examined += end + 1 - start;
+        }
+        if self.next >= n {
+            self.next = n;
+            let wrapped = (0..n).take_while(|&b| self.table.wrapped(b)).count();
+            self.move_range(to, 0..wrapped);
+        }
+        self.table.len == 0
+    }
+
+    /// Moves the unwrapped items of buckets `range` (one run, or the tail of one) to `to`.
+    fn move_range(&mut self, to: &mut Table<T>, range: std::ops::Range<usize>) {
+        for bucket in range {
+            if self.table.wrapped(bucket) && self.next < self.table.buckets.len() {
+                continue;
+            }
+            if let Some(item) = self.table.buckets[bucket].take() {
+                self.table.len -= 1;
+                let hash = item.filed_hash();
+                self.boundary = self.boundary.max(u64::from(hash) + 1);
+                to.insert(hash, item);
+            }
+        }
+    }
+}
+
+impl<T: DictItem> Default for Dict<T> {
+    fn default() -> Self {
+        Dict::new()
+    }
+}
+
+impl<T: DictItem> Dict<T> {
+    pub fn new() -> Dict<T> {
+        Dict {
+            table: Table::new(),
+            old: None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len + self.old.as_ref().map_or(0, |o| o.table.len)
+    }
+
+    /// Number of buckets (of both tables, during a resize).
+    pub fn bucket_count(&self) -> usize {
+        self.table.buckets.len() + self.old.as_ref().map_or(0, |o| o.table.buckets.len())
+    }
+
+    /// Where `key`, hashed to `hash`, is.
+    #[inline]
+    fn locate(&self, hash: u32, key: &[u8]) -> Option<Place> {
+        if let Some(old) = &self.old {
+            if u64::from(hash) >= old.boundary {
+                if let Some(bucket) = old.table.find(hash, key) {
+                    return Some(Place::Old(bucket));
+                }
+            }
+        }
+        self.table.find(hash, key).map(Place::New)
+    }
+
+    fn at(&self, place: Place) -> Option<&T> {
+        match (place, &self.old) {
+            (Place::New(b), _) => self.table.buckets[b].as_ref(),
+            (Place::Old(b), Some(old)) => old.table.buckets[b].as_ref(),
+            (Place::Old(_), None) => None,
+        }
+    }
+
+    fn at_mut(&mut self, place: Place) -> Option<&mut T> {
+        match (place, &mut self.old) {
+            (Place::New(b), _) => self.table.buckets[b].as_mut(),
+            (Place::Old(b), Some(old)) => old.table.buckets[b].as_mut(),
+            (Place::Old(_), None) => None,
+        }
+    }
+
+    /// Starts loading the bucket where `key` would be.
+    pub fn prefetch(&self, key: &[u8]) {
+        let hash = hash_key(key);
+        if let Some(bucket) = self.table.buckets.get(home(hash, self.table.buckets.len())) {
+            super::prefetch(bucket);
+        }
+    }
+
+    #[inline]
+    pub fn get(&self, key: &[u8]) -> Option<&T> {
+        let place = self.locate(hash_key(key), key)?;
+        self.at(place)
+    }
+
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut T> {
+        let place = self.locate(hash_key(key), key)?;
+        self.at_mut(place)
+    }
+
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.locate(hash_key(key), key).is_some()
+    }
+
+    /// Inserts `item`, returning the item it replaced.
+    #[cfg(test)]
+    pub fn insert(&mut self, item: T) -> Option<T> {
+        let old = self.remove(item.key());
+        self.insert_new(item);
+        old
+    }
+
+    /// Inserts an item whose key is known to be absent (were it present, it is replaced).
+    pub fn insert_new(&mut self, mut item: T) -> &mut T {
+        let hash = hash_key(item.key());
+        let in_old = self
+            .old
+            .as_ref()
+            .filter(|o| u64::from(hash) >= o.boundary)
+            .and_then(|o| o.table.find(hash, item.key()));
+        match in_old {
+            Some(bucket) => {
+                item.set_filed_hash(hash);
+                let old = self.old.as_mut().expect("found there");
+                old.table.buckets[bucket].insert(item)
+            }
+            None => self.insert_hashed(hash, item),
+        }
+    }
+
+    /// The item for `key`, inserting `make()` when absent; the flag says whether it was inserted.
+    pub fn get_or_insert_with(&mut self, key: &[u8], make: impl FnOnce() -> T) -> (&mut T, bool) {
+        let hash = hash_key(key);
+        match self.locate(hash, key) {
+            Some(place) => (self.at_mut(place).expect("located"), false),
+            None => (self.insert_hashed(hash, make()), true),
+        }
+    }
+
+    /// Inserts an absent item into the current table, after a step of any resize under way
+    /// and a resize if the table is full.
+    fn insert_hashed(&mut self, hash: u32, item: T) -> &mut T {
+        self.step();
+        if self.table.full() {
+            self.finish_resize();
+            if self.table.full() {
+                self.start_resize((self.len() + 1) * 4 / 3 + 1);
+            }
+        }
+        self.table.insert(hash, item)
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<T> {
+        let item = match self.locate(hash_key(key), key)? {
+            Place::New(bucket) => self.table.remove_at(bucket),
+            // The bucket before the cursor is always empty (it ended the last run moved), so the
+            // backward shift never pulls an unmoved item behind the cursor.
+            Place::Old(bucket) => self.old.as_mut()?.table.remove_at(bucket),
+        };
+        self.step();
+        self.shrink_if_sparse();
+        item
+    }
+
+    fn shrink_if_sparse(&mut self) {
+        if self.old.is_some() {
+            return;
+        }
+        let len = self.table.len;
+        if len == 0 {
+            self.table = Table::new();
+        } else if self.table.buckets.len() > BUCKETS_MIN && len * 8 < self.table.buckets.len() {
+            self.start_resize((len * 2).max(BUCKETS_MIN));
+        }
+    }
+
+    /// Starts moving the items into a table of `buckets` buckets; small tables move at once.
+    fn start_resize(&mut self, buckets: usize) {
+        self.finish_resize();
+        let table = std::mem::replace(&mut self.table, Table::with_buckets(buckets));
+        let mut old = Box::new(Old::new(table));
+        if old.table.len <= RESIZE_AT_ONCE_MAX {
+            old.move_runs(&mut self.table, None);
+        } else {
+            self.old = Some(old);
+        }
+    }
+
+    /// One step of the resize under way.
+    fn step(&mut self) {
+        if let Some(old) = &mut self.old {
+            if old.move_runs(&mut self.table, Some(MOVE_STEP_BUCKETS)) {
+                self.old = None;
+            }
+        }
+    }
+
+    fn finish_resize(&mut self) {
+        if let Some(mut old) = self.old.take() {
+            old.move_runs(&mut self.table, None);
+        }
+    }
+
+    pub fn iter(&self) -> Iter<'_, T> {
+        let old: &[Option<T>] = self.old.as_ref().map_or(&[], |o| &o.table.buckets);
+        self.table.iter().chain(old.iter().flatten())
     }
 
     /// Visits the items with the smallest hash at or above `cursor` and returns the next
@@ -287,12 +510,7 @@ impl<T: DictItem> Dict<T> {
         let Ok(from) = u32::try_from(cursor) else {
             return 0;
         };
-        if self.len == 0 {
-            return 0;
-        }
-        let mut items = self
-            .ring_from(home(from, self.buckets.len()))
-            .skip_while(|item| item.filed_hash() < from);
+        let mut items = self.ascending_from(from);
         let Some(first) = items.next() else {
             return 0;
         };
@@ -306,16 +524,77 @@ impl<T: DictItem> Dict<T> {
         0
     }
 
-    /// A uniformly random item: random buckets until one is occupied (the load factor is at
-    /// least 1/8, so that takes 8 tries at most on average).
+    /// The items with a hash at or above `from`, in ascending hash order, from both tables.
+    fn ascending_from(&self, from: u32) -> impl Iterator<Item = &T> {
+        let mut new = self.table.ring_from(from).peekable();
+        let mut old = self
+            .old
+            .as_ref()
+            .map(|o| o.table.ring_from(from).peekable());
+        std::iter::from_fn(move || {
+            let Some(old) = old.as_mut() else {
+                return new.next();
+            };
+            match (new.peek(), old.peek()) {
+                (Some(a), Some(b)) if a.filed_hash() <= b.filed_hash() => new.next(),
+                (_, Some(_)) => old.next(),
+                (_, None) => new.next(),
+            }
+        })
+    }
+
+    /// A uniformly random item: a table chosen in proportion to its items, then random
+    /// buckets until one is occupied (the new table holds at least 1/8 of its buckets once
+    /// the old one is gone; during a resize only the old table's unmoved buckets are drawn).
     pub fn random(&self) -> Option<&T> {
-        if self.len == 0 {
+        let len = self.len();
+        if len == 0 {
             return None;
         }
-        loop {
-            if let Some(item) = &self.buckets[fastrand::usize(..self.buckets.len())] {
-                return Some(item);
+        if let Some(old) = &self.old {
+            if fastrand::usize(..len) < old.table.len {
+                return Some(old.random());
             }
+        }
+        Some(self.table.random_in(0..self.table.buckets.len()))
+    }
+}
+
+impl<T: DictItem> Old<T> {
+    /// A uniformly random unmoved item: random buckets at or after the cursor or among the
+    /// wrapped ones at the start (where every unmoved item is) until one is occupied.
+    fn random(&self) -> &T {
+        let n = self.table.buckets.len();
+        let wrapped = (0..n).take_while(|&b| self.table.wrapped(b)).count();
+        loop {
+            let pick = fastrand::usize(..wrapped + n - self.next);
+            let bucket = if pick < wrapped {
+                pick
+            } else {
+                self.next + pick - wrapped
+            };
+            if let Some(item) = &self.table.buckets[bucket] {
+                return item;
+            }
+        }
+    }
+}
+
+impl<T: Clone> Clone for Table<T> {
+    fn clone(&self) -> Self {
+        Table {
+            buckets: self.buckets.clone(),
+            len: self.len,
+        }
+    }
+}
+
+impl<T: Clone> Clone for Old<T> {
+    fn clone(&self) -> Self {
+        Old {
+            table: self.table.clone(),
+            next: self.next,
+            boundary: self.boundary,
         }
     }
 }
@@ -323,13 +602,14 @@ impl<T: DictItem> Dict<T> {
 impl<T: DictItem + Clone> Clone for Dict<T> {
     fn clone(&self) -> Self {
         Dict {
-            buckets: self.buckets.clone(),
-            len: self.len,
+            table: self.table.clone(),
+            old: self.old.clone(),
         }
     }
 }
 
-pub type Iter<'a, T> = std::iter::Flatten<std::slice::Iter<'a, Option<T>>>;
+type Flat<'a, T> = std::iter::Flatten<std::slice::Iter<'a, Option<T>>>;
+pub type Iter<'a, T> = std::iter::Chain<Flat<'a, T>, Flat<'a, T>>;
 
 #[cfg(test)]
 mod tests {
@@ -359,11 +639,16 @@ mod tests {
         Item(key(i), v, 0)
     }
 
-    /// Every item is found, the load factor is in bounds, and a full scan returns each item
-    /// once, in ascending hash order.
+    /// Every item is found, the load factor is in bounds (once no resize is under way), and a
+    /// full scan returns each item once, in ascending hash order.
     fn check(d: &Dict<Item>) {
         let n = d.bucket_count();
-        assert!(d.len() == 0 || (d.len() * 8 <= n * 7 && (n == BUCKETS_MIN || d.len() * 8 >= n)));
+        assert!(
+            d.old.is_some()
+                || d.len() == 0
+                || (d.len() * 8 <= n * 7 && (n == BUCKETS_MIN || d.len() * 8 >= n))
+        );
+        assert_eq!(d.iter().count(), d.len());
         for it in d.iter() {
             assert_eq!(d.get(&it.0).map(|f| f.1), Some(it.1));
         }
@@ -480,8 +765,56 @@ mod tests {
         );
     }
 
+    /// Large tables resize a little per write: lookups, scans and random draws stay right
+    /// while items sit in two tables, through growth and shrinking.
     #[test]
-    fn keyspace_entries_stay_one_cache_line() {
+    fn big_tables_resize_incrementally() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut d = Dict::new();
+        let mut model = HashMap::new();
+        let mut seen_resizing = 0;
+        for step in 0..60_000u32 {
+            // Grow to about 8000 keys, then shrink back toward a few hundred.
+            let k = rng.u32(..10_000);
+            let grow = step < 30_000;
+            if (grow && rng.u8(..4) != 0) || (!grow && rng.u8(..4) == 0) {
+                let (it, added) = d.get_or_insert_with(&key(k), || item(k, step));
+                it.1 = step;
+                assert_eq!(added, model.insert(k, step).is_none());
+            } else {
+                assert_eq!(d.remove(&key(k)).map(|i| i.1), model.remove(&k));
+            }
+            assert_eq!(d.len(), model.len());
+            if d.old.is_some() {
+                seen_resizing += 1;
+                if seen_resizing % 1000 == 0 {
+                    check(&d);
+                    let drawn = d.random().unwrap();
+                    assert_eq!(
+                        model.get(
+                            &drawn.0[1..]
+                                .iter()
+                                .fold(0, |n, c| n * 10 + u32::from(c - b'0'))
+                        ),
+                        Some(&drawn.1)
+                    );
+                }
+            }
+        }
+        assert!(
+            seen_resizing > 1000,
+            "resizes were incremental: {seen_resizing}"
+        );
+        check(&d);
+        for (k, v) in &model {
+            assert_eq!(d.get(&key(*k)).map(|i| i.1), Some(*v));
+        }
+    }
+
+    #[test]
+    fn keyspace_entries_and_slots_stay_one_cache_line() {
         assert_eq!(std::mem::size_of::<Option<crate::keyspace::Entry>>(), 64);
+        // A slot holds its lock, a dict and the counters; a bigger dict header would double it.
+        assert_eq!(std::mem::size_of::<crate::keyspace::Slot>(), 64);
     }
 }
