@@ -4,6 +4,7 @@
 #   benches/resp_vs_redis.sh            # N=200000 requests per test
 #   N=50000 benches/resp_vs_redis.sh    # quicker
 #   TESTS="zadd lpush" PIPELINES=16 KEYS=0 benches/resp_vs_redis.sh   # a subset, no RSS
+#   SHOAL_ARGS="--io-threads 1" benches/resp_vs_redis.sh                # extra shoal-server flags
 #
 # For each of set, get, incr, lpush, rpop, sadd, hset, zadd, lrange_100, without and with
 # -P 16, it runs `redis-benchmark -c 50` against both servers, alternating them, and prints
@@ -35,9 +36,9 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-start() { # name binary port
+start() { # name binary port [extra flags...]
     "$2" --port "$3" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
-        --logfile "$TMP/$1.log" &
+        --logfile "$TMP/$1.log" "${@:4}" &
     PIDS+=($!)
     for _ in $(seq 100); do
         redis-cli -p "$3" ping >/dev/null 2>&1 && return
@@ -48,7 +49,8 @@ start() { # name binary port
 }
 
 SHOAL_PORT=$(free_port)
-start shoal target/release/shoal-server "$SHOAL_PORT"
+read -r -a SHOAL_ARGS <<<"${SHOAL_ARGS:-}"
+start shoal target/release/shoal-server "$SHOAL_PORT" "${SHOAL_ARGS[@]}"
 SHOAL_PID=${PIDS[-1]}
 REDIS_PORT=$(free_port)
 start redis "$(command -v redis-server)" "$REDIS_PORT"

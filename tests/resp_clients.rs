@@ -90,7 +90,10 @@ fn typed_workload(port: u16, resp3: bool) {
 #[test]
 fn two_nodes_in_one_process_serve_the_redis_crate_over_resp2_and_resp3() {
     let (a, port_a) = node_on_free_port();
-    let (b, port_b) = node_on_free_port();
+    // The other one serves all its clients on one worker thread.
+    let port_b = free_port();
+    let config = Config::new().port(port_b).bind(["127.0.0.1"]).io_threads(1);
+    let b = Node::open(config).expect("open node");
     typed_workload(port_a, false);
     typed_workload(port_b, true);
     // Each node has its own keyspace.

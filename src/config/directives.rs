@@ -255,6 +255,7 @@ fn set_bound(c: &mut Config, name: &str, v: &Value) -> Result<bool, String> {
         "timeout" => c.timeout_secs = number(v)?,
         "tcp-keepalive" => c.tcp_keepalive_secs = number(v)?,
         "maxclients" => c.maxclients = number(v)?,
+        "io-threads" => c.io_threads = Some(number(v)?),
         "proto-max-bulk-len" => c.proto_max_bulk_len = number(v)?,
         "client-query-buffer-limit" => c.query_buffer_bytes_max = number(v)?,
         "slowlog-log-slower-than" => c.slowlog_log_slower_than_us = number(v)?,
@@ -312,6 +313,7 @@ fn get_bound(c: &Config, name: &str) -> Option<String> {
         "timeout" => c.timeout_secs.to_string(),
         "tcp-keepalive" => c.tcp_keepalive_secs.to_string(),
         "maxclients" => c.maxclients.to_string(),
+        "io-threads" => c.worker_count().to_string(),
         "proto-max-bulk-len" => c.proto_max_bulk_len.to_string(),
         "client-query-buffer-limit" => c.query_buffer_bytes_max.to_string(),
         "client-output-buffer-limit" => {
@@ -639,6 +641,15 @@ mod tests {
         assert_eq!(get_by_name(&c, "notify-keyspace-events"), "AKE");
         set_by_name(&mut c, "notify-keyspace-events", &[b"Ex"]).unwrap();
         assert_eq!(get_by_name(&c, "notify-keyspace-events"), "xE");
+        assert_eq!(
+            set_by_name(&mut c, "io-threads", &[b"0"]).unwrap_err(),
+            "argument must be between 1 and 128 inclusive"
+        );
+        set_by_name(&mut c, "io-threads", &[b"3"]).unwrap();
+        assert_eq!(
+            (get_by_name(&c, "io-threads"), c.worker_count()),
+            ("3".into(), 3)
+        );
         set_by_name(&mut c, "slave-read-only", &[b"no"]).unwrap();
         assert_eq!(get_by_name(&c, "replica-read-only"), "no");
     }

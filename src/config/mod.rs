@@ -62,6 +62,10 @@ pub struct Config {
     pub protected_mode: bool,
     /// Most connected clients (`maxclients`).
     pub maxclients: u64,
+    /// Worker threads of the listener (`io-threads`); `None`: one per core. Each serves its
+    /// clients on its own; set 1 to serve them all on one thread, as Redis does by default
+    /// (best when the listener shares a small machine with busy clients).
+    pub io_threads: Option<usize>,
     /// Close a client idle for this many seconds (`timeout`); 0: never.
     pub timeout_secs: u64,
     /// TCP keepalive interval for new connections (`tcp-keepalive`); 0: off.
@@ -329,6 +333,7 @@ impl Default for Config {
             bind: vec!["127.0.0.1".into(), "-::1".into()],
             protected_mode: true,
             maxclients: 10_000,
+            io_threads: None,
             timeout_secs: 0,
             tcp_keepalive_secs: 300,
             output_limits: OutputLimits::default(),
@@ -413,6 +418,18 @@ impl Config {
     pub fn hz(mut self, hz: u32) -> Config {
         self.hz = hz;
         self
+    }
+
+    /// Runs the listener on `threads` worker threads (at least one).
+    pub fn io_threads(mut self, threads: usize) -> Config {
+        self.io_threads = Some(threads.max(1));
+        self
+    }
+
+    /// The listener's worker threads: as set, or one per core.
+    pub fn worker_count(&self) -> usize {
+        self.io_threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
     }
 
     /// Serves RESP on `port` (0: no listener), on the addresses of [`Config::bind`].

@@ -3,7 +3,7 @@
 //! its own task ([`super::conn`]). A node's listener runs on worker threads the node owns, so
 //! several nodes can serve in one process, each on its own port.
 //!
-//! Connections are served by [`super::workers`]: one single-threaded runtime per core.
+//! Connections are served by [`super::workers`]: single-threaded runtimes, one per core.
 
 use super::conn::{self, Stream};
 use super::workers::{Seat, Workers};
@@ -53,7 +53,7 @@ impl Listener {
             .map(|(s, _)| s.local_addr())
             .collect::<io::Result<Vec<_>>>()?;
         let (stop, stopped) = watch::channel(false);
-        let (workers, threads) = Workers::start(&stopped)?;
+        let (workers, threads) = Workers::start(settings.worker_count(), &stopped)?;
         for (socket, tls) in sockets {
             let engine = engine.clone();
             let stopped = stopped.clone();

@@ -1,5 +1,5 @@
-//! The listener's worker threads: one single-threaded tokio runtime per core, each serving
-//! the connections seated on it.
+//! The listener's worker threads (`io-threads`, one per core by default): each runs a
+//! single-threaded tokio runtime serving the connections seated on it.
 //!
 //! A connection stays on its worker, so no task migrates between threads and no thread wakes
 //! another to share work (a work-stealing runtime spent about a quarter of its time in futex
@@ -34,11 +34,11 @@ pub(crate) struct Workers {
 }
 
 impl Workers {
-    /// Starts one worker thread per core, each running until `stopped`.
+    /// Starts `count` worker threads, each running until `stopped`.
     pub fn start(
+        count: usize,
         stopped: &watch::Receiver<bool>,
     ) -> io::Result<(Arc<Workers>, Vec<std::thread::JoinHandle<()>>)> {
-        let count = std::thread::available_parallelism().map_or(2, |n| n.get());
         let mut workers = Workers {
             handles: Vec::with_capacity(count),
             inboxes: Vec::with_capacity(count),
