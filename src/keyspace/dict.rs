@@ -411,16 +411,13 @@ impl<T: DictItem> Dict<T> {
     /// Inserts an item whose key is known to be absent (were it present, it is replaced).
     pub fn insert_new(&mut self, mut item: T) -> &mut T {
         let hash = hash_key(item.key());
-        let in_old = self
-            .old
-            .as_ref()
-            .filter(|o| u64::from(hash) >= o.boundary)
-            .and_then(|o| o.table.find(hash, item.key()));
-        match in_old {
-            Some(bucket) => {
+        // Looked up before anything moves: inserting may start a resize that moves the key.
+        match self.locate(hash, item.key()) {
+            Some(place) => {
                 item.set_filed_hash(hash);
-                let old = self.old.as_mut().expect("found there");
-                old.table.buckets[bucket].insert(item)
+                let slot = self.at_mut(place).expect("located");
+                *slot = item;
+                slot
             }
             None => self.insert_hashed(hash, item),
         }
@@ -442,7 +439,7 @@ impl<T: DictItem> Dict<T> {
         if self.table.full() {
             self.finish_resize();
             if self.table.full() {
-                self.start_resize((self.len() + 1) * 4 / 3 + 1);
+                self.start_resize(((self.len() + 1) * 4 / 3 + 1).max(BUCKETS_MIN));
             }
         }
         self.table.insert(hash, item)
@@ -781,6 +778,10 @@ mod tests {
                 let (it, added) = d.get_or_insert_with(&key(k), || item(k, step));
                 it.1 = step;
                 assert_eq!(added, model.insert(k, step).is_none());
+            } else if rng.bool() {
+                // Replacing a present key, possibly as the insert that starts a resize.
+                d.insert_new(item(k, step));
+                model.insert(k, step);
             } else {
                 assert_eq!(d.remove(&key(k)).map(|i| i.1), model.remove(&k));
             }

@@ -106,6 +106,11 @@ pub(crate) async fn resume(moving: Moving) {
     }
 }
 
+/// Closes a connection that was on its way to a worker when the listener stopped.
+pub(crate) fn discard(moving: Moving) {
+    moving.close();
+}
+
 /// Serves until the client goes, or moves to another worker.
 async fn drive<S: Stream>(mut conn: Conn<S>) {
     loop {

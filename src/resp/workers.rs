@@ -85,7 +85,9 @@ impl Workers {
     }
 }
 
-/// The worker's own loop: spawns the connections that move to it, until the listener stops.
+/// The worker's own loop: spawns the connections that move to it, until the listener stops;
+/// then closes those still on their way (a queued connection holds its seat, and through it
+/// the inbox's sender: left in the queue, it would never be dropped).
 async fn receive_moves(mut arrivals: mpsc::Receiver<Moving>, mut stopped: watch::Receiver<bool>) {
     while !*stopped.borrow_and_update() {
         tokio::select! {
@@ -93,8 +95,13 @@ async fn receive_moves(mut arrivals: mpsc::Receiver<Moving>, mut stopped: watch:
                 Some(moving) => drop(tokio::spawn(super::conn::resume(moving))),
                 None => return,
             },
-            changed = stopped.changed() => if changed.is_err() { return },
+            changed = stopped.changed() => if changed.is_err() { break },
         }
+    }
+    arrivals.close();
+    // `None` once every reserved place was used or given up.
+    while let Some(moving) = arrivals.recv().await {
+        super::conn::discard(moving);
     }
 }
 
