@@ -411,6 +411,10 @@ impl<T: DictItem> Dict<T> {
     /// Inserts an item whose key is known to be absent (were it present, it is replaced).
     pub fn insert_new(&mut self, mut item: T) -> &mut T {
         let hash = hash_key(item.key());
+        if self.old.is_none() && !self.table.full() {
+            // One table, nothing to move: one probe finds the key or its place.
+            return self.table.insert(hash, item);
+        }
         // Looked up before anything moves: inserting may start a resize that moves the key.
         match self.locate(hash, item.key()) {
             Some(place) => {

@@ -77,38 +77,40 @@ pub(crate) async fn serve<S: Stream>(
     let info = client.info().clone();
     let settings = engine.settings();
     let conn = Conn {
-        settings,
-        settings_version: 0,
-        engine,
-        client,
-        info,
         stream,
-        input: BytesMut::with_capacity(READ_CHUNK_BYTES),
-        output: Vec::with_capacity(READ_CHUNK_BYTES),
-        parser: Parser::default(),
-        stopped,
-        soft_limit_since: None,
-        seat,
-        move_to: None,
+        state: State {
+            settings,
+            settings_version: 0,
+            engine,
+            client,
+            info,
+            input: BytesMut::with_capacity(READ_CHUNK_BYTES),
+            output: Vec::with_capacity(READ_CHUNK_BYTES),
+            parser: Parser::default(),
+            stopped,
+            soft_limit_since: None,
+            seat,
+            move_to: None,
+        },
     };
     drive(conn).await;
 }
 
 /// Goes on serving a connection that moved to this worker.
 pub(crate) async fn resume(moving: Moving) {
-    let (socket, conn) = moving.with_stream(());
-    match TcpStream::from_std(socket) {
-        Ok(stream) => drive(conn.with_stream(stream).1).await,
+    let Conn { stream, state } = moving;
+    match TcpStream::from_std(stream) {
+        Ok(stream) => drive(Conn { stream, state }).await,
         Err(e) => {
-            tracing::debug!("client id={} closed on moving: {e}", conn.info.id.0);
-            conn.close();
+            tracing::debug!("client id={} closed on moving: {e}", state.info.id.0);
+            state.close();
         }
     }
 }
 
 /// Closes a connection that was on its way to a worker when the listener stopped.
 pub(crate) fn discard(moving: Moving) {
-    moving.close();
+    moving.state.close();
 }
 
 /// Serves until the client goes, or moves to another worker.
@@ -121,22 +123,27 @@ async fn drive<S: Stream>(mut conn: Conn<S>) {
                 Some(stays) => conn = stays,
             },
             Err(e) => {
-                tracing::debug!("client id={} closed: {e}", conn.info.id.0);
+                tracing::debug!("client id={} closed: {e}", conn.state.info.id.0);
                 break;
             }
         }
     }
-    conn.close();
+    conn.state.close();
 }
 
 pub(crate) struct Conn<S> {
+    stream: S,
+    /// Everything else: what stays the same when the connection moves to another worker.
+    state: State,
+}
+
+struct State {
     engine: Arc<Engine>,
     /// The node's settings as of `settings_version` (refreshed when CONFIG SET changes them).
     settings: Arc<crate::config::Config>,
     settings_version: u64,
     client: Client,
     info: Arc<ClientInfo>,
-    stream: S,
     input: BytesMut,
     output: Vec<u8>,
     parser: Parser,
@@ -148,42 +155,7 @@ pub(crate) struct Conn<S> {
     move_to: Option<usize>,
 }
 
-impl<S> Conn<S> {
-    /// The same connection on `stream`, and the stream it had.
-    fn with_stream<T>(self, stream: T) -> (S, Conn<T>) {
-        let Conn {
-            engine,
-            settings,
-            settings_version,
-            client,
-            info,
-            stream: old,
-            input,
-            output,
-            parser,
-            stopped,
-            soft_limit_since,
-            seat,
-            move_to,
-        } = self;
-        let conn = Conn {
-            engine,
-            settings,
-            settings_version,
-            client,
-            info,
-            stream,
-            input,
-            output,
-            parser,
-            stopped,
-            soft_limit_since,
-            seat,
-            move_to,
-        };
-        (old, conn)
-    }
-
+impl State {
     /// Leaves the client list and drops what the client held (its WATCHes).
     fn close(mut self) {
         self.client.reset(&self.engine);
@@ -215,15 +187,18 @@ impl<S: Stream> Conn<S> {
     async fn run(&mut self) -> io::Result<Option<usize>> {
         while self.read().await? {
             let next = self.execute_buffered().await?;
-            if self.client.conn.monitor {
-                let id = self.info.id;
-                self.engine.clients.take_monitor_lines(id, &mut self.output);
+            if self.state.client.conn.monitor {
+                let id = self.state.info.id;
+                self.state
+                    .engine
+                    .clients
+                    .take_monitor_lines(id, &mut self.state.output);
             }
             self.flush().await?;
             if let Next::Close = next {
                 break;
             }
-            if let Some(to) = self.move_to.take() {
+            if let Some(to) = self.state.move_to.take() {
                 return Ok(Some(to));
             }
         }
@@ -232,16 +207,16 @@ impl<S: Stream> Conn<S> {
 
     /// Hands the connection to worker `to`; gives it back when that worker's inbox is full.
     fn relocate(mut self, to: usize) -> Option<Self> {
-        let Some(permit) = self.seat.move_to(to) else {
+        let Some(permit) = self.state.seat.move_to(to) else {
             return Some(self);
         };
-        let (stream, conn) = self.with_stream(());
-        tracing::debug!("client id={} moves to worker {to}", conn.info.id.0);
+        let Conn { stream, state } = self;
+        tracing::debug!("client id={} moves to worker {to}", state.info.id.0);
         match stream.detach() {
-            Ok(socket) => drop(permit.send(conn.with_stream(socket).1)),
+            Ok(stream) => drop(permit.send(Conn { stream, state })),
             Err(e) => {
-                tracing::debug!("client id={} closed on moving: {e}", conn.info.id.0);
-                conn.close();
+                tracing::debug!("client id={} closed on moving: {e}", state.info.id.0);
+                state.close();
             }
         }
         None
@@ -250,46 +225,53 @@ impl<S: Stream> Conn<S> {
     /// Reads more input; false when the client should be closed (end of stream, killed, idle
     /// too long, query buffer over its limit, or the listener stopping).
     async fn read(&mut self) -> io::Result<bool> {
-        self.engine
+        self.state
+            .engine
             .live
-            .refresh(&mut self.settings, &mut self.settings_version);
-        let query_bytes_max = self.settings.query_buffer_bytes_max;
-        self.input.reserve(READ_CHUNK_BYTES);
-        let signal = self.info.signalled();
-        if self.info.is_killed() {
+            .refresh(&mut self.state.settings, &mut self.state.settings_version);
+        let query_bytes_max = self.state.settings.query_buffer_bytes_max;
+        self.state.input.reserve(READ_CHUNK_BYTES);
+        let signal = self.state.info.signalled();
+        if self.state.info.is_killed() {
             return Ok(false);
         }
-        if self.client.conn.monitor && self.engine.clients.monitor_pending(self.info.id) {
+        if self.state.client.conn.monitor
+            && self
+                .state
+                .engine
+                .clients
+                .monitor_pending(self.state.info.id)
+        {
             return Ok(true);
         }
-        let idle = self.idle_timeout(self.settings.timeout_secs);
+        let idle = self.idle_timeout(self.state.settings.timeout_secs);
         tokio::select! {
-            read = self.stream.read_buf(&mut self.input) => {
+            read = self.stream.read_buf(&mut self.state.input) => {
                 let n = read?;
                 if n == 0 {
                     return Ok(false);
                 }
-                self.engine.clients.count_input(n);
-                self.info.last_interaction_ms.store(self.engine.now_ms(), std::sync::atomic::Ordering::Relaxed);
-                if self.input.len() > query_bytes_max {
-                    tracing::warn!("Closing client that reached max query buffer length: id={}", self.info.id.0);
+                self.state.engine.clients.count_input(n);
+                self.state.info.last_interaction_ms.store(self.state.engine.now_ms(), std::sync::atomic::Ordering::Relaxed);
+                if self.state.input.len() > query_bytes_max {
+                    tracing::warn!("Closing client that reached max query buffer length: id={}", self.state.info.id.0);
                     return Ok(false);
                 }
                 Ok(true)
             }
-            _ = signal => Ok(!self.info.is_killed()),
+            _ = signal => Ok(!self.state.info.is_killed()),
             _ = sleep_for(idle) => {
-                tracing::debug!("Closing idle client id={}", self.info.id.0);
+                tracing::debug!("Closing idle client id={}", self.state.info.id.0);
                 Ok(false)
             }
-            _ = self.stopped.changed() => Ok(false),
+            _ = self.state.stopped.changed() => Ok(false),
         }
     }
 
     /// How long this client may stay idle: Redis closes it once more than `timeout` whole
     /// seconds passed, checked about once a second; monitors and subscribers are exempt.
     fn idle_timeout(&self, timeout_secs: u64) -> Option<Duration> {
-        let exempt = self.client.conn.monitor || self.info.kind != ClientKind::Normal;
+        let exempt = self.state.client.conn.monitor || self.state.info.kind != ClientKind::Normal;
         (timeout_secs > 0 && !exempt).then(|| Duration::from_secs(timeout_secs + 1))
     }
 
@@ -324,11 +306,11 @@ impl<S: Stream> Conn<S> {
     /// commands on one slot share one acquisition of its lock, released when this returns:
     /// never across a wait, and never while another lock is taken.
     fn run_ready(&mut self) -> Stop {
-        let engine = Arc::clone(&self.engine);
+        let engine = Arc::clone(&self.state.engine);
         let mut kept = Kept::default();
         let stop = self.run_kept(&engine, &mut kept);
         if S::MOVABLE {
-            self.move_to = self.seat.after_batch(kept.waited(), kept.slot());
+            self.state.move_to = self.state.seat.after_batch(kept.waited(), kept.slot());
         }
         stop
     }
@@ -336,56 +318,64 @@ impl<S: Stream> Conn<S> {
     fn run_kept<'e>(&mut self, engine: &'e Engine, kept: &mut Kept<'e>) -> Stop {
         loop {
             let limits = Limits {
-                bulk_bytes_max: self.settings.proto_max_bulk_len,
-                unauthenticated: !self.client.conn.authenticated,
+                bulk_bytes_max: self.state.settings.proto_max_bulk_len,
+                unauthenticated: !self.state.client.conn.authenticated,
             };
-            let consumed = match self.parser.parse(&self.input, &limits) {
+            let consumed = match self.state.parser.parse(&self.state.input, &limits) {
                 Ok(None) => return Stop::Drained,
                 Ok(Some(consumed)) => consumed,
                 Err(e) => {
-                    tracing::debug!("Protocol error ({}) from client id={}", e.0, self.info.id.0);
+                    tracing::debug!(
+                        "Protocol error ({}) from client id={}",
+                        e.0,
+                        self.state.info.id.0
+                    );
                     encode_reply(
                         &Reply::error(format!("ERR {}", e.0)),
-                        self.client.protocol(),
-                        &mut self.output,
+                        self.state.client.protocol(),
+                        &mut self.state.output,
                     );
                     return Stop::Close;
                 }
             };
-            if self.parser.is_empty() {
-                self.input.advance(consumed);
+            if self.state.parser.is_empty() {
+                self.state.input.advance(consumed);
                 continue;
             }
-            let argv: SmallVec<[&[u8]; 8]> = self.parser.args(&self.input[..consumed]).collect();
+            let argv: SmallVec<[&[u8]; 8]> = self
+                .state
+                .parser
+                .args(&self.state.input[..consumed])
+                .collect();
             if is_cross_protocol_attack(argv[0]) {
                 tracing::warn!("Possible SECURITY ATTACK detected. It looks like somebody is sending POST or Host: commands to Redis. Connection aborted.");
                 return Stop::Close;
             }
-            let skip_reply = self.client.conn.reply_mode == ReplyMode::SkipNext;
+            let skip_reply = self.state.client.conn.reply_mode == ReplyMode::SkipNext;
             if skip_reply {
-                self.client.conn.reply_mode = ReplyMode::On;
+                self.state.client.conn.reply_mode = ReplyMode::On;
             }
-            let outcome = engine.execute_batched(&mut self.client, &argv, kept);
+            let outcome = engine.execute_batched(&mut self.state.client, &argv, kept);
             drop(argv);
             let reply = match outcome {
                 Outcome::Reply(reply) => reply,
                 Outcome::Blocked(blocked) => {
-                    self.input.advance(consumed);
+                    self.state.input.advance(consumed);
                     return Stop::Blocked(blocked, skip_reply);
                 }
                 Outcome::Paused => {
                     // The same command runs again once the pause is over.
                     if skip_reply {
-                        self.client.conn.reply_mode = ReplyMode::SkipNext;
+                        self.state.client.conn.reply_mode = ReplyMode::SkipNext;
                     }
                     return Stop::Paused;
                 }
             };
-            self.input.advance(consumed);
+            self.state.input.advance(consumed);
             if let Next::Close = self.deliver(&reply, skip_reply) {
                 return Stop::Close;
             }
-            if self.output.len() >= FLUSH_AT_BYTES {
+            if self.state.output.len() >= FLUSH_AT_BYTES {
                 return Stop::Flush;
             }
         }
@@ -394,19 +384,19 @@ impl<S: Stream> Conn<S> {
     /// Adds a command's reply to the output (unless CLIENT REPLY says not to); `Close` when
     /// the client must go (QUIT, or its unread replies passed the output limit).
     fn deliver(&mut self, reply: &Reply, skip_reply: bool) -> Next {
-        if !skip_reply && self.client.conn.reply_mode == ReplyMode::On {
-            encode_reply(reply, self.client.protocol(), &mut self.output);
+        if !skip_reply && self.state.client.conn.reply_mode == ReplyMode::On {
+            encode_reply(reply, self.state.client.protocol(), &mut self.state.output);
         }
-        if self.client.conn.close_after_reply {
+        if self.state.client.conn.close_after_reply {
             return Next::Close;
         }
         if self.over_output_limit() {
             tracing::warn!(
                 "Client id={} scheduled to be closed ASAP for overcoming of output buffer limits.",
-                self.info.id.0
+                self.state.info.id.0
             );
             // Like Redis, the client gets nothing more, not even what was pending.
-            self.output.clear();
+            self.state.output.clear();
             return Next::Close;
         }
         Next::Serve
@@ -414,8 +404,8 @@ impl<S: Stream> Conn<S> {
 
     /// The `client-output-buffer-limit` of this client's class.
     fn output_limit(&self) -> OutputLimit {
-        let limits = self.settings.output_limits;
-        match self.info.kind {
+        let limits = self.state.settings.output_limits;
+        match self.state.info.kind {
             ClientKind::Replica => limits.replica,
             ClientKind::PubSub => limits.pubsub,
             _ => limits.normal,
@@ -425,12 +415,13 @@ impl<S: Stream> Conn<S> {
     /// Whether the replies we hold broke the hard limit, or stayed over the soft one too long
     /// (checked after each command; a stalled write also counts the kernel's queue).
     fn over_output_limit(&mut self) -> bool {
-        let unread = self.output.len() as u64;
-        self.info
-            .output_bytes
-            .store(self.output.len(), std::sync::atomic::Ordering::Relaxed);
+        let unread = self.state.output.len() as u64;
+        self.state.info.output_bytes.store(
+            self.state.output.len(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.output_limit()
-            .exceeded(unread, &mut self.soft_limit_since)
+            .exceeded(unread, &mut self.state.soft_limit_since)
     }
 
     /// Writes the gathered replies. While the client does not take them, its unread bytes
@@ -438,13 +429,13 @@ impl<S: Stream> Conn<S> {
     /// reading is disconnected at its limit, as in Redis, while what we hold for it stays
     /// bounded by [`FLUSH_AT_BYTES`] and one reply (we read nothing more from it meanwhile).
     async fn flush(&mut self) -> io::Result<()> {
-        if self.output.is_empty() {
+        if self.state.output.is_empty() {
             return Ok(());
         }
         let limit = self.output_limit();
-        let held = self.output.len() as u64;
-        let fd = self.info.fd;
-        let (stream, output) = (&mut self.stream, &self.output);
+        let held = self.state.output.len() as u64;
+        let fd = self.state.info.fd;
+        let (stream, output) = (&mut self.stream, &self.state.output);
         let write = async move {
             stream.write_all(output).await?;
             stream.flush().await
@@ -460,21 +451,24 @@ impl<S: Stream> Conn<S> {
                 }
                 _ = tokio::time::sleep(STALL_CHECK) => {
                     let unread = held + unsent_in_kernel(fd);
-                    if limit.exceeded(unread, &mut self.soft_limit_since) {
+                    if limit.exceeded(unread, &mut self.state.soft_limit_since) {
                         tracing::warn!(
                             "Client id={} scheduled to be closed ASAP for overcoming of output buffer limits.",
-                            self.info.id.0
+                            self.state.info.id.0
                         );
                         return Err(io::Error::other("output buffer limit overcome"));
                     }
                 }
             }
         }
-        self.engine.clients.count_output(self.output.len());
-        self.output.clear();
-        self.soft_limit_since = None;
-        if self.output.capacity() > OUTPUT_KEEP_BYTES {
-            self.output.shrink_to(READ_CHUNK_BYTES);
+        self.state
+            .engine
+            .clients
+            .count_output(self.state.output.len());
+        self.state.output.clear();
+        self.state.soft_limit_since = None;
+        if self.state.output.capacity() > OUTPUT_KEEP_BYTES {
+            self.state.output.shrink_to(READ_CHUNK_BYTES);
         }
         Ok(())
     }
@@ -482,10 +476,10 @@ impl<S: Stream> Conn<S> {
     /// Waits for a blocked command's reply, its timeout, a CLIENT UNBLOCK or a kill, while
     /// watching the socket; `None` when the connection should close.
     async fn wait_blocked(&mut self, blocked: Blocked) -> io::Result<Option<Reply>> {
-        self.info.set_flag(flag::BLOCKED, true);
+        self.state.info.set_flag(flag::BLOCKED, true);
         let outcome = self.wait_blocked_inner(&blocked).await;
-        self.info.set_flag(flag::BLOCKED, false);
-        let engine = &self.engine;
+        self.state.info.set_flag(flag::BLOCKED, false);
+        let engine = &self.state.engine;
         Ok(match outcome? {
             Wake::Served(reply) => Some(reply),
             Wake::Timeout | Wake::Unblocked(Unblock::Timeout) => {
@@ -507,11 +501,11 @@ impl<S: Stream> Conn<S> {
     async fn wait_blocked_inner(&mut self, blocked: &Blocked) -> io::Result<Wake> {
         let deadline = blocked.timeout().map(|t| tokio::time::Instant::now() + t);
         loop {
-            let signal = self.info.signalled();
-            if self.info.is_killed() {
+            let signal = self.state.info.signalled();
+            if self.state.info.is_killed() {
                 return Ok(Wake::Gone);
             }
-            if let Some(how) = self.info.take_unblock() {
+            if let Some(how) = self.state.info.take_unblock() {
                 return Ok(Wake::Unblocked(how));
             }
             let served = poll_fn(|cx| match blocked.poll_reply(cx.waker()) {
@@ -522,13 +516,13 @@ impl<S: Stream> Conn<S> {
                 reply = served => return Ok(Wake::Served(reply)),
                 _ = sleep_until(deadline) => return Ok(Wake::Timeout),
                 _ = signal => {}
-                read = self.stream.read_buf(&mut self.input) => {
+                read = self.stream.read_buf(&mut self.state.input) => {
                     // Pipelined commands wait their turn; the end of the stream ends it all.
-                    if read? == 0 || self.input.len() > self.settings.query_buffer_bytes_max {
+                    if read? == 0 || self.state.input.len() > self.state.settings.query_buffer_bytes_max {
                         return Ok(Wake::Gone);
                     }
                 }
-                _ = self.stopped.changed() => return Ok(Wake::Gone),
+                _ = self.state.stopped.changed() => return Ok(Wake::Gone),
             }
         }
     }
@@ -536,21 +530,22 @@ impl<S: Stream> Conn<S> {
     /// Waits for a CLIENT PAUSE to end; false if the client was killed meanwhile.
     async fn wait_unpaused(&mut self) -> bool {
         loop {
-            let ended = self.engine.pause.ended();
-            let signal = self.info.signalled();
-            if self.info.is_killed() {
+            let ended = self.state.engine.pause.ended();
+            let signal = self.state.info.signalled();
+            if self.state.info.is_killed() {
                 return false;
             }
-            let now = self.engine.now_ms();
-            if self.engine.pause.active(now).is_none() {
+            let now = self.state.engine.now_ms();
+            if self.state.engine.pause.active(now).is_none() {
                 return true;
             }
-            let left = Duration::from_millis(self.engine.pause.until_ms().saturating_sub(now));
+            let left =
+                Duration::from_millis(self.state.engine.pause.until_ms().saturating_sub(now));
             tokio::select! {
                 _ = ended => {}
                 _ = tokio::time::sleep(left) => {}
                 _ = signal => {}
-                _ = self.stopped.changed() => return false,
+                _ = self.state.stopped.changed() => return false,
             }
         }
     }
