@@ -118,7 +118,9 @@ fn pipelines_on_one_hot_key_keep_their_replies_in_order() {
     // Deep enough that a pipeline spans several reads: a client moves with input pending.
     const ROUNDS: usize = 20;
     const DEPTH: usize = 1000;
-    let (_node, port) = node_on_free_port();
+    // Two workers even on a machine where the default is one: moves need somewhere to go.
+    let port = free_port();
+    let _node = Node::open(Config::new().port(port).bind(["127.0.0.1"]).io_threads(2)).unwrap();
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {
             std::thread::spawn(move || {

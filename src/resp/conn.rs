@@ -194,6 +194,14 @@ impl<S: Stream> Conn<S> {
                     .clients
                     .take_monitor_lines(id, &mut self.state.output);
             }
+            if !self.state.output.is_empty() {
+                // Let the worker's other ready clients run first, so their replies go out in
+                // one burst, as Redis writes its pending replies before it sleeps: a peer woken
+                // by the first reply is still awake for the next ones. Writing each reply as
+                // soon as it is ready woke the peer once per reply and cost a third more CPU
+                // per pipelined command.
+                tokio::task::yield_now().await;
+            }
             self.flush().await?;
             if let Next::Close = next {
                 break;
