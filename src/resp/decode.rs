@@ -174,7 +174,9 @@ fn header_line(
     if cr + 2 > rest.len() {
         return Ok(None);
     }
-    Ok(Some((parse_i64_strict(&rest[1..cr]), at + cr + 2)))
+    // The line may be empty (`\r` right where a `$` was expected): no number then.
+    let digits = rest.get(1..cr).unwrap_or_default();
+    Ok(Some((parse_i64_strict(digits), at + cr + 2)))
 }
 
 /// Splits a line into arguments the way Redis splits inline commands and configuration

@@ -73,6 +73,8 @@ mod tests {
         );
         assert_eq!(e(b"*1\r\n:1\r\n"), "Protocol error: expected '$', got ':'");
         assert_eq!(e(b"*1\r\nfoo\r\n"), "Protocol error: expected '$', got 'f'");
+        // Found by cargo fuzz: an empty header line where a bulk was expected.
+        assert_eq!(e(b"*7\r7\r\xd0"), "Protocol error: expected '$', got '\r'");
         assert_eq!(e(b"*1\r\n$-1\r\n"), "Protocol error: invalid bulk length");
         assert_eq!(
             e(b"*1\r\n$blabla\r\n"),
