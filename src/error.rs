@@ -24,6 +24,16 @@ pub enum Error {
     /// A setting is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A persistence file is damaged: which, where, and what is wrong.
+    #[error("{}: byte {offset}: {what}", file.display())]
+    Corrupt {
+        /// The file.
+        file: std::path::PathBuf,
+        /// The byte offset where reading stopped making sense.
+        offset: u64,
+        /// What was wrong there.
+        what: String,
+    },
     #[error(transparent)]
     /// An I/O error.
     Io(#[from] std::io::Error),

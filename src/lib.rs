@@ -35,6 +35,9 @@
 //!                the hash-ordered Dict whose SCAN cursor survives resizes, the
 //!                order-statistic tree of sorted sets, the DEBUG DIGEST algorithm
 //! log/           the write log: offsets, retained history, reliable readers with back-pressure
+//! persist/       RDB files (rdb/: encode, decode, packed encodings), point-in-time snapshots
+//!                by copy-before-write per slot (snapshot.rs), start-up load (recovery.rs),
+//!                SAVE/BGSAVE/save points/shutdown policy and INFO figures (mod.rs)
 //! slot.rs        SlotId and key hashing; glob.rs the pattern matcher; reply.rs Reply
 //! config/        Config and its live copy (mod.rs), every Redis directive (catalog.rs),
 //!                reading and writing them by name (directives.rs), redis.conf files and
@@ -52,6 +55,7 @@ pub(crate) mod glob;
 pub(crate) mod keyspace;
 pub mod log;
 pub mod node;
+pub mod persist;
 pub(crate) mod process;
 pub mod reply;
 pub mod resp;

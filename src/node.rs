@@ -47,6 +47,7 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // Stop serving clients before the engine's background work goes away.
         self.listener.take();
+        crate::persist::save_on_close(&self.engine);
         *self.stop.0.lock() = true;
         self.stop.1.notify_all();
         if let Some(handle) = self.sweeper.take() {
@@ -54,6 +55,28 @@ impl Drop for Inner {
         }
         self.engine.log().close();
     }
+}
+
+/// Loads `dir`/`dbfilename` if it exists, logging as Redis does.
+fn load_snapshot(engine: &Engine) -> Result<()> {
+    let started = std::time::Instant::now();
+    let path = crate::persist::rdb_path(engine);
+    if let Some(summary) = crate::persist::recovery::load_rdb(engine, &path)? {
+        tracing::info!(
+            "DB loaded from disk: {:.3} seconds ({} keys, {} expired keys skipped)",
+            started.elapsed().as_secs_f64(),
+            summary.keys_loaded,
+            summary.keys_expired
+        );
+        if summary.functions_skipped > 0 {
+            tracing::warn!(
+                "{} function libraries in {} were skipped: Shoal has no scripting",
+                summary.functions_skipped,
+                path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// How much of each background tick the expiry sweep may use (Redis allows 25%).
@@ -110,6 +133,10 @@ impl Node {
     pub fn open(config: Config) -> Result<Node> {
         config.validate()?;
         let engine = Arc::new(Engine::new(config));
+        crate::persist::attach(&engine);
+        if engine.config().persistence {
+            load_snapshot(&engine)?;
+        }
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let sweeper = Some(spawn_sweeper(engine.clone(), stop.clone())?);
         let listener = if engine.config().port != 0 || engine.config().tls.port != 0 {

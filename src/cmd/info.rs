@@ -279,10 +279,9 @@ fn memory(engine: &Engine, f: &mut Fields<'_>) {
 }
 
 fn persistence(engine: &Engine, f: &mut Fields<'_>) {
-    let changes = engine
-        .log()
-        .commands()
-        .saturating_sub(engine.server.commands_at_last_save.load(Ordering::Relaxed));
+    let changes = crate::persist::changes_since_save(engine);
+    let saves = crate::persist::save_info(engine);
+    let status = |ok: bool| if ok { "ok" } else { "err" };
     f.put("loading", 0)
         .put("async_loading", 0)
         .put("current_cow_peak", 0)
@@ -292,18 +291,18 @@ fn persistence(engine: &Engine, f: &mut Fields<'_>) {
         .put("current_save_keys_processed", 0)
         .put("current_save_keys_total", 0)
         .put("rdb_changes_since_last_save", changes)
-        .put("rdb_bgsave_in_progress", 0)
+        .put("rdb_bgsave_in_progress", u8::from(saves.bgsave_in_progress))
         .put(
             "rdb_last_save_time",
             engine.server.last_save_unix.load(Ordering::Relaxed),
         )
-        .put("rdb_last_bgsave_status", "ok")
-        .put("rdb_last_bgsave_time_sec", -1)
-        .put("rdb_current_bgsave_time_sec", -1)
-        .put("rdb_saves", 0)
-        .put("rdb_last_cow_size", 0)
-        .put("rdb_last_load_keys_expired", 0)
-        .put("rdb_last_load_keys_loaded", 0)
+        .put("rdb_last_bgsave_status", status(saves.last_bgsave_ok))
+        .put("rdb_last_bgsave_time_sec", saves.last_bgsave_secs)
+        .put("rdb_current_bgsave_time_sec", saves.current_bgsave_secs)
+        .put("rdb_saves", saves.saves)
+        .put("rdb_last_cow_size", saves.last_copied_bytes)
+        .put("rdb_last_load_keys_expired", saves.last_load_keys_expired)
+        .put("rdb_last_load_keys_loaded", saves.last_load_keys_loaded)
         .put("aof_enabled", 0)
         .put("aof_rewrite_in_progress", 0)
         .put("aof_rewrite_scheduled", 0)

@@ -1,4 +1,4 @@
-//! Looking at the running node: SLOWLOG, LATENCY, MEMORY, LASTSAVE, and FUNCTION answered
+//! Looking at the running node: SLOWLOG, LATENCY, MEMORY, and FUNCTION answered
 //! for an empty function library (Shoal has no scripting; cluster tools still ask).
 
 use super::args::{is, parse_i64, SYNTAX};
@@ -6,7 +6,6 @@ use super::flags::*;
 use super::{CmdError, CmdResult, Command, KeySpec};
 use crate::engine::ctx::Ctx;
 use crate::reply::{err, Reply};
-use std::sync::atomic::Ordering;
 
 const MEMORY_KEY: KeySpec = KeySpec::Range {
     first: 2,
@@ -18,13 +17,6 @@ pub const COMMANDS: &[Command] = &[
     Command::new("slowlog", -2, 0, KeySpec::None, super::no_subcommand).subcommands(SLOWLOG),
     Command::new("latency", -2, 0, KeySpec::None, super::no_subcommand).subcommands(LATENCY),
     Command::new("memory", -2, 0, KeySpec::None, super::no_subcommand).subcommands(MEMORY),
-    Command::new(
-        "lastsave",
-        1,
-        LOADING | STALE | FAST,
-        KeySpec::None,
-        lastsave,
-    ),
     Command::new("function", -2, 0, KeySpec::None, super::no_subcommand).subcommands(FUNCTION),
 ];
 
@@ -368,12 +360,6 @@ fn memory_help(_cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
             "    Return memory in bytes used by <key> and its value. Nested values are",
             "    sampled up to <count> times (default: 5, 0 means sample all).",
         ],
-    ))
-}
-
-fn lastsave(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
-    Ok(Reply::Int(
-        cx.engine.server.last_save_unix.load(Ordering::Relaxed) as i64,
     ))
 }
 

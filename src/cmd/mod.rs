@@ -15,6 +15,7 @@ pub mod introspect;
 pub mod keys;
 pub mod lists;
 pub mod longdouble;
+pub mod persist;
 pub mod server;
 pub mod sets;
 pub mod strings;
@@ -323,7 +324,7 @@ impl NameKey {
 impl CommandTable {
     pub fn new() -> CommandTable {
         // Each family with the group COMMAND DOCS files it under.
-        let families: [(&'static str, &'static [Command]); 12] = [
+        let families: [(&'static str, &'static [Command]); 13] = [
             ("connection", connection::COMMANDS),
             ("server", config::COMMANDS),
             ("server", info::COMMANDS),
@@ -336,6 +337,7 @@ impl CommandTable {
             ("set", sets::COMMANDS),
             ("sorted-set", zsets::COMMANDS),
             ("server", server::COMMANDS),
+            ("server", persist::COMMANDS),
         ];
         let mut entries = Vec::new();
         for (group, commands) in families {

@@ -228,7 +228,7 @@ fn flushall(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 /// connection without a reply, as Redis does. Shutting down starts at once, so there is never
 /// a shutdown in progress to abort.
 fn shutdown(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
-    let (mut save, mut nosave, mut abort) = (false, false, false);
+    let (mut save, mut nosave, mut abort, mut force) = (false, false, false, false);
     for arg in &argv[1..] {
         if is(arg, "save") {
             save = true;
@@ -236,7 +236,9 @@ fn shutdown(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
             nosave = true;
         } else if is(arg, "abort") {
             abort = true;
-        } else if !is(arg, "now") && !is(arg, "force") {
+        } else if is(arg, "force") {
+            force = true;
+        } else if !is(arg, "now") {
             return Err(SYNTAX);
         }
     }
@@ -247,6 +249,13 @@ fn shutdown(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
         return Err(CmdError::new("ERR No shutdown in progress."));
     }
     tracing::warn!("User requested shutdown...");
+    let forced = (save || nosave).then_some(save);
+    if let Err(e) = crate::persist::save_for_shutdown(cx.engine, forced) {
+        tracing::warn!("Error trying to save the DB, can't exit: {e}");
+        if !force {
+            return Err(CmdError::new("ERR Errors trying to SHUTDOWN. Check logs."));
+        }
+    }
     cx.engine.shutdown.request();
     let conn = cx.conn()?;
     conn.reply_mode = crate::engine::ReplyMode::SkipNext;

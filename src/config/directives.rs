@@ -279,6 +279,8 @@ fn set_bound(c: &mut Config, name: &str, v: &Value) -> Result<bool, String> {
         "logfile" => c.logfile = optional_text(v).unwrap_or_default(),
         "daemonize" => c.daemonize = flag(v)?,
         "pidfile" => c.pidfile = optional_text(v).map(PathBuf::from),
+        "rdbcompression" => c.rdb_compression = flag(v)?,
+        "rdbchecksum" => c.rdb_checksum = flag(v)?,
         "dbfilename" => {
             let name = optional_text(v).unwrap_or_default();
             if name.contains('/') {
@@ -353,6 +355,8 @@ fn get_bound(c: &Config, name: &str) -> Option<String> {
         "daemonize" => yes_no(c.daemonize),
         "pidfile" => path(&c.pidfile),
         "dbfilename" => c.dbfilename.clone(),
+        "rdbcompression" => yes_no(c.rdb_compression),
+        "rdbchecksum" => yes_no(c.rdb_checksum),
         "dir" => c.dir.display().to_string(),
         "save" => c
             .save

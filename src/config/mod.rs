@@ -101,6 +101,14 @@ pub struct Config {
     pub pidfile: Option<PathBuf>,
     /// The working directory: snapshots and the AOF live here (`dir`).
     pub dir: PathBuf,
+    /// Whether the node loads its files from `dir` when it opens and saves by the `save`
+    /// points: on for `shoal-server`, off for an embedded node until [`Config::dir`] names a
+    /// directory, so that an application does not find a `dump.rdb` in its working directory.
+    pub persistence: bool,
+    /// Compress snapshot strings with LZF (`rdbcompression`).
+    pub rdb_compression: bool,
+    /// Write and verify the snapshot's CRC-64 trailer (`rdbchecksum`).
+    pub rdb_checksum: bool,
     /// The snapshot file's name in `dir` (`dbfilename`).
     pub dbfilename: String,
     /// Snapshot points: save after `secs` seconds if at least `changes` writes (`save`).
@@ -351,6 +359,9 @@ impl Default for Config {
             pidfile: None,
             dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             dbfilename: "dump.rdb".into(),
+            persistence: false,
+            rdb_compression: true,
+            rdb_checksum: true,
             save: vec![(3600, 1), (300, 100), (60, 10_000)],
             notify_keyspace_events: String::new(),
             tls: TlsSettings::default(),
@@ -386,8 +397,24 @@ impl Config {
         Config {
             port: 6379,
             enable_debug_command: Access::No,
+            persistence: true,
             ..Config::default()
         }
+    }
+
+    /// Keeps the node's files in `dir` (`dir`): the snapshot is loaded when the node opens,
+    /// and saved by the `save` points and at shutdown.
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Config {
+        self.dir = dir.into();
+        self.persistence = true;
+        self
+    }
+
+    /// Sets the snapshot points (`save`): save after `secs` seconds if at least `changes`
+    /// writes happened; empty: no automatic snapshots.
+    pub fn save_points(mut self, points: &[(u64, u64)]) -> Config {
+        self.save = points.to_vec();
+        self
     }
 
     /// Sets the number of databases (`databases`).

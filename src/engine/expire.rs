@@ -20,6 +20,7 @@ pub fn delete_if_expired(engine: &Engine, db: usize, key: &[u8]) {
         return;
     };
     let mut data = slot.data.write();
+    crate::persist::snapshot::before_write(engine, db, slot, &data);
     let now = engine.now_ms();
     if !data.get(key).is_some_and(|e| e.is_expired(now)) {
         return;
@@ -79,6 +80,7 @@ pub fn sweep(engine: &Engine, cursor: &mut SweepCursor, budget: Duration) -> usi
 
 fn sweep_slot(engine: &Engine, db: usize, slot: &crate::keyspace::Slot, now: u64) -> usize {
     let mut data = slot.data.write();
+    crate::persist::snapshot::before_write(engine, db, slot, &data);
     let mut batch = Batch::default();
     let mut deleted = 0;
     while deleted < KEYS_PER_SLOT_MAX {

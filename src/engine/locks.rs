@@ -197,6 +197,9 @@ impl<'a> HeldSlot<'a> {
             }
         });
         cell.holder.store(thread_tag(), Ordering::Relaxed);
+        if let Guard::Write(data) = &guard {
+            crate::persist::snapshot::before_write(engine, db, cell, data);
+        }
         Some(HeldSlot {
             db,
             slot,

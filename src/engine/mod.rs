@@ -311,6 +311,9 @@ pub struct Engine {
     pub(crate) server: ServerInfo,
     /// SHUTDOWN was asked for.
     pub(crate) shutdown: ShutdownRequest,
+    /// Snapshots: the one in progress (which writers serialize slots for before changing
+    /// them) and what INFO persistence reports.
+    pub(crate) persist: crate::persist::State,
 }
 
 /// SHUTDOWN asks the program that runs the node to stop (`shoal-server` exits; an embedding
@@ -373,6 +376,7 @@ impl Engine {
             clients: clients::Registry::default(),
             pause: clients::Pause::default(),
             shutdown: ShutdownRequest::default(),
+            persist: crate::persist::State::new(),
         }
     }
 
@@ -408,6 +412,7 @@ impl Engine {
             self.clients.net_input_bytes.load(Relaxed),
             self.clients.net_output_bytes.load(Relaxed),
         );
+        crate::persist::on_tick(self);
     }
 
     /// Waits on this thread until the current CLIENT PAUSE ends (by its deadline or by

@@ -490,6 +490,9 @@ pub struct Slot {
     /// The tag of the thread that last locked the slot (0: an untagged thread): who a thread
     /// that finds the lock taken is waiting for.
     pub holder: AtomicU16,
+    /// The snapshot in progress has not serialized this slot yet: whoever locks it to write
+    /// serializes it first (see `persist::snapshot`).
+    capture_pending: AtomicBool,
 }
 
 impl Slot {
@@ -499,7 +502,18 @@ impl Slot {
             key_count: AtomicU32::new(0),
             next_expire_ms: AtomicU64::new(u64::MAX),
             holder: AtomicU16::new(0),
+            capture_pending: AtomicBool::new(false),
         }
+    }
+
+    #[inline]
+    pub fn capture_pending(&self) -> bool {
+        self.capture_pending.load(Ordering::Acquire)
+    }
+
+    /// Set when a snapshot begins (with the slot locked), cleared once it is serialized.
+    pub fn set_capture_pending(&self, pending: bool) {
+        self.capture_pending.store(pending, Ordering::Release);
     }
 
     pub fn key_count(&self) -> usize {

@@ -115,7 +115,7 @@ pub fn parse_reply(buf: &[u8]) -> Option<(Value, usize)> {
 pub struct RedisServer {
     child: Child,
     pub port: u16,
-    dir: std::path::PathBuf,
+    pub dir: std::path::PathBuf,
 }
 
 pub fn free_port() -> u16 {
@@ -130,11 +130,19 @@ impl RedisServer {
     pub fn start() -> RedisServer {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("shoal-redis-{port}"));
+        RedisServer::start_in(&dir, &[])
+    }
+
+    /// Starts redis-server 7 with its files in `dir` and `args` after the defaults.
+    pub fn start_in(dir: &std::path::Path, args: &[&str]) -> RedisServer {
+        let port = free_port();
+        let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir).expect("temp dir");
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--enable-debug-command", "yes", "--dir"])
             .arg(&dir)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
