@@ -343,6 +343,14 @@ impl<T: DictItem> Dict<T> {
         self.table.len + self.old.as_ref().map_or(0, |o| o.table.len)
     }
 
+    /// Sizes an empty dict for `items` at once (a loader that knows what is coming), so that
+    /// filling it resizes nothing; a dict with items is left as it is.
+    pub fn reserve_empty(&mut self, items: usize) {
+        if self.len() == 0 && self.old.is_none() {
+            self.table = Table::with_buckets((items * 4 / 3 + 1).max(BUCKETS_MIN));
+        }
+    }
+
     /// Number of buckets (of both tables, during a resize).
     pub fn bucket_count(&self) -> usize {
         self.table.buckets.len() + self.old.as_ref().map_or(0, |o| o.table.buckets.len())

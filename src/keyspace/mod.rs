@@ -218,6 +218,11 @@ impl SlotData {
         self.entries.len()
     }
 
+    /// Sizes an empty shard for `keys` (see `Dict::reserve_empty`).
+    pub fn reserve_empty(&mut self, keys: usize) {
+        self.entries.reserve_empty(keys);
+    }
+
     #[inline]
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
         self.entries.get(key)

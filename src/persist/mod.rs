@@ -66,6 +66,21 @@ impl State {
     }
 }
 
+/// Reads a whole RDB image as start-up would, keeping nothing (what `redis-check-rdb` does):
+/// the number of keys in it, or what is wrong and where. Expired keys count; the checksum is
+/// verified.
+pub fn check_rdb(bytes: &[u8]) -> Result<u64, FormatError> {
+    let limits = crate::keyspace::value::EncodingLimits::default();
+    let opts = rdb::decode::LoadOptions {
+        limits: &limits,
+        // Any database number: a file is checked on its own, not against a node.
+        databases: usize::MAX,
+        verify_checksum: true,
+        drop_expired_before_ms: None,
+    };
+    rdb::decode::load(bytes, &opts, |_| Ok(())).map(|s| s.keys_loaded)
+}
+
 /// Lets background saves hold the engine (call once, when the engine is shared).
 pub(crate) fn attach(engine: &Arc<Engine>) {
     let _ = engine.persist.this.set(Arc::downgrade(engine));

@@ -191,12 +191,24 @@ fn begin(engine: &Engine, capture: &Arc<Capture>) -> (Offset, u64) {
     let mut guards = Vec::new();
     for db in 0..keyspace.db_count() {
         if let Some(slots) = keyspace.used(db) {
-            guards.extend(slots.iter().map(|s| (s, s.data.write())));
+            guards.extend(slots.iter().map(|s| (db, s, s.data.write())));
         }
     }
     *engine.persist.captures.current.write() = Some(Arc::clone(capture));
-    for (slot, data) in &guards {
+    let mut sizes = vec![(0u64, 0u64); keyspace.db_count()];
+    for (db, slot, data) in &guards {
         slot.set_capture_pending(data.len() > 0);
+        sizes[*db].0 += data.len() as u64;
+        sizes[*db].1 += data.volatile_len() as u64;
+    }
+    // Loaders size their tables from these (Redis's RESIZEDB); they precede the slots.
+    let mut hints = Vec::new();
+    for (db, &(keys, expiring)) in sizes.iter().enumerate().filter(|(_, s)| s.0 > 0) {
+        encode::select_db(&mut hints, db);
+        encode::resize_db(&mut hints, keys, expiring);
+    }
+    if !hints.is_empty() {
+        let _ = capture.chunks.try_send(hints);
     }
     (engine.log.end(), engine.log.commands())
 }

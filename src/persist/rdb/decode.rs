@@ -22,8 +22,20 @@ pub struct LoadOptions<'a> {
     pub drop_expired_before_ms: Option<u64>,
 }
 
+/// What a load hands over: keys, and the size hints that precede them.
+pub enum Item<'a> {
+    Key(Record<'a>),
+    /// RESIZEDB: about this many keys are coming for `db` (a hint, bounded by the file size).
+    DbSize {
+        db: usize,
+        keys: u64,
+    },
+}
+
 /// One key read from the file.
 pub struct Record<'a> {
+    /// Where the key's record starts in the file (for errors found after reading it).
+    pub offset: usize,
     pub db: usize,
     pub key: Cow<'a, [u8]>,
     pub value: Value,
@@ -46,10 +58,10 @@ pub struct LoadSummary {
 
 /// Reads every key of an RDB image, handing each to `sink` (which may refuse it, e.g. a
 /// duplicate, with a reason that becomes the error).
-pub fn load(
-    bytes: &[u8],
+pub fn load<'a>(
+    bytes: &'a [u8],
     opts: &LoadOptions<'_>,
-    mut sink: impl FnMut(Record<'_>) -> Result<(), String>,
+    mut sink: impl FnMut(Item<'a>) -> Result<(), String>,
 ) -> Result<LoadSummary, FormatError> {
     let mut r = Reader::new(bytes, opts.limits);
     let version = r.header()?;
@@ -74,8 +86,10 @@ pub fn load(
                 db = id as usize;
             }
             op::RESIZEDB => {
+                // Every key takes at least 3 bytes: a larger hint is damage, not a size.
+                let keys = r.len()?.min(bytes.len() as u64 / 3);
                 r.len()?;
-                r.len()?;
+                sink(Item::DbSize { db, keys }).map_err(|why| r.error_at(at, why))?;
             }
             op::EXPIRETIME_MS => expire_at_ms = u64::from_le_bytes(r.array()?),
             op::EXPIRETIME => {
@@ -112,12 +126,13 @@ pub fn load(
                     summary.keys_expired += 1;
                     continue;
                 }
-                sink(Record {
+                sink(Item::Key(Record {
+                    offset: at,
                     db,
                     key,
                     value,
                     expire_at_ms: expire,
-                })
+                }))
                 .map_err(|why| r.error_at(at, why))?;
                 summary.keys_loaded += 1;
             }
@@ -149,15 +164,15 @@ const LZF_EXPANSION_MAX: u64 = 88;
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
-    limits: &'a EncodingLimits,
+    limits: EncodingLimits,
 }
 
 impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8], limits: &'a EncodingLimits) -> Reader<'a> {
+    fn new(bytes: &'a [u8], limits: &EncodingLimits) -> Reader<'a> {
         Reader {
             bytes,
             pos: 0,
-            limits,
+            limits: *limits,
         }
     }
 
@@ -441,7 +456,7 @@ impl<'a> Reader<'a> {
     ) -> Result<Value, FormatError> {
         let mut hash = HashValue::new();
         for (field, value) in pairs {
-            if !hash.set(field, value, self.limits) {
+            if !hash.set(field, value, &self.limits) {
                 return Err(self.error_at(at, "duplicate hash field"));
             }
         }
@@ -455,7 +470,7 @@ impl<'a> Reader<'a> {
     ) -> Result<Value, FormatError> {
         let mut set = SetValue::new();
         for member in members {
-            if !set.add(member, self.limits) {
+            if !set.add(member, &self.limits) {
                 return Err(self.error_at(at, "duplicate set member"));
             }
         }
@@ -472,7 +487,7 @@ impl<'a> Reader<'a> {
             if score.is_nan() {
                 return Err(self.error_at(at, "sorted set score is NaN"));
             }
-            if zset.set_score(member, score, self.limits).is_some() {
+            if zset.set_score(member, score, &self.limits).is_some() {
                 return Err(self.error_at(at, "duplicate sorted set member"));
             }
         }

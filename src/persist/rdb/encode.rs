@@ -27,6 +27,13 @@ pub fn select_db(out: &mut Vec<u8>, db: usize) {
     len(out, db as u64);
 }
 
+/// A size hint for the selected database: its keys, and how many of them expire.
+pub fn resize_db(out: &mut Vec<u8>, keys: u64, expiring: u64) {
+    out.push(op::RESIZEDB);
+    len(out, keys);
+    len(out, expiring);
+}
+
 /// One key with its expiry and value.
 pub fn entry(out: &mut Vec<u8>, entry: &Entry, compress: bool) {
     if let Some(at) = entry.expire_at() {

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Snapshots, shoal-server against redis-server 7 on loopback, side by side in one run, on the
+# same KEYS keys of 16-byte values (default 1M):
+#   RESULT save_ms <shoal> <redis> <ratio>          SAVE, best of ROUNDS
+#   RESULT load_ms <shoal> <redis> <ratio>          start-up until PING answers, best of ROUNDS
+#   RESULT bgsave_peak_rss_ratio <shoal> <redis>    peak RSS during BGSAVE under a SET load,
+#                                                   over RSS before (Redis: parent + child)
+#   RESULT bgsave_copied_bytes <shoal> <redis>      rdb_last_cow_size of that BGSAVE
+#
+#   benches/persist_vs_redis.sh
+#   KEYS=200000 ROUNDS=1 benches/persist_vs_redis.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+KEYS=${KEYS:-1000000}
+ROUNDS=${ROUNDS:-3}
+
+cargo build --release --quiet --bin shoal-server
+command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || {
+    echo "needs redis-server and redis-benchmark (apt-get install redis-server redis-tools)" >&2
+    exit 1
+}
+
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now_ms() { date +%s%3N; }
+ready() { # port
+    for _ in $(seq 5000); do
+        redis-cli -p "$1" ping 2>/dev/null | grep -q PONG && return
+        sleep 0.002
+    done
+    echo "server on $1 did not start" >&2
+    exit 1
+}
+
+declare -A BIN=([shoal]=target/release/shoal-server [redis]=$(command -v redis-server))
+declare -A PORT=([shoal]=$(free_port) [redis]=$(free_port))
+declare -A PID
+
+start() { # name; prints nothing, sets PID[name]
+    mkdir -p "$TMP/$1"
+    "${BIN[$1]}" --port "${PORT[$1]}" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$TMP/$1" --logfile "$TMP/$1.log" &
+    PID[$1]=$!
+    PIDS+=($!)
+    ready "${PORT[$1]}"
+}
+stop() { redis-cli -p "${PORT[$1]}" shutdown nosave >/dev/null 2>&1 || true; wait "${PID[$1]}" 2>/dev/null || true; }
+cli() { local name=$1; shift; redis-cli -p "${PORT[$name]}" "$@"; }
+field() { cli "$1" info persistence | tr -d '\r' | awk -F: -v f="$2" '$1 == f { print $2 }'; }
+rss_kb() { local kb; kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true); echo "${kb:-0}"; }
+best() { sort -n | head -1; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+
+python3 - "$KEYS" >"$TMP/load.resp" <<'EOF'
+import sys
+out = sys.stdout.buffer
+for i in range(int(sys.argv[1])):
+    k = b"key:%d" % i
+    v = b"%016d" % i
+    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$16\r\n%s\r\n" % (len(k), k, v))
+EOF
+
+declare -A SAVE_MS LOAD_MS
+for name in shoal redis; do
+    start "$name"
+    cli "$name" --pipe <"$TMP/load.resp" >/dev/null
+    times=()
+    for _ in $(seq "$ROUNDS"); do
+        t0=$(now_ms)
+        cli "$name" save >/dev/null
+        times+=($(($(now_ms) - t0)))
+    done
+    SAVE_MS[$name]=$(printf '%s\n' "${times[@]}" | best)
+    stop "$name"
+    times=()
+    for _ in $(seq "$ROUNDS"); do
+        t0=$(now_ms)
+        start "$name"
+        times+=($(($(now_ms) - t0)))
+        [ "$(cli "$name" dbsize)" = "$KEYS" ] || { echo "$name loaded $(cli "$name" dbsize) keys" >&2; exit 1; }
+        stop "$name"
+    done
+    LOAD_MS[$name]=$(printf '%s\n' "${times[@]}" | best)
+done
+echo "RESULT save_ms ${SAVE_MS[shoal]} ${SAVE_MS[redis]} $(ratio "${SAVE_MS[shoal]}" "${SAVE_MS[redis]}")"
+echo "RESULT load_ms ${LOAD_MS[shoal]} ${LOAD_MS[redis]} $(ratio "${LOAD_MS[shoal]}" "${LOAD_MS[redis]}")"
+
+# BGSAVE while redis-benchmark keeps overwriting the same keys.
+declare -A PEAK COPIED
+for name in shoal redis; do
+    start "$name"
+    before=$(rss_kb "${PID[$name]}")
+    redis-benchmark -p "${PORT[$name]}" -c 20 -n 100000000 -r "$KEYS" -d 16 -P 16 -t set -q >/dev/null 2>&1 &
+    load=$!
+    sleep 1
+    before=$(rss_kb "${PID[$name]}")
+    cli "$name" bgsave >/dev/null
+    peak=$before
+    while [ "$(field "$name" rdb_bgsave_in_progress)" != 0 ]; do
+        rss=$(rss_kb "${PID[$name]}")
+        for child in $(pgrep -P "${PID[$name]}" || true); do rss=$((rss + $(rss_kb "$child"))); done
+        [ "$rss" -gt "$peak" ] && peak=$rss
+        sleep 0.002
+    done
+    kill "$load" 2>/dev/null || true
+    wait "$load" 2>/dev/null || true
+    PEAK[$name]=$(ratio "$peak" "$before")
+    COPIED[$name]=$(field "$name" rdb_last_cow_size)
+    stop "$name"
+done
+echo "RESULT bgsave_peak_rss_ratio ${PEAK[shoal]} ${PEAK[redis]}"
+echo "RESULT bgsave_copied_bytes ${COPIED[shoal]} ${COPIED[redis]}"
