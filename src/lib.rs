@@ -61,7 +61,7 @@ pub mod reply;
 pub mod resp;
 pub mod slot;
 
-pub use config::Config;
+pub use config::{Config, Fsync};
 pub use engine::{Applied, Blocked, Client, Clock, Engine, ManualClock, Outcome, SystemClock};
 pub use error::{Error, Result};
 pub use keyspace::bytes::CompactBytes;

@@ -48,6 +48,7 @@ impl Drop for Inner {
         // Stop serving clients before the engine's background work goes away.
         self.listener.take();
         crate::persist::save_on_close(&self.engine);
+        crate::persist::aof::close(&self.engine);
         *self.stop.0.lock() = true;
         self.stop.1.notify_all();
         if let Some(handle) = self.sweeper.take() {
@@ -134,7 +135,10 @@ impl Node {
         config.validate()?;
         let engine = Arc::new(Engine::new(config));
         crate::persist::attach(&engine);
-        if engine.config().persistence {
+        let config = engine.config();
+        if config.persistence && config.append_only {
+            crate::persist::aof::open(&engine)?;
+        } else if config.persistence {
             load_snapshot(&engine)?;
         }
         let stop = Arc::new((Mutex::new(false), Condvar::new()));

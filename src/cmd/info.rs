@@ -282,6 +282,7 @@ fn persistence(engine: &Engine, f: &mut Fields<'_>) {
     let changes = crate::persist::changes_since_save(engine);
     let saves = crate::persist::save_info(engine);
     let status = |ok: bool| if ok { "ok" } else { "err" };
+    let aof = engine.persist.aof.info();
     f.put("loading", 0)
         .put("async_loading", 0)
         .put("current_cow_peak", 0)
@@ -303,18 +304,26 @@ fn persistence(engine: &Engine, f: &mut Fields<'_>) {
         .put("rdb_last_cow_size", saves.last_copied_bytes)
         .put("rdb_last_load_keys_expired", saves.last_load_keys_expired)
         .put("rdb_last_load_keys_loaded", saves.last_load_keys_loaded)
-        .put("aof_enabled", 0)
-        .put("aof_rewrite_in_progress", 0)
+        .put("aof_enabled", u8::from(aof.enabled))
+        .put("aof_rewrite_in_progress", u8::from(aof.rewriting))
         .put("aof_rewrite_scheduled", 0)
         .put("aof_last_rewrite_time_sec", -1)
         .put("aof_current_rewrite_time_sec", -1)
-        .put("aof_last_bgrewrite_status", "ok")
-        .put("aof_rewrites", 0)
+        .put("aof_last_bgrewrite_status", status(aof.last_rewrite_ok))
+        .put("aof_rewrites", aof.rewrites)
         .put("aof_rewrites_consecutive_failures", 0)
-        .put("aof_last_write_status", "ok")
+        .put("aof_last_write_status", status(aof.last_write_ok))
         .put("aof_last_cow_size", 0)
         .put("module_fork_in_progress", 0)
         .put("module_fork_last_cow_size", 0);
+    if aof.enabled {
+        f.put("aof_current_size", aof.current_bytes)
+            .put("aof_base_size", aof.base_bytes)
+            .put("aof_pending_rewrite", 0)
+            .put("aof_buffer_length", 0)
+            .put("aof_pending_bio_fsync", 0)
+            .put("aof_delayed_fsync", 0);
+    }
 }
 
 fn stats(engine: &Engine, f: &mut Fields<'_>) {

@@ -1,4 +1,4 @@
-//! Snapshots: SAVE, BGSAVE and LASTSAVE.
+//! Snapshots and the AOF: SAVE, BGSAVE, LASTSAVE, BGREWRITEAOF.
 
 use super::args::is;
 use super::flags::*;
@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 pub const COMMANDS: &[Command] = &[
     Command::new("save", 1, ADMIN | NO_MULTI, KeySpec::None, save),
     Command::new("bgsave", -1, ADMIN, KeySpec::None, bgsave),
+    Command::new("bgrewriteaof", 1, ADMIN, KeySpec::None, bgrewriteaof),
     Command::new(
         "lastsave",
         1,
@@ -46,6 +47,28 @@ fn bgsave(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
         Err(NotStarted::Failed(why)) => {
             tracing::warn!("Can't save in background: {why}");
             Err(CmdError::new("ERR"))
+        }
+    }
+}
+
+/// BGREWRITEAOF: a new AOF base from a snapshot, in the background. Redis also writes one
+/// with `appendonly no`; Shoal keeps no AOF files then and says so.
+fn bgrewriteaof(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
+    if !cx.engine.persist.aof.info().enabled {
+        return Err(CmdError::new(
+            "ERR The AOF is off (appendonly no): there is nothing to rewrite",
+        ));
+    }
+    match persist::bgrewriteaof(cx.engine) {
+        Ok(()) => Ok(Reply::Status(
+            "Background append only file rewriting started".into(),
+        )),
+        Err(NotStarted::AlreadyRunning) => Err(CmdError::new(
+            "ERR Background append only file rewriting already in progress",
+        )),
+        Err(NotStarted::Failed(why)) => {
+            tracing::warn!("Can't rewrite the AOF in background: {why}");
+            Err(CmdError::new("ERR Can't execute an AOF background rewriting. Please check the server logs for more information."))
         }
     }
 }

@@ -5,7 +5,7 @@
 
 pub use super::catalog::Spec;
 use super::catalog::{Kind, CATALOG, HIDDEN, IMMUTABLE, MULTI_ARG, PROTECTED, SENSITIVE};
-use super::{Access, Config, LogLevel, OutputLimit, TlsAuthClients};
+use super::{Access, Config, Fsync, LogLevel, OutputLimit, TlsAuthClients};
 use std::path::PathBuf;
 
 /// Finds a directive by name or alias, ignoring case; also returns the name it matched
@@ -280,6 +280,14 @@ fn set_bound(c: &mut Config, name: &str, v: &Value) -> Result<bool, String> {
         "daemonize" => c.daemonize = flag(v)?,
         "pidfile" => c.pidfile = optional_text(v).map(PathBuf::from),
         "rdbcompression" => c.rdb_compression = flag(v)?,
+        "appendonly" => c.append_only = flag(v)?,
+        "appendfsync" => c.append_fsync = Fsync::from_name(choice(v)),
+        "appendfilename" => c.append_filename = optional_text(v).unwrap_or_default(),
+        "appenddirname" => c.append_dirname = optional_text(v).unwrap_or_default(),
+        "aof-use-rdb-preamble" => c.aof_use_rdb_preamble = flag(v)?,
+        "aof-load-truncated" => c.aof_load_truncated = flag(v)?,
+        "auto-aof-rewrite-percentage" => c.aof_rewrite_percentage = number(v)?,
+        "auto-aof-rewrite-min-size" => c.aof_rewrite_min_bytes = number(v)?,
         "rdbchecksum" => c.rdb_checksum = flag(v)?,
         "dbfilename" => {
             let name = optional_text(v).unwrap_or_default();
@@ -356,6 +364,14 @@ fn get_bound(c: &Config, name: &str) -> Option<String> {
         "pidfile" => path(&c.pidfile),
         "dbfilename" => c.dbfilename.clone(),
         "rdbcompression" => yes_no(c.rdb_compression),
+        "appendonly" => yes_no(c.append_only),
+        "appendfsync" => c.append_fsync.name().into(),
+        "appendfilename" => c.append_filename.clone(),
+        "appenddirname" => c.append_dirname.clone(),
+        "aof-use-rdb-preamble" => yes_no(c.aof_use_rdb_preamble),
+        "aof-load-truncated" => yes_no(c.aof_load_truncated),
+        "auto-aof-rewrite-percentage" => c.aof_rewrite_percentage.to_string(),
+        "auto-aof-rewrite-min-size" => c.aof_rewrite_min_bytes.to_string(),
         "rdbchecksum" => yes_no(c.rdb_checksum),
         "dir" => c.dir.display().to_string(),
         "save" => c

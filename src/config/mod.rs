@@ -109,6 +109,25 @@ pub struct Config {
     pub rdb_compression: bool,
     /// Write and verify the snapshot's CRC-64 trailer (`rdbchecksum`).
     pub rdb_checksum: bool,
+    /// Keep an append-only file (`appendonly`): every write is logged before it is
+    /// acknowledged by the `appendfsync` policy.
+    pub append_only: bool,
+    /// When the append-only file is fsynced (`appendfsync`).
+    pub append_fsync: Fsync,
+    /// The append-only files' base name (`appendfilename`).
+    pub append_filename: String,
+    /// The folder in `dir` holding them (`appenddirname`).
+    pub append_dirname: String,
+    /// Write an AOF base as RDB rather than commands (`aof-use-rdb-preamble`).
+    pub aof_use_rdb_preamble: bool,
+    /// Cut a torn tail off the last AOF file at start-up instead of refusing
+    /// (`aof-load-truncated`).
+    pub aof_load_truncated: bool,
+    /// Rewrite the AOF once it grew this much (percent) since the last rewrite
+    /// (`auto-aof-rewrite-percentage`; 0: never)...
+    pub aof_rewrite_percentage: u64,
+    /// ... and is at least this big (`auto-aof-rewrite-min-size`).
+    pub aof_rewrite_min_bytes: u64,
     /// The snapshot file's name in `dir` (`dbfilename`).
     pub dbfilename: String,
     /// Snapshot points: save after `secs` seconds if at least `changes` writes (`save`).
@@ -159,6 +178,35 @@ impl Access {
             Access::No => false,
             Access::Yes => true,
             Access::Local => local,
+        }
+    }
+}
+
+/// When the append-only file is fsynced (`appendfsync`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Fsync {
+    /// After every write, before its reply is released (group commit: one fsync per batch).
+    Always,
+    /// Once a second: a crash loses at most about a second of writes.
+    EverySec,
+    /// When the operating system decides.
+    No,
+}
+
+impl Fsync {
+    fn from_name(name: &str) -> Fsync {
+        match name {
+            "always" => Fsync::Always,
+            "no" => Fsync::No,
+            _ => Fsync::EverySec,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Fsync::Always => "always",
+            Fsync::EverySec => "everysec",
+            Fsync::No => "no",
         }
     }
 }
@@ -362,6 +410,14 @@ impl Default for Config {
             persistence: false,
             rdb_compression: true,
             rdb_checksum: true,
+            append_only: false,
+            append_fsync: Fsync::EverySec,
+            append_filename: "appendonly.aof".into(),
+            append_dirname: "appendonlydir".into(),
+            aof_use_rdb_preamble: true,
+            aof_load_truncated: true,
+            aof_rewrite_percentage: 100,
+            aof_rewrite_min_bytes: 64 * 1024 * 1024,
             save: vec![(3600, 1), (300, 100), (60, 10_000)],
             notify_keyspace_events: String::new(),
             tls: TlsSettings::default(),
@@ -407,6 +463,14 @@ impl Config {
     pub fn dir(mut self, dir: impl Into<PathBuf>) -> Config {
         self.dir = dir.into();
         self.persistence = true;
+        self
+    }
+
+    /// Keeps an append-only file in `dir` (`appendonly yes`) fsynced by `fsync`
+    /// (`appendfsync`).
+    pub fn append_only(mut self, fsync: Fsync) -> Config {
+        self.append_only = true;
+        self.append_fsync = fsync;
         self
     }
 

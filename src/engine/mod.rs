@@ -393,13 +393,21 @@ impl Engine {
     /// Executes a command, waiting on this thread when it blocks or is paused: for callers
     /// that have a thread to spare (the embedded API).
     pub fn execute_waiting(&self, client: &mut Client, argv: &[&[u8]]) -> Reply {
-        loop {
+        let reply = loop {
             match self.execute(client, argv) {
-                Outcome::Reply(reply) => return reply,
-                Outcome::Blocked(blocked) => return blocked.wait(self),
+                Outcome::Reply(reply) => break reply,
+                Outcome::Blocked(blocked) => break blocked.wait(self),
                 Outcome::Paused => self.wait_unpaused(),
             }
+        };
+        // With `appendfsync always` a write is acknowledged once it is on disk.
+        let aof = &self.persist.aof;
+        if aof.must_wait(client.last_write) {
+            if let Err(e) = aof.wait_durable_blocking(client.last_write) {
+                return Reply::error(e.to_string());
+            }
         }
+        reply
     }
 
     /// Periodic work of the node's background tick beside the expiry sweep: samples the
@@ -495,6 +503,10 @@ impl Engine {
             .last_command
             .store(u32::from(id.0), Ordering::Relaxed);
         if let Err(e) = check_auth(client, command) {
+            return self.reject(client, Some(id), e);
+        }
+        if command.is_write() && self.persist.aof.refuses_writes() {
+            let e = CmdError(self.persist.aof.refusal().into());
             return self.reject(client, Some(id), e);
         }
         if self.pause.is_set() && self.held_by_pause(client, command) {
@@ -859,6 +871,13 @@ impl Engine {
                 continue;
             }
             applied.commands += 1;
+            if argv[0].eq_ignore_ascii_case(b"multi") {
+                applied.open_multi_at = Some(applied.consumed - consumed);
+            } else if argv[0].eq_ignore_ascii_case(b"exec")
+                || argv[0].eq_ignore_ascii_case(b"discard")
+            {
+                applied.open_multi_at = None;
+            }
             // A logged command never fails where it was logged: a failure here means the two
             // datasets differ, so it is counted and the first one kept for the caller.
             if let Outcome::Reply(Reply::Error(e)) = self.execute(client, &argv) {
@@ -881,6 +900,8 @@ pub struct Applied {
     pub errors: u64,
     /// The first such error.
     pub first_error: Option<String>,
+    /// Where a MULTI that no EXEC closed yet starts: a stream cut there lost a transaction.
+    pub open_multi_at: Option<usize>,
 }
 
 /// `-NOAUTH` for a client that has not authenticated, unless the command is allowed before.

@@ -303,6 +303,12 @@ impl WriteLog {
         })
     }
 
+    /// Makes the next appended command start with a `SELECT`: a consumer that starts reading
+    /// here (a new AOF file) learns the database from the stream itself.
+    pub fn force_select(&self) {
+        self.inner.lock().last_db = None;
+    }
+
     /// Wakes every waiting reader and writer for good (node shutdown).
     pub fn close(&self) {
         self.inner.lock().closed = true;

@@ -5,9 +5,11 @@
 //!               packed.rs (listpack, ziplist, intset, zipmap)
 //! snapshot.rs   point-in-time snapshots while writes go on: copy-before-write per slot
 //! recovery.rs   start-up: loading the snapshot into the keyspace
+//! aof.rs        the append-only file: manifest, writer and group commit, replay, rewrite
 //! mod.rs        when to save (SAVE, BGSAVE, save points, shutdown) and what INFO reports
 //! ```
 
+pub(crate) mod aof;
 pub(crate) mod rdb;
 pub(crate) mod recovery;
 pub(crate) mod snapshot;
@@ -28,6 +30,7 @@ const BGSAVE_RETRY_DELAY_MS: u64 = 5_000;
 #[derive(Default)]
 pub(crate) struct State {
     pub captures: snapshot::Captures,
+    pub aof: aof::Aof,
     /// The engine itself, so that a command can start a background save that outlives it.
     this: OnceLock<Weak<Engine>>,
     bgsave_in_progress: AtomicBool,
@@ -95,7 +98,12 @@ pub(crate) fn rdb_path(engine: &Engine) -> PathBuf {
 /// SAVE: a snapshot now, swept on every core; the caller waits for it.
 pub(crate) fn save(engine: &Engine) -> std::io::Result<SnapshotStats> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let result = snapshot::save(engine, &rdb_path(engine), cores);
+    let target = snapshot::Target {
+        path: &rdb_path(engine),
+        sweepers: cores,
+        aof_base: false,
+    };
+    let result = snapshot::save(engine, target, |_| {});
     record(engine, &result, false);
     result
 }
@@ -127,7 +135,12 @@ pub(crate) fn bgsave(engine: &Engine) -> Result<(), NotStarted> {
     let spawned = std::thread::Builder::new()
         .name("shoal-bgsave".into())
         .spawn(move || {
-            let result = snapshot::save(&owned, &rdb_path(&owned), 1);
+            let target = snapshot::Target {
+                path: &rdb_path(&owned),
+                sweepers: 1,
+                aof_base: false,
+            };
+            let result = snapshot::save(&owned, target, |_| {});
             record(&owned, &result, true);
             owned
                 .persist
@@ -138,6 +151,23 @@ pub(crate) fn bgsave(engine: &Engine) -> Result<(), NotStarted> {
         state.bgsave_in_progress.store(false, Ordering::SeqCst);
         NotStarted::Failed(e.to_string())
     })
+}
+
+/// BGREWRITEAOF: an AOF rewrite on a background thread.
+pub(crate) fn bgrewriteaof(engine: &Engine) -> Result<(), NotStarted> {
+    let Some(owned) = engine.persist.this.get().and_then(Weak::upgrade) else {
+        return Err(NotStarted::Failed("the node is closing".into()));
+    };
+    if engine.persist.aof.info().rewriting {
+        return Err(NotStarted::AlreadyRunning);
+    }
+    std::thread::Builder::new()
+        .name("shoal-aof-rewrite".into())
+        .spawn(move || {
+            let _ = aof::rewrite(&owned);
+        })
+        .map(drop)
+        .map_err(|e| NotStarted::Failed(e.to_string()))
 }
 
 /// Updates LASTSAVE and INFO after a save, and logs it as Redis does.
@@ -189,6 +219,11 @@ fn record(engine: &Engine, result: &std::io::Result<SnapshotStats>, background: 
 /// writes in `secs` seconds), waiting a while after a failure as Redis does.
 pub(crate) fn on_tick(engine: &Engine) {
     let settings = engine.settings();
+    let aof_percentage = settings.aof_rewrite_percentage;
+    if aof::wants_rewrite(engine, aof_percentage, settings.aof_rewrite_min_bytes) {
+        tracing::info!("Starting automatic rewriting of AOF on {aof_percentage}% growth");
+        let _ = bgrewriteaof(engine);
+    }
     if !settings.persistence || settings.save.is_empty() || engine.persist.bgsave_in_progress() {
         return;
     }

@@ -26,17 +26,28 @@ pub(crate) fn load_rdb(engine: &Engine, path: &Path) -> Result<Option<LoadSummar
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::Io(e)),
     };
+    load_rdb_bytes(engine, path, &bytes, true).map(Some)
+}
+
+/// Loads an RDB image read from `path`. `drop_expired`: skip keys already expired, as a
+/// primary loading its snapshot does (an AOF base keeps them: its incr files delete them).
+pub(crate) fn load_rdb_bytes(
+    engine: &Engine,
+    path: &Path,
+    bytes: &[u8],
+    drop_expired: bool,
+) -> Result<LoadSummary, Error> {
     let settings = engine.settings();
     let opts = LoadOptions {
         limits: &settings.encoding,
         databases: engine.db_count(),
         verify_checksum: settings.rdb_checksum,
-        drop_expired_before_ms: Some(engine.now_ms()),
+        drop_expired_before_ms: drop_expired.then(|| engine.now_ms()),
     };
     let inserters = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 4);
-    let summary = load_parallel(engine, &bytes, &opts, inserters).map_err(|e| Error::Corrupt {
+    let summary = load_parallel(engine, bytes, &opts, inserters).map_err(|e| Error::Corrupt {
         file: path.to_path_buf(),
         offset: e.offset,
         what: e.what,
@@ -44,7 +55,7 @@ pub(crate) fn load_rdb(engine: &Engine, path: &Path) -> Result<Option<LoadSummar
     engine
         .persist
         .note_load(summary.keys_loaded, summary.keys_expired);
-    Ok(Some(summary))
+    Ok(summary)
 }
 
 fn load_parallel<'a>(

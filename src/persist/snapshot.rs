@@ -106,9 +106,24 @@ fn encode_slot(out: &mut Vec<u8>, db: usize, data: &SlotData, compress: bool) ->
     keys
 }
 
-/// Writes a point-in-time snapshot of the keyspace to `path` (through a temporary file in the
-/// same directory, renamed over it once it is on disk), sweeping with `sweepers` threads.
-pub(crate) fn save(engine: &Engine, path: &Path, sweepers: usize) -> io::Result<SnapshotStats> {
+/// Where a snapshot goes and how it is taken.
+pub(crate) struct Target<'a> {
+    pub path: &'a Path,
+    /// Threads serializing slots (more finish sooner; one leaves the node its cores).
+    pub sweepers: usize,
+    /// The snapshot is an AOF base (its `aof-base` AUX field says so).
+    pub aof_base: bool,
+}
+
+/// Writes a point-in-time snapshot of the keyspace to `target.path` (through a temporary file
+/// in the same directory, renamed over it once it is on disk). `on_begin` learns the offset
+/// the snapshot equals while no write can happen yet.
+pub(crate) fn save(
+    engine: &Engine,
+    target: Target<'_>,
+    on_begin: impl FnOnce(Offset),
+) -> io::Result<SnapshotStats> {
+    let (path, sweepers) = (target.path, target.sweepers);
     let _one_at_a_time = engine.persist.captures.running.lock();
     let started = Instant::now();
     let settings = engine.settings();
@@ -121,11 +136,11 @@ pub(crate) fn save(engine: &Engine, path: &Path, sweepers: usize) -> io::Result<
     });
     let file = File::create(&temp)?;
     let checksum = settings.rdb_checksum;
-    let header = header(engine);
+    let header = header(engine, target.aof_base);
     let writer = std::thread::Builder::new()
         .name("shoal-rdb".into())
         .spawn(move || write_file(file, header, received, checksum))?;
-    let (offset, commands) = begin(engine, &capture);
+    let (offset, commands) = begin(engine, &capture, on_begin);
     let keys = sweep(engine, capture.compress, &capture.chunks, sweepers.max(1));
     *engine.persist.captures.current.write() = None;
     let copied_bytes = capture.copied_bytes.load(Ordering::Relaxed);
@@ -170,7 +185,7 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 }
 
 /// The file's first bytes: magic and AUX fields, as Redis writes them.
-fn header(engine: &Engine) -> Vec<u8> {
+fn header(engine: &Engine, aof_base: bool) -> Vec<u8> {
     let mut out = Vec::new();
     encode::magic(&mut out);
     let now_secs = engine.now_ms() / 1000;
@@ -179,13 +194,13 @@ fn header(engine: &Engine) -> Vec<u8> {
     encode::aux(&mut out, "redis-bits", b"64");
     encode::aux(&mut out, "ctime", now_secs.to_string().as_bytes());
     encode::aux(&mut out, "used-mem", used.to_string().as_bytes());
-    encode::aux(&mut out, "aof-base", b"0");
+    encode::aux(&mut out, "aof-base", if aof_base { b"1" } else { b"0" });
     out
 }
 
 /// Marks every slot that holds keys as pending, with no write in flight; returns the log
 /// offset the snapshot equals and the number of commands logged before it.
-fn begin(engine: &Engine, capture: &Arc<Capture>) -> (Offset, u64) {
+fn begin(engine: &Engine, capture: &Arc<Capture>, on_begin: impl FnOnce(Offset)) -> (Offset, u64) {
     let keyspace = &engine.keyspace;
     let _gate = keyspace.gate().write();
     let mut guards = Vec::new();
@@ -210,7 +225,11 @@ fn begin(engine: &Engine, capture: &Arc<Capture>) -> (Offset, u64) {
     if !hints.is_empty() {
         let _ = capture.chunks.try_send(hints);
     }
-    (engine.log.end(), engine.log.commands())
+    // Whatever reads the log from here (a new AOF file) starts with the database.
+    engine.log.force_select();
+    let offset = engine.log.end();
+    on_begin(offset);
+    (offset, engine.log.commands())
 }
 
 /// Serializes every slot still pending, spread over `threads`; returns the keys written.

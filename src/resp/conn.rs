@@ -202,6 +202,13 @@ impl<S: Stream> Conn<S> {
                 // per pipelined command.
                 tokio::task::yield_now().await;
             }
+            // With `appendfsync always` replies wait until their writes are on disk; the
+            // worker's other clients go on meanwhile, and one fsync covers all their writes.
+            // If the AOF cannot be written the connection closes: nothing is acknowledged.
+            let aof = &self.state.engine.persist.aof;
+            if aof.must_wait(self.state.client.last_write) {
+                aof.wait_durable(self.state.client.last_write).await?;
+            }
             self.flush().await?;
             if let Next::Close = next {
                 break;

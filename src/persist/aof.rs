@@ -1,0 +1,696 @@
+//! The append-only file in Redis 7's multi-part layout: `appenddirname/` holds a base (an RDB
+//! snapshot), incr files (the write log's RESP commands from the base's offset on), and a
+//! manifest naming them in order, replaced atomically.
+//!
+//! One writer thread is a reliable reader of the write log (writers wait for it rather than
+//! lose data) and appends what it reads to the current incr file, fsyncing by `appendfsync`.
+//! With `always`, adapters release a client's replies only once the log offset of its last
+//! write is durable: one fsync covers every write that arrived meanwhile (group commit).
+//!
+//! A rewrite (BGREWRITEAOF) adds a new incr file to the manifest, takes a snapshot, and has the
+//! writer switch files exactly at the snapshot's offset; once the snapshot is on disk it
+//! becomes the base and the older files go. Every manifest written in between describes a
+//! complete history, so a crash at any point loses nothing that was durable.
+
+use super::snapshot;
+use crate::config::Fsync;
+use crate::engine::{Client, Engine};
+use crate::error::Error;
+use crate::log::{LogReader, Offset};
+use crate::resp::Protocol;
+use parking_lot::Mutex;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Bytes the writer takes from the log at a time.
+const READ_BYTES_MAX: usize = 1 << 20;
+/// How long the writer waits for new writes before it looks at its fsync deadline again.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+/// `everysec`: the longest a write waits for its fsync.
+const EVERYSEC: Duration = Duration::from_secs(1);
+/// After a failed write, the writer retries this often.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// The AOF's shared state.
+#[derive(Default)]
+pub(crate) struct Aof {
+    enabled: AtomicBool,
+    /// The policy is `always`: replies wait for [`Aof::durable`].
+    always: AtomicBool,
+    /// Everything in the log before this offset is fsynced.
+    durable: AtomicU64,
+    /// A write or fsync failed and has not succeeded since (INFO's `aof_last_write_status`).
+    failing: AtomicBool,
+    /// Why, for the MISCONF error.
+    failure: Mutex<String>,
+    synced: event_listener::Event,
+    /// Bytes in the base and incr files (INFO's `aof_current_size`).
+    current_bytes: AtomicU64,
+    /// Bytes at the last rewrite (the growth `auto-aof-rewrite-percentage` measures from).
+    base_bytes: AtomicU64,
+    files: Mutex<Option<Files>>,
+    /// Where the writer switches to a new incr file (set by a rewrite).
+    rotation: Mutex<Option<Rotation>>,
+    writer: Mutex<Option<(JoinHandle<()>, Arc<AtomicBool>)>>,
+    rewriting: AtomicBool,
+    rewrites: AtomicU64,
+    last_rewrite_ok: AtomicBool,
+}
+
+/// The folder and what its manifest says.
+struct Files {
+    dir: PathBuf,
+    name: String,
+    manifest: Manifest,
+}
+
+struct Rotation {
+    at: Offset,
+    file: File,
+}
+
+/// What INFO persistence reports about the AOF.
+pub(crate) struct AofInfo {
+    pub enabled: bool,
+    pub rewriting: bool,
+    pub rewrites: u64,
+    pub last_rewrite_ok: bool,
+    pub last_write_ok: bool,
+    pub current_bytes: u64,
+    pub base_bytes: u64,
+}
+
+impl Aof {
+    pub fn info(&self) -> AofInfo {
+        AofInfo {
+            enabled: self.enabled.load(Ordering::Relaxed),
+            rewriting: self.rewriting.load(Ordering::Relaxed),
+            rewrites: self.rewrites.load(Ordering::Relaxed),
+            last_rewrite_ok: self.rewrites.load(Ordering::Relaxed) == 0
+                || self.last_rewrite_ok.load(Ordering::Relaxed),
+            last_write_ok: !self.failing.load(Ordering::Relaxed),
+            current_bytes: self.current_bytes.load(Ordering::Relaxed),
+            base_bytes: self.base_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether a reply after a write at `offset` must wait for its fsync.
+    #[inline]
+    pub fn must_wait(&self, offset: Offset) -> bool {
+        self.always.load(Ordering::Relaxed) && self.durable.load(Ordering::Acquire) < offset.0
+    }
+
+    fn check(&self, offset: Offset) -> Option<io::Result<()>> {
+        if self.durable.load(Ordering::Acquire) >= offset.0 || !self.enabled.load(Ordering::Relaxed)
+        {
+            return Some(Ok(()));
+        }
+        self.failing
+            .load(Ordering::Acquire)
+            .then(|| Err(io::Error::other(self.refusal())))
+    }
+
+    /// Waits until the log up to `offset` is fsynced; an error when the AOF cannot be written
+    /// (the write is then not acknowledged).
+    pub async fn wait_durable(&self, offset: Offset) -> io::Result<()> {
+        loop {
+            if let Some(done) = self.check(offset) {
+                return done;
+            }
+            let listener = self.synced.listen();
+            if let Some(done) = self.check(offset) {
+                return done;
+            }
+            listener.await;
+        }
+    }
+
+    /// [`Aof::wait_durable`] for a thread of the embedding application.
+    pub fn wait_durable_blocking(&self, offset: Offset) -> io::Result<()> {
+        use event_listener::Listener;
+        loop {
+            if let Some(done) = self.check(offset) {
+                return done;
+            }
+            let listener = self.synced.listen();
+            if let Some(done) = self.check(offset) {
+                return done;
+            }
+            listener.wait();
+        }
+    }
+
+    fn mark_durable(&self, offset: u64) {
+        self.durable.fetch_max(offset, Ordering::Release);
+        self.synced.notify(usize::MAX);
+    }
+
+    fn mark_failing(&self, failing: bool, why: &dyn std::fmt::Display) {
+        if failing {
+            *self.failure.lock() = why.to_string();
+        }
+        if self.failing.swap(failing, Ordering::AcqRel) != failing {
+            if failing {
+                tracing::warn!("Error writing to the AOF file: {why}");
+            } else {
+                tracing::warn!("AOF write error looks solved. Shoal can write again.");
+            }
+        }
+        self.synced.notify(usize::MAX);
+    }
+
+    /// Writes are refused (MISCONF) while the AOF cannot be written.
+    #[inline]
+    pub fn refuses_writes(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
+
+    /// Redis's error for a write refused meanwhile.
+    pub fn refusal(&self) -> String {
+        format!(
+            "MISCONF Errors writing to the AOF file: {}",
+            self.failure.lock()
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The manifest
+
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Manifest {
+    /// (file name, sequence number).
+    base: Option<(String, u64)>,
+    incrs: Vec<(String, u64)>,
+}
+
+impl Manifest {
+    /// Redis 7's format: `file <name> seq <n> type <b|h|i>` per line.
+    fn parse(text: &str) -> Result<Manifest, String> {
+        let mut manifest = Manifest::default();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let field = |key: &str| {
+                words
+                    .chunks(2)
+                    .find(|p| p.len() == 2 && p[0] == key)
+                    .map(|p| p[1])
+            };
+            let bad = || format!("line {}: invalid manifest line '{line}'", i + 1);
+            let name = field("file").ok_or_else(bad)?.to_string();
+            let seq = field("seq").and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+            match field("type").ok_or_else(bad)? {
+                "b" if manifest.base.is_none() => manifest.base = Some((name, seq)),
+                "i" => manifest.incrs.push((name, seq)),
+                "h" => {}
+                _ => return Err(bad()),
+            }
+        }
+        Ok(manifest)
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::new();
+        if let Some((name, seq)) = &self.base {
+            out.push_str(&format!("file {name} seq {seq} type b\n"));
+        }
+        for (name, seq) in &self.incrs {
+            out.push_str(&format!("file {name} seq {seq} type i\n"));
+        }
+        out
+    }
+
+    fn next_base(&self, name: &str) -> (String, u64) {
+        let seq = self.base.as_ref().map_or(0, |b| b.1) + 1;
+        (format!("{name}.{seq}.base.rdb"), seq)
+    }
+
+    fn next_incr(&self, name: &str) -> (String, u64) {
+        let seq = self.incrs.last().map_or(0, |i| i.1) + 1;
+        (format!("{name}.{seq}.incr.aof"), seq)
+    }
+}
+
+impl Files {
+    fn manifest_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.manifest", self.name))
+    }
+
+    /// Replaces the manifest atomically and durably.
+    fn store(&mut self, manifest: Manifest) -> io::Result<()> {
+        let temp = self.dir.join(format!("temp-{}.manifest", self.name));
+        let mut file = File::create(&temp)?;
+        file.write_all(manifest.render().as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temp, self.manifest_path())?;
+        File::open(&self.dir)?.sync_all()?;
+        self.manifest = manifest;
+        Ok(())
+    }
+
+    fn size_of(&self, names: impl Iterator<Item = String>) -> u64 {
+        names
+            .filter_map(|n| std::fs::metadata(self.dir.join(n)).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
+    fn total_bytes(&self) -> u64 {
+        let m = &self.manifest;
+        let names = m.base.iter().chain(m.incrs.iter()).map(|(n, _)| n.clone());
+        self.size_of(names)
+    }
+}
+
+fn create_new(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(path)
+}
+
+fn corrupt(path: &Path, offset: u64, what: impl Into<String>) -> Error {
+    Error::Corrupt {
+        file: path.to_path_buf(),
+        offset,
+        what: what.into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start-up
+
+/// Opens the AOF at start-up (`appendonly yes`): loads what the manifest names, or, the first
+/// time, the snapshot if there is one, then writes a base; then starts the writer.
+pub(crate) fn open(engine: &Arc<Engine>) -> Result<(), Error> {
+    let settings = engine.settings();
+    let dir = settings.dir.join(&settings.append_dirname);
+    let mut files = Files {
+        dir,
+        name: settings.append_filename.clone(),
+        manifest: Manifest::default(),
+    };
+    let manifest_path = files.manifest_path();
+    match std::fs::read_to_string(&manifest_path) {
+        Ok(text) => {
+            files.manifest =
+                Manifest::parse(&text).map_err(|why| corrupt(&manifest_path, 0, why))?;
+            load(engine, &files, settings.aof_load_truncated)?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // Turning the AOF on keeps the data: load the snapshot, then make it the base.
+            super::recovery::load_rdb(engine, &super::rdb_path(engine))?;
+            std::fs::create_dir_all(&files.dir)?;
+        }
+        Err(e) => return Err(Error::Io(e)),
+    }
+    let aof = &engine.persist.aof;
+    aof.enabled.store(true, Ordering::SeqCst);
+    aof.always
+        .store(settings.append_fsync == Fsync::Always, Ordering::SeqCst);
+    let fresh = files.manifest.base.is_none() && files.manifest.incrs.is_empty();
+    let (incr, from) = if fresh {
+        // No writer yet, nothing to rotate: the new incr starts where the base ends.
+        let (incr_name, incr_seq) = files.manifest.next_incr(&files.name);
+        let incr = create_new(&files.dir.join(&incr_name))?;
+        let (base_name, base_seq) = files.manifest.next_base(&files.name);
+        let stats = snapshot::save(
+            engine,
+            snapshot::Target {
+                path: &files.dir.join(&base_name),
+                sweepers: cores(),
+                aof_base: true,
+            },
+            |_| {},
+        )?;
+        files.store(Manifest {
+            base: Some((base_name, base_seq)),
+            incrs: vec![(incr_name, incr_seq)],
+        })?;
+        (incr, stats.offset)
+    } else {
+        let incr = match files.manifest.incrs.last() {
+            Some((name, _)) => OpenOptions::new().append(true).open(files.dir.join(name))?,
+            None => {
+                let (name, seq) = files.manifest.next_incr(&files.name);
+                let file = create_new(&files.dir.join(&name))?;
+                let mut manifest = files.manifest.clone();
+                manifest.incrs.push((name, seq));
+                files.store(manifest)?;
+                file
+            }
+        };
+        engine.log.force_select();
+        (incr, engine.log.end())
+    };
+    let total = files.total_bytes();
+    aof.current_bytes.store(total, Ordering::Relaxed);
+    aof.base_bytes.store(total, Ordering::Relaxed);
+    aof.durable.store(from.0, Ordering::SeqCst);
+    *aof.files.lock() = Some(files);
+    start_writer(engine, incr, from)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Loads the base and the incr files in manifest order.
+fn load(engine: &Engine, files: &Files, cut_torn_tail: bool) -> Result<(), Error> {
+    if let Some((name, _)) = &files.manifest.base {
+        let path = files.dir.join(name);
+        let bytes = std::fs::read(&path)?;
+        if bytes.starts_with(b"REDIS") {
+            super::recovery::load_rdb_bytes(engine, &path, &bytes, false)?;
+        } else {
+            replay(engine, &path, false)?;
+        }
+    }
+    let last = files.manifest.incrs.len().saturating_sub(1);
+    for (i, (name, _)) in files.manifest.incrs.iter().enumerate() {
+        replay(engine, &files.dir.join(name), cut_torn_tail && i == last)?;
+    }
+    Ok(())
+}
+
+/// Applies one file of RESP commands. A command cut off at the end (or a MULTI without its
+/// EXEC) is a torn tail: cut off with a warning when `cut_torn_tail`, else an error.
+fn replay(engine: &Engine, path: &Path, cut_torn_tail: bool) -> Result<(), Error> {
+    let bytes = std::fs::read(path)?;
+    let mut client = Client::new(Protocol::Resp2);
+    let applied = engine
+        .apply_stream(&mut client, &bytes)
+        .map_err(|e| corrupt(path, 0, e.0))?;
+    // `apply_stream` stops at the first byte that is not a whole command.
+    let whole = applied.open_multi_at.unwrap_or(applied.consumed);
+    if applied.open_multi_at.is_some() {
+        engine.execute_waiting(&mut client, &[b"DISCARD"]);
+    }
+    if applied.consumed < bytes.len() && !looks_like_command_start(&bytes[applied.consumed..]) {
+        return Err(corrupt(
+            path,
+            applied.consumed as u64,
+            "not a RESP command (the AOF is corrupt)",
+        ));
+    }
+    if whole < bytes.len() {
+        if !cut_torn_tail {
+            return Err(corrupt(
+                path,
+                whole as u64,
+                "unexpected end of file (aof-load-truncated is off, or this is not the last file)",
+            ));
+        }
+        tracing::warn!(
+            "!!! Warning: short read while loading the AOF file {}!!! Truncating the AOF at offset {whole} ({} bytes cut)",
+            path.display(),
+            bytes.len() - whole
+        );
+        OpenOptions::new()
+            .write(true)
+            .open(path)?
+            .set_len(whole as u64)?;
+    }
+    if applied.errors > 0 {
+        tracing::warn!(
+            "{} commands in {} failed when replayed (first: {})",
+            applied.errors,
+            path.display(),
+            applied.first_error.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// A torn tail is the start of a multibulk command; anything else is corruption.
+fn looks_like_command_start(rest: &[u8]) -> bool {
+    rest.first() == Some(&b'*')
+}
+
+// ---------------------------------------------------------------------------------------------
+// The writer
+
+fn start_writer(engine: &Arc<Engine>, file: File, from: Offset) -> Result<(), Error> {
+    let reader = engine
+        .log
+        .reader(from, true)
+        .map_err(|e| Error::Io(io::Error::other(e.to_string())))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = {
+        let (engine, stop) = (Arc::clone(engine), Arc::clone(&stop));
+        std::thread::Builder::new()
+            .name("shoal-aof".into())
+            .spawn(move || Writer::new(engine, reader, file).run(&stop))?
+    };
+    *engine.persist.aof.writer.lock() = Some((handle, stop));
+    Ok(())
+}
+
+/// Stops the writer after it wrote and fsynced everything logged so far.
+pub(crate) fn close(engine: &Engine) {
+    let writer = engine.persist.aof.writer.lock().take();
+    if let Some((handle, stop)) = writer {
+        stop.store(true, Ordering::SeqCst);
+        let _ = handle.join();
+    }
+}
+
+struct Writer {
+    engine: Arc<Engine>,
+    reader: LogReader,
+    file: File,
+    /// Log offset of the next byte to write.
+    position: u64,
+    /// Bytes read but not yet written (a failed write keeps them for the retry).
+    pending: Vec<u8>,
+    /// Written but not fsynced.
+    unsynced: bool,
+    last_sync: Instant,
+}
+
+impl Writer {
+    fn new(engine: Arc<Engine>, reader: LogReader, file: File) -> Writer {
+        let position = reader.position().0;
+        Writer {
+            engine,
+            reader,
+            file,
+            position,
+            pending: Vec::new(),
+            unsynced: false,
+            last_sync: Instant::now(),
+        }
+    }
+
+    fn run(mut self, stop: &AtomicBool) {
+        loop {
+            let stopping = stop.load(Ordering::SeqCst);
+            if self.pending.is_empty() {
+                let wait = if stopping { Duration::ZERO } else { IDLE_WAIT };
+                match self.reader.read(READ_BYTES_MAX, wait) {
+                    Ok(chunk) => self.pending.extend_from_slice(&chunk),
+                    Err(lagged) => {
+                        // A reliable reader is never dropped behind; if it were, the file
+                        // could no longer be completed.
+                        tracing::warn!("the AOF writer fell behind the log: {lagged}");
+                        return;
+                    }
+                }
+            }
+            let result = self
+                .write_pending()
+                .and_then(|()| self.sync_by_policy(stopping));
+            let aof = &self.engine.persist.aof;
+            match result {
+                Ok(()) => aof.mark_failing(false, &""),
+                Err(e) => {
+                    aof.mark_failing(true, &e);
+                    if stopping {
+                        return;
+                    }
+                    std::thread::sleep(RETRY_DELAY);
+                    continue;
+                }
+            }
+            if stopping && self.pending.is_empty() && self.position >= self.engine.log.end().0 {
+                return;
+            }
+        }
+    }
+
+    /// Writes what is pending, switching files where a rewrite asked.
+    fn write_pending(&mut self) -> io::Result<()> {
+        while !self.pending.is_empty() {
+            let rotate_at = self.rotate_at();
+            let len = match rotate_at {
+                Some(at) if at <= self.position => {
+                    self.rotate()?;
+                    continue;
+                }
+                Some(at) => ((at - self.position) as usize).min(self.pending.len()),
+                None => self.pending.len(),
+            };
+            self.file.write_all(&self.pending[..len])?;
+            self.pending.drain(..len);
+            self.position += len as u64;
+            self.unsynced = true;
+            self.engine
+                .persist
+                .aof
+                .current_bytes
+                .fetch_add(len as u64, Ordering::Relaxed);
+        }
+        if self.rotate_at().is_some_and(|at| at <= self.position) {
+            self.rotate()?;
+        }
+        Ok(())
+    }
+
+    fn rotate_at(&self) -> Option<u64> {
+        let rotation = self.engine.persist.aof.rotation.lock();
+        rotation.as_ref().map(|r| r.at.0)
+    }
+
+    /// Finishes the old incr file (fsynced) and goes on in the rewrite's new one.
+    fn rotate(&mut self) -> io::Result<()> {
+        self.file.sync_data()?;
+        let Some(rotation) = self.engine.persist.aof.rotation.lock().take() else {
+            return Ok(());
+        };
+        self.file = rotation.file;
+        Ok(())
+    }
+
+    fn sync_by_policy(&mut self, stopping: bool) -> io::Result<()> {
+        if !self.unsynced {
+            return Ok(());
+        }
+        let policy = self.engine.settings().append_fsync;
+        let due = match policy {
+            Fsync::Always => true,
+            Fsync::EverySec => self.last_sync.elapsed() >= EVERYSEC,
+            Fsync::No => false,
+        };
+        let aof = &self.engine.persist.aof;
+        aof.always.store(policy == Fsync::Always, Ordering::Relaxed);
+        if due || stopping {
+            self.file.sync_data()?;
+            self.unsynced = false;
+            self.last_sync = Instant::now();
+            aof.mark_durable(self.position);
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rewrites
+
+/// BGREWRITEAOF: a new base from a snapshot, and a new incr file from its offset on.
+pub(crate) fn rewrite(engine: &Engine) -> io::Result<()> {
+    let aof = &engine.persist.aof;
+    if aof
+        .rewriting
+        .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+        .is_err()
+    {
+        return Err(io::Error::other("already rewriting"));
+    }
+    let result = rewrite_now(engine);
+    aof.rewrites.fetch_add(1, Ordering::Relaxed);
+    aof.last_rewrite_ok.store(result.is_ok(), Ordering::Relaxed);
+    aof.rewriting.store(false, Ordering::SeqCst);
+    match &result {
+        Ok(()) => tracing::info!("Background AOF rewrite finished successfully"),
+        Err(e) => tracing::warn!("Background AOF rewrite failed: {e}"),
+    }
+    result
+}
+
+fn rewrite_now(engine: &Engine) -> io::Result<()> {
+    let aof = &engine.persist.aof;
+    let mut guard = aof.files.lock();
+    let files = guard
+        .as_mut()
+        .ok_or_else(|| io::Error::other("the AOF is off"))?;
+    // First the manifest learns of the new incr file: whatever the writer puts there from the
+    // snapshot's offset on is part of the history even if the snapshot fails.
+    let (incr_name, incr_seq) = files.manifest.next_incr(&files.name);
+    let incr = create_new(&files.dir.join(&incr_name))?;
+    let mut with_incr = files.manifest.clone();
+    with_incr.incrs.push((incr_name.clone(), incr_seq));
+    files.store(with_incr)?;
+    let (base_name, base_seq) = files.manifest.next_base(&files.name);
+    let mut incr = Some(incr);
+    let saved = snapshot::save(
+        engine,
+        snapshot::Target {
+            path: &files.dir.join(&base_name),
+            sweepers: 1,
+            aof_base: true,
+        },
+        |at| {
+            if let Some(file) = incr.take() {
+                *aof.rotation.lock() = Some(Rotation { at, file });
+            }
+        },
+    )?;
+    let old = files.manifest.clone();
+    files.store(Manifest {
+        base: Some((base_name, base_seq)),
+        incrs: vec![(incr_name.clone(), incr_seq)],
+    })?;
+    for (name, _) in old.base.iter().chain(old.incrs.iter()) {
+        if *name != incr_name {
+            let _ = std::fs::remove_file(files.dir.join(name));
+        }
+    }
+    let total = files.total_bytes();
+    aof.current_bytes.store(total, Ordering::Relaxed);
+    aof.base_bytes.store(total, Ordering::Relaxed);
+    tracing::info!(
+        "AOF rewritten: base at offset {} ({} keys)",
+        saved.offset.0,
+        saved.keys
+    );
+    Ok(())
+}
+
+/// Whether the AOF grew enough since the last rewrite for `auto-aof-rewrite-percentage`
+/// and `auto-aof-rewrite-min-size` to ask for another.
+pub(crate) fn wants_rewrite(engine: &Engine, percentage: u64, min_bytes: u64) -> bool {
+    let info = engine.persist.aof.info();
+    if !info.enabled || info.rewriting || percentage == 0 || info.current_bytes < min_bytes {
+        return false;
+    }
+    let base = info.base_bytes.max(1);
+    (info.current_bytes.saturating_sub(base)) * 100 / base >= percentage
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_round_trips_redis_format() {
+        let text = "file appendonly.aof.1.base.rdb seq 1 type b\n\
+                    file appendonly.aof.1.incr.aof seq 1 type i\n\
+                    file appendonly.aof.2.incr.aof seq 2 type i\n";
+        let m = Manifest::parse(text).unwrap();
+        assert_eq!(m.render(), text);
+        assert_eq!(m.next_incr("appendonly.aof").0, "appendonly.aof.3.incr.aof");
+        assert_eq!(m.next_base("appendonly.aof").0, "appendonly.aof.2.base.rdb");
+        assert!(Manifest::parse("file x seq one type i").is_err());
+        assert!(Manifest::parse("garbage").is_err());
+    }
+}

@@ -1,0 +1,267 @@
+//! The append-only file: Redis 7's multi-part layout that redis-server 7 itself loads, replay
+//! after restart, torn tails, corruption, rewrites, and acknowledged writes surviving kill -9
+//! with `appendfsync always`.
+
+mod common;
+
+use common::{RedisServer, RespConn, ShoalServer, Value};
+use shoal::{Config, Fsync, Node, Reply};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "shoal-aof-{name}-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn open(dir: &Path, fsync: Fsync) -> Node {
+    Node::open(Config::new().dir(dir).save_points(&[]).append_only(fsync)).expect("open")
+}
+
+fn digest(node: &Node) -> String {
+    match node.execute(&["DEBUG", "DIGEST"]) {
+        Reply::Status(s) => s.into_owned(),
+        other => panic!("DEBUG DIGEST: {other:?}"),
+    }
+}
+
+fn write_some(node: &Node, round: usize) {
+    let mut s = node.session();
+    for i in 0..200 {
+        s.execute(&["SET", &format!("k:{round}:{i}"), &format!("v{i}")]);
+        s.execute(&["RPUSH", &format!("l:{}", i % 7), &i.to_string()]);
+    }
+    s.execute(&["INCRBYFLOAT", "f", "1.5"]);
+    s.execute(&["EXPIRE", "k:0:1", "100000"]);
+    s.execute(&["MULTI"]);
+    s.execute(&["HSET", "h", "a", &round.to_string()]);
+    s.execute(&["ZADD", "z", &round.to_string(), "m"]);
+    s.execute(&["EXEC"]);
+    s.execute(&["SELECT", "2"]);
+    s.execute(&["SADD", "s", &round.to_string()]);
+    s.execute(&["SELECT", "0"]);
+    s.execute(&["DEL", &format!("k:{round}:3")]);
+}
+
+fn aof_dir(dir: &Path) -> PathBuf {
+    dir.join("appendonlydir")
+}
+
+fn incr_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(aof_dir(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".incr.aof"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn aof_replays_after_restart_and_redis_loads_it() {
+    let dir = temp_dir("restart");
+    let node = open(&dir, Fsync::Always);
+    write_some(&node, 0);
+    let expected = digest(&node);
+    drop(node);
+    let manifest = std::fs::read_to_string(aof_dir(&dir).join("appendonly.aof.manifest")).unwrap();
+    assert_eq!(
+        manifest,
+        "file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n"
+    );
+    let incr = &incr_files(&dir)[0];
+    let check = Command::new("redis-check-aof").arg(incr).output().unwrap();
+    let report = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert!(
+        check.status.success() && report.contains("is valid"),
+        "{report}"
+    );
+    let node = open(&dir, Fsync::Always);
+    assert_eq!(digest(&node), expected, "replayed after restart");
+    write_some(&node, 1);
+    let expected = digest(&node);
+    drop(node);
+    // redis-server 7 loads Shoal's multi-part AOF as its own.
+    let server = RedisServer::start_in(&dir, &["--appendonly", "yes"]);
+    let mut redis = RespConn::connect(server.port).unwrap();
+    assert_eq!(
+        redis.call(&[b"DEBUG", b"DIGEST"]),
+        Value::Status(expected),
+        "Redis loaded Shoal's AOF"
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn torn_tail_is_cut_and_corruption_stops_start_up() {
+    let dir = temp_dir("torn");
+    let node = open(&dir, Fsync::Always);
+    write_some(&node, 0);
+    let expected = digest(&node);
+    drop(node);
+    let incr = incr_files(&dir).pop().unwrap();
+    let good = std::fs::read(&incr).unwrap();
+    // A command cut in the middle, and a MULTI whose EXEC never came.
+    for tail in [
+        &b"*3\r\n$3\r\nSET\r\n$1\r\nx"[..],
+        b"*1\r\n$5\r\nMULTI\r\n*2\r\n$4\r\nINCR\r\n$1\r\nq\r\n",
+    ] {
+        let mut torn = good.clone();
+        torn.extend_from_slice(tail);
+        std::fs::write(&incr, &torn).unwrap();
+        let mut strict = Config::new()
+            .dir(&dir)
+            .save_points(&[])
+            .append_only(Fsync::Always);
+        strict.aof_load_truncated = false;
+        let strict = Node::open(strict);
+        match strict {
+            Err(shoal::Error::Corrupt { file, offset, .. }) => {
+                assert_eq!((file, offset), (incr.clone(), good.len() as u64));
+            }
+            Err(e) => panic!("not a corruption error: {e}"),
+            Ok(_) => panic!("a torn AOF was loaded with aof-load-truncated no"),
+        }
+        let node = open(&dir, Fsync::Always);
+        assert_eq!(digest(&node), expected, "the torn command was dropped");
+        drop(node);
+        assert_eq!(std::fs::read(&incr).unwrap(), good, "the file was cut back");
+    }
+    let mut corrupt = good.clone();
+    corrupt.splice(10..10, b"garbage!".iter().copied());
+    std::fs::write(&incr, &corrupt).unwrap();
+    let message = match Node::open(Config::new().dir(&dir).append_only(Fsync::Always)) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a corrupt AOF was loaded"),
+    };
+    assert!(message.contains("incr.aof"), "{message}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bgrewriteaof_under_writes_keeps_everything() {
+    let dir = temp_dir("rewrite");
+    let node = open(&dir, Fsync::EverySec);
+    write_some(&node, 0);
+    let writer = {
+        let node = node.clone();
+        std::thread::spawn(move || {
+            for round in 1..6 {
+                write_some(&node, round);
+            }
+        })
+    };
+    assert_eq!(
+        node.execute(&["BGREWRITEAOF"]),
+        Reply::Status("Background append only file rewriting started".into())
+    );
+    writer.join().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let Reply::Verbatim(info) = node.execute(&["INFO", "persistence"]) else {
+            panic!()
+        };
+        let info = String::from_utf8_lossy(&info).into_owned();
+        if info.contains("aof_rewrites:1") && info.contains("aof_rewrite_in_progress:0") {
+            assert!(info.contains("aof_last_bgrewrite_status:ok"), "{info}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rewrite did not finish: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    write_some(&node, 9);
+    let expected = digest(&node);
+    drop(node);
+    let manifest = std::fs::read_to_string(aof_dir(&dir).join("appendonly.aof.manifest")).unwrap();
+    assert_eq!(
+        manifest,
+        "file appendonly.aof.2.base.rdb seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
+    );
+    assert!(!aof_dir(&dir).join("appendonly.aof.1.incr.aof").exists());
+    let node = open(&dir, Fsync::EverySec);
+    assert_eq!(digest(&node), expected);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// kill -9 a shoal-server with `appendfsync always` while clients increment their own
+/// counters: after each restart every counter is at least the last value acknowledged to its
+/// client, and at most one more (the reply that was in flight).
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    const CLIENTS: usize = 4;
+    const KILLS: usize = 20;
+    let dir = temp_dir("kill");
+    let dir_arg = dir.to_str().unwrap().to_string();
+    let args = [
+        "--dir",
+        &dir_arg,
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--save",
+        "",
+    ];
+    let mut acked = [0i64; CLIENTS];
+    for kill in 0..KILLS {
+        let mut server = ShoalServer::start(&args);
+        let port = server.port;
+        let mut check = RespConn::connect(port).unwrap();
+        for (c, counter) in acked.iter_mut().enumerate() {
+            let value = *counter;
+            let key = format!("counter:{c}");
+            let Value::Bulk(now) = check.call(&[b"GET", key.as_bytes()]) else {
+                assert_eq!(value, 0, "counter {c} lost after kill {kill}");
+                continue;
+            };
+            let now: i64 = String::from_utf8_lossy(&now).parse().unwrap();
+            assert!(
+                (value..=value + 1).contains(&now),
+                "counter {c}: {now} after kill {kill}, {value} acknowledged"
+            );
+            *counter = now;
+        }
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|c| {
+                std::thread::spawn(move || {
+                    let mut conn = RespConn::connect(port).unwrap();
+                    let key = format!("counter:{c}");
+                    let mut last = None;
+                    loop {
+                        conn.send(&[b"INCR", key.as_bytes()]);
+                        match conn.try_read() {
+                            Ok(Value::Int(n)) => last = Some(n),
+                            _ => return last,
+                        }
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(30 + fastrand::u64(..150)));
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+        for (c, client) in clients.into_iter().enumerate() {
+            if let Some(last) = client.join().unwrap() {
+                acked[c] = last;
+            }
+        }
+        // The next server reads the same directory (dropping this one removes only the
+        // folder it made for itself).
+        drop(server);
+    }
+    assert!(
+        acked.iter().all(|&n| n > 0),
+        "no write was acknowledged: {acked:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
