@@ -6,6 +6,9 @@
 #   RESULT bgsave_peak_rss_ratio <shoal> <redis>    peak RSS during BGSAVE under a SET load,
 #                                                   over RSS before (Redis: parent + child)
 #   RESULT bgsave_copied_bytes <shoal> <redis>      rdb_last_cow_size of that BGSAVE
+#   RESULT set_P16_<policy> <shoal_rps> <redis_rps> <shoal_vs_no_aof> <redis_vs_no_aof>
+#                                                   SET -P 16 with appendonly no, appendfsync
+#                                                   everysec and always
 #
 #   benches/persist_vs_redis.sh
 #   KEYS=200000 ROUNDS=1 benches/persist_vs_redis.sh
@@ -45,10 +48,10 @@ declare -A BIN=([shoal]=target/release/shoal-server [redis]=$(command -v redis-s
 declare -A PORT=([shoal]=$(free_port) [redis]=$(free_port))
 declare -A PID
 
-start() { # name; prints nothing, sets PID[name]
+start() { # name [extra flags]; sets PID[name]
     mkdir -p "$TMP/$1"
     "${BIN[$1]}" --port "${PORT[$1]}" --bind 127.0.0.1 --save '' --appendonly no \
-        --dir "$TMP/$1" --logfile "$TMP/$1.log" &
+        --dir "$TMP/$1" --logfile "$TMP/$1.log" "${@:2}" &
     PID[$1]=$!
     PIDS+=($!)
     ready "${PORT[$1]}"
@@ -119,3 +122,19 @@ for name in shoal redis; do
 done
 echo "RESULT bgsave_peak_rss_ratio ${PEAK[shoal]} ${PEAK[redis]}"
 echo "RESULT bgsave_copied_bytes ${COPIED[shoal]} ${COPIED[redis]}"
+
+# SET -P 16 throughput by fsync policy, each server against itself without an AOF.
+declare -A RPS
+for policy in no everysec always; do
+    for name in shoal redis; do
+        rm -rf "${TMP:?}/$name"
+        flags=(--appendonly no)
+        [ "$policy" != no ] && flags=(--appendonly yes --appendfsync "$policy")
+        start "$name" "${flags[@]}"
+        RPS[$name.$policy]=$(redis-benchmark -p "${PORT[$name]}" -c 50 -n 1000000 -r "$KEYS" -d 16 -P 16 -t set --csv 2>/dev/null |
+            awk -F'","' 'NR==2 { gsub(/"/, "", $2); print $2 }')
+        stop "$name"
+    done
+    echo "RESULT set_P16_$policy ${RPS[shoal.$policy]} ${RPS[redis.$policy]}" \
+        "$(ratio "${RPS[shoal.$policy]}" "${RPS[shoal.no]}") $(ratio "${RPS[redis.$policy]}" "${RPS[redis.no]}")"
+done

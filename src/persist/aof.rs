@@ -33,6 +33,10 @@ const READ_BYTES_MAX: usize = 1 << 20;
 const IDLE_WAIT: Duration = Duration::from_millis(100);
 /// `everysec`: the longest a write waits for its fsync.
 const EVERYSEC: Duration = Duration::from_secs(1);
+/// Without `always`, the writer looks for new writes this often instead of being woken by
+/// each one: a wake-up per write costs the writing thread a system call, and one write per
+/// pause batches like Redis's once-per-event-loop AOF write.
+const POLL_PAUSE: Duration = Duration::from_millis(1);
 /// After a failed write, the writer retries this often.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 
@@ -496,8 +500,16 @@ impl Writer {
         loop {
             let stopping = stop.load(Ordering::SeqCst);
             if self.pending.is_empty() {
-                let wait = if stopping { Duration::ZERO } else { IDLE_WAIT };
+                let always = self.engine.persist.aof.always.load(Ordering::Relaxed);
+                let wait = if always && !stopping {
+                    IDLE_WAIT
+                } else {
+                    Duration::ZERO
+                };
                 match self.reader.read(READ_BYTES_MAX, wait) {
+                    Ok(chunk) if chunk.is_empty() && !always && !stopping => {
+                        std::thread::sleep(POLL_PAUSE);
+                    }
                     Ok(chunk) => self.pending.extend_from_slice(&chunk),
                     Err(lagged) => {
                         // A reliable reader is never dropped behind; if it were, the file
