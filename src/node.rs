@@ -10,6 +10,7 @@ use crate::engine::{Client, Engine, Outcome};
 use crate::error::{Error, Result};
 use crate::keyspace::bytes::CompactBytes;
 use crate::keyspace::digest::{self, DigestMode};
+use crate::log::Offset;
 use crate::reply::Reply;
 use crate::resp::Protocol;
 use crate::Config;
@@ -55,6 +56,15 @@ impl Drop for Inner {
             let _ = handle.join();
         }
         self.engine.log().close();
+    }
+}
+
+fn not_started(why: crate::persist::NotStarted) -> Error {
+    match why {
+        crate::persist::NotStarted::AlreadyRunning => {
+            Error::Command("ERR Background save or rewrite already in progress".into())
+        }
+        crate::persist::NotStarted::Failed(why) => Error::Io(std::io::Error::other(why)),
     }
 }
 
@@ -206,6 +216,32 @@ impl Node {
             // Only reachable re-entrantly; a one-off client is as correct.
             Err(_) => engine.execute_waiting(&mut Client::new(Protocol::Resp3), argv),
         })
+    }
+
+    /// SAVE: writes a point-in-time snapshot to `dir`/`dbfilename` and returns once it is on
+    /// disk. Writes from other threads go on meanwhile.
+    pub fn save(&self) -> Result<()> {
+        crate::persist::save(&self.inner.engine)
+            .map(drop)
+            .map_err(Error::Io)
+    }
+
+    /// BGSAVE: starts a snapshot in the background (INFO persistence follows it).
+    pub fn bgsave(&self) -> Result<()> {
+        crate::persist::bgsave(&self.inner.engine).map_err(not_started)
+    }
+
+    /// BGREWRITEAOF: starts an AOF rewrite in the background.
+    pub fn rewrite_aof(&self) -> Result<()> {
+        crate::persist::bgrewriteaof(&self.inner.engine).map_err(not_started)
+    }
+
+    /// Waits until every write up to `offset` (e.g. [`Session::last_write`]) is fsynced to
+    /// the append-only file, at most `timeout`: `Ok(true)` when it is. An error when the AOF
+    /// is off or cannot be written.
+    pub fn wait_durable(&self, offset: Offset, timeout: Duration) -> Result<bool> {
+        crate::persist::aof::wait_durable_for(&self.inner.engine, offset, timeout)
+            .map_err(Error::Io)
     }
 
     /// A stateful session, like one client connection: SELECT, MULTI/EXEC and WATCH persist
@@ -732,6 +768,12 @@ impl Session {
     /// The selected database.
     pub fn db(&self) -> usize {
         self.client.db()
+    }
+
+    /// The write-log offset after this session's last write: what [`Node::wait_durable`]
+    /// waits for.
+    pub fn last_write(&self) -> Offset {
+        self.client.last_write()
     }
 }
 

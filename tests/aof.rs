@@ -265,3 +265,76 @@ fn acknowledged_writes_survive_kill_9() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The embedded API: a session's last write offset, waited on until fsynced (everysec makes
+/// that take up to a second), and the persistence calls.
+#[test]
+fn embedded_api_waits_for_durability() {
+    let dir = temp_dir("embedded");
+    let node = open(&dir, Fsync::EverySec);
+    let mut session = node.session();
+    assert_eq!(session.execute(&["SET", "a", "1"]), Reply::OK);
+    let offset = session.last_write();
+    assert!(offset.0 > 0);
+    assert!(node.wait_durable(offset, Duration::from_secs(5)).unwrap());
+    // Nothing will ever be written this far: the wait times out.
+    let beyond = shoal::Offset(offset.0 + 1_000_000);
+    let started = Instant::now();
+    assert!(!node
+        .wait_durable(beyond, Duration::from_millis(200))
+        .unwrap());
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    node.save().unwrap();
+    assert!(dir.join("dump.rdb").exists());
+    node.rewrite_aof().unwrap();
+    drop(node);
+    let memory_only = Node::open(Config::new()).unwrap();
+    assert!(memory_only
+        .wait_durable(offset, Duration::from_millis(10))
+        .is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// CONFIG SET appendonly yes on a running node writes a base first (as Redis does), then
+/// logs every write; a restart with the AOF on finds all of it. `no` stops the writer.
+#[test]
+fn config_set_appendonly_turns_the_aof_on_and_off() {
+    let dir = temp_dir("config-set");
+    let node = Node::open(Config::new().dir(&dir).save_points(&[])).unwrap();
+    write_some(&node, 0);
+    assert_eq!(
+        node.execute(&["CONFIG", "SET", "appendonly", "yes"]),
+        Reply::OK
+    );
+    write_some(&node, 1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !info(&node).contains("aof_enabled:1")
+        || info(&node).contains("aof_rewrite_in_progress:1")
+    {
+        assert!(Instant::now() < deadline, "the AOF did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    write_some(&node, 2);
+    let expected = digest(&node);
+    assert_eq!(
+        node.execute(&["CONFIG", "SET", "appendonly", "no"]),
+        Reply::OK
+    );
+    assert!(info(&node).contains("aof_enabled:0"));
+    node.execute(&["SET", "after-off", "1"]);
+    drop(node);
+    let node = open(&dir, Fsync::EverySec);
+    assert_eq!(
+        digest(&node),
+        expected,
+        "the AOF holds everything up to appendonly no"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn info(node: &Node) -> String {
+    match node.execute(&["INFO", "persistence"]) {
+        Reply::Verbatim(text) | Reply::Bulk(text) => String::from_utf8_lossy(&text).into_owned(),
+        other => panic!("INFO: {other:?}"),
+    }
+}

@@ -457,6 +457,17 @@ fn save_points_changes_and_lastsave_follow_redis() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+    // stop-writes-on-bgsave-error (on by default, with save points set): writes are refused
+    // with Redis's MISCONF, reads go on, and a save that works lifts it.
+    let Reply::Error(refused) = node.execute(&["SET", "k", "v"]) else {
+        panic!("a write was accepted after a failed BGSAVE")
+    };
+    assert!(refused.starts_with("MISCONF Redis is configured to save RDB snapshots"));
+    assert_eq!(node.execute(&["GET", "k0"]), Reply::Bulk("v".into()));
+    std::fs::create_dir_all(&dir).unwrap();
+    assert_eq!(node.execute(&["SAVE"]), Reply::OK);
+    assert_eq!(node.execute(&["SET", "k", "v"]), Reply::OK);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

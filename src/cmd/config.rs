@@ -142,6 +142,10 @@ fn config_set(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
         }
         Ok(())
     })?;
+    if changes.iter().any(|(spec, ..)| spec.name == "appendonly") {
+        let on = cx.engine.settings().append_only;
+        crate::persist::set_append_only(cx.engine, on);
+    }
     if changes.iter().any(|(spec, ..)| spec.name == "requirepass") {
         let password = cx.engine.settings().requirepass.clone();
         *cx.engine.password.write() = password.map(|p| CompactBytes::new(p.as_bytes()));

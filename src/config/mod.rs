@@ -109,6 +109,9 @@ pub struct Config {
     pub rdb_compression: bool,
     /// Write and verify the snapshot's CRC-64 trailer (`rdbchecksum`).
     pub rdb_checksum: bool,
+    /// Refuse writes while the last background save failed, if save points exist
+    /// (`stop-writes-on-bgsave-error`).
+    pub stop_writes_on_bgsave_error: bool,
     /// Keep an append-only file (`appendonly`): every write is logged before it is
     /// acknowledged by the `appendfsync` policy.
     pub append_only: bool,
@@ -410,6 +413,7 @@ impl Default for Config {
             persistence: false,
             rdb_compression: true,
             rdb_checksum: true,
+            stop_writes_on_bgsave_error: true,
             append_only: false,
             append_fsync: Fsync::EverySec,
             append_filename: "appendonly.aof".into(),

@@ -505,9 +505,10 @@ impl Engine {
         if let Err(e) = check_auth(client, command) {
             return self.reject(client, Some(id), e);
         }
-        if command.is_write() && self.persist.aof.refuses_writes() {
-            let e = CmdError(self.persist.aof.refusal().into());
-            return self.reject(client, Some(id), e);
+        if command.is_write() {
+            if let Some(e) = crate::persist::write_refusal(self) {
+                return self.reject(client, Some(id), CmdError(e.into()));
+            }
         }
         if self.pause.is_set() && self.held_by_pause(client, command) {
             return Outcome::Paused;

@@ -149,6 +149,27 @@ impl Aof {
         }
     }
 
+    /// Waits at most `timeout` for the log up to `offset` to be fsynced: whether it is.
+    fn wait_durable_timeout(&self, offset: Offset, timeout: Duration) -> io::Result<bool> {
+        use event_listener::Listener;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if !self.enabled.load(Ordering::Relaxed) {
+                return Err(io::Error::other("the AOF is off (appendonly no)"));
+            }
+            if let Some(done) = self.check(offset) {
+                return done.map(|()| true);
+            }
+            let listener = self.synced.listen();
+            if let Some(done) = self.check(offset) {
+                return done.map(|()| true);
+            }
+            if listener.wait_deadline(deadline).is_none() && Instant::now() >= deadline {
+                return Ok(false);
+            }
+        }
+    }
+
     fn mark_durable(&self, offset: u64) {
         self.durable.fetch_max(offset, Ordering::Release);
         self.synced.notify(usize::MAX);
@@ -245,6 +266,16 @@ impl Manifest {
 }
 
 impl Files {
+    /// The folder the settings name, with an empty manifest.
+    fn of(engine: &Engine) -> Files {
+        let settings = engine.settings();
+        Files {
+            dir: settings.dir.join(&settings.append_dirname),
+            name: settings.append_filename.clone(),
+            manifest: Manifest::default(),
+        }
+    }
+
     fn manifest_path(&self) -> PathBuf {
         self.dir.join(format!("{}.manifest", self.name))
     }
@@ -297,72 +328,104 @@ fn corrupt(path: &Path, offset: u64, what: impl Into<String>) -> Error {
 /// Opens the AOF at start-up (`appendonly yes`): loads what the manifest names, or, the first
 /// time, the snapshot if there is one, then writes a base; then starts the writer.
 pub(crate) fn open(engine: &Arc<Engine>) -> Result<(), Error> {
-    let settings = engine.settings();
-    let dir = settings.dir.join(&settings.append_dirname);
-    let mut files = Files {
-        dir,
-        name: settings.append_filename.clone(),
-        manifest: Manifest::default(),
-    };
+    let mut files = Files::of(engine);
     let manifest_path = files.manifest_path();
-    match std::fs::read_to_string(&manifest_path) {
-        Ok(text) => {
-            files.manifest =
-                Manifest::parse(&text).map_err(|why| corrupt(&manifest_path, 0, why))?;
-            load(engine, &files, settings.aof_load_truncated)?;
-        }
+    let text = match std::fs::read_to_string(&manifest_path) {
+        Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             // Turning the AOF on keeps the data: load the snapshot, then make it the base.
             super::recovery::load_rdb(engine, &super::rdb_path(engine))?;
-            std::fs::create_dir_all(&files.dir)?;
+            return enable(engine, cores());
         }
         Err(e) => return Err(Error::Io(e)),
-    }
-    let aof = &engine.persist.aof;
-    aof.enabled.store(true, Ordering::SeqCst);
-    aof.always
-        .store(settings.append_fsync == Fsync::Always, Ordering::SeqCst);
-    let fresh = files.manifest.base.is_none() && files.manifest.incrs.is_empty();
-    let (incr, from) = if fresh {
-        // No writer yet, nothing to rotate: the new incr starts where the base ends.
-        let (incr_name, incr_seq) = files.manifest.next_incr(&files.name);
-        let incr = create_new(&files.dir.join(&incr_name))?;
-        let (base_name, base_seq) = files.manifest.next_base(&files.name);
-        let stats = snapshot::save(
-            engine,
-            snapshot::Target {
-                path: &files.dir.join(&base_name),
-                sweepers: cores(),
-                aof_base: true,
-            },
-            |_| {},
-        )?;
-        files.store(Manifest {
-            base: Some((base_name, base_seq)),
-            incrs: vec![(incr_name, incr_seq)],
-        })?;
-        (incr, stats.offset)
-    } else {
-        let incr = match files.manifest.incrs.last() {
-            Some((name, _)) => OpenOptions::new().append(true).open(files.dir.join(name))?,
-            None => {
-                let (name, seq) = files.manifest.next_incr(&files.name);
-                let file = create_new(&files.dir.join(&name))?;
-                let mut manifest = files.manifest.clone();
-                manifest.incrs.push((name, seq));
-                files.store(manifest)?;
-                file
-            }
-        };
-        engine.log.force_select();
-        (incr, engine.log.end())
     };
+    files.manifest = Manifest::parse(&text).map_err(|why| corrupt(&manifest_path, 0, why))?;
+    load(engine, &files, engine.settings().aof_load_truncated)?;
+    let incr = match files.manifest.incrs.last() {
+        Some((name, _)) => OpenOptions::new().append(true).open(files.dir.join(name))?,
+        None => {
+            let (name, seq) = files.manifest.next_incr(&files.name);
+            let file = create_new(&files.dir.join(&name))?;
+            let mut manifest = files.manifest.clone();
+            manifest.incrs.push((name, seq));
+            files.store(manifest)?;
+            file
+        }
+    };
+    // What is appended from here on must say its database: the file's reader starts fresh.
+    engine.log.force_select();
+    let reader = engine
+        .log
+        .reader(engine.log.end(), true)
+        .map_err(|e| Error::Io(io::Error::other(e.to_string())))?;
+    start(engine, files, reader, incr)
+}
+
+/// Starts the AOF from the dataset as it is (at start-up without AOF files, or for CONFIG SET
+/// appendonly yes): a snapshot becomes a new base, the writer follows the log from the
+/// snapshot's offset into a new incr file, and older AOF files are removed.
+pub(crate) fn enable(engine: &Arc<Engine>, sweepers: usize) -> Result<(), Error> {
+    let mut files = Files::of(engine);
+    std::fs::create_dir_all(&files.dir)?;
+    if let Ok(text) = std::fs::read_to_string(files.manifest_path()) {
+        // Only for the sequence numbers: the new base replaces what these files hold.
+        files.manifest = Manifest::parse(&text).unwrap_or_default();
+    }
+    let (incr_name, incr_seq) = files.manifest.next_incr(&files.name);
+    let incr = create_new(&files.dir.join(&incr_name))?;
+    let (base_name, base_seq) = files.manifest.next_base(&files.name);
+    let mut reader = None;
+    snapshot::save(
+        engine,
+        snapshot::Target {
+            path: &files.dir.join(&base_name),
+            sweepers,
+            aof_base: true,
+        },
+        // No write can happen yet: the writer starts exactly where the snapshot is.
+        |at| reader = Some(engine.log.reader(at, true)),
+    )?;
+    let reader = reader
+        .transpose()
+        .map_err(|e| Error::Io(io::Error::other(e.to_string())))?
+        .ok_or_else(|| Error::Io(io::Error::other("the snapshot did not start")))?;
+    let old = std::mem::take(&mut files.manifest);
+    files.store(Manifest {
+        base: Some((base_name.clone(), base_seq)),
+        incrs: vec![(incr_name.clone(), incr_seq)],
+    })?;
+    for (name, _) in old.base.iter().chain(old.incrs.iter()) {
+        if *name != base_name && *name != incr_name {
+            let _ = std::fs::remove_file(files.dir.join(name));
+        }
+    }
+    start(engine, files, reader, incr)
+}
+
+/// Stops the AOF on a running node (CONFIG SET appendonly no): the writer finishes and
+/// fsyncs what it has; the files stay.
+pub(crate) fn disable(engine: &Engine) {
+    close(engine);
+    let aof = &engine.persist.aof;
+    aof.enabled.store(false, Ordering::SeqCst);
+    aof.always.store(false, Ordering::SeqCst);
+    *aof.files.lock() = None;
+    aof.synced.notify(usize::MAX);
+}
+
+fn start(engine: &Arc<Engine>, files: Files, reader: LogReader, incr: File) -> Result<(), Error> {
+    let aof = &engine.persist.aof;
     let total = files.total_bytes();
     aof.current_bytes.store(total, Ordering::Relaxed);
     aof.base_bytes.store(total, Ordering::Relaxed);
-    aof.durable.store(from.0, Ordering::SeqCst);
+    aof.durable.store(reader.position().0, Ordering::SeqCst);
+    aof.always.store(
+        engine.settings().append_fsync == Fsync::Always,
+        Ordering::SeqCst,
+    );
+    aof.enabled.store(true, Ordering::SeqCst);
     *aof.files.lock() = Some(files);
-    start_writer(engine, incr, from)
+    start_writer(engine, reader, incr)
 }
 
 fn cores() -> usize {
@@ -444,11 +507,7 @@ fn looks_like_command_start(rest: &[u8]) -> bool {
 // ---------------------------------------------------------------------------------------------
 // The writer
 
-fn start_writer(engine: &Arc<Engine>, file: File, from: Offset) -> Result<(), Error> {
-    let reader = engine
-        .log
-        .reader(from, true)
-        .map_err(|e| Error::Io(io::Error::other(e.to_string())))?;
+fn start_writer(engine: &Arc<Engine>, reader: LogReader, file: File) -> Result<(), Error> {
     let stop = Arc::new(AtomicBool::new(false));
     let handle = {
         let (engine, stop) = (Arc::clone(engine), Arc::clone(&stop));
@@ -458,6 +517,15 @@ fn start_writer(engine: &Arc<Engine>, file: File, from: Offset) -> Result<(), Er
     };
     *engine.persist.aof.writer.lock() = Some((handle, stop));
     Ok(())
+}
+
+/// [`Aof::wait_durable_timeout`] for the embedded API.
+pub(crate) fn wait_durable_for(
+    engine: &Engine,
+    offset: Offset,
+    timeout: Duration,
+) -> io::Result<bool> {
+    engine.persist.aof.wait_durable_timeout(offset, timeout)
 }
 
 /// Stops the writer after it wrote and fsynced everything logged so far.
@@ -608,20 +676,29 @@ impl Writer {
 // ---------------------------------------------------------------------------------------------
 // Rewrites
 
+impl Aof {
+    /// Claims the one rewrite that may run; false when one is running.
+    pub fn begin_rewrite(&self) -> bool {
+        self.rewriting
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
+    pub fn end_rewrite(&self, ok: bool) {
+        self.rewrites.fetch_add(1, Ordering::Relaxed);
+        self.last_rewrite_ok.store(ok, Ordering::Relaxed);
+        self.rewriting.store(false, Ordering::SeqCst);
+    }
+}
+
 /// BGREWRITEAOF: a new base from a snapshot, and a new incr file from its offset on.
 pub(crate) fn rewrite(engine: &Engine) -> io::Result<()> {
     let aof = &engine.persist.aof;
-    if aof
-        .rewriting
-        .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-        .is_err()
-    {
+    if !aof.begin_rewrite() {
         return Err(io::Error::other("already rewriting"));
     }
     let result = rewrite_now(engine);
-    aof.rewrites.fetch_add(1, Ordering::Relaxed);
-    aof.last_rewrite_ok.store(result.is_ok(), Ordering::Relaxed);
-    aof.rewriting.store(false, Ordering::SeqCst);
+    aof.end_rewrite(result.is_ok());
     match &result {
         Ok(()) => tracing::info!("Background AOF rewrite finished successfully"),
         Err(e) => tracing::warn!("Background AOF rewrite failed: {e}"),

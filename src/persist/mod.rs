@@ -153,6 +153,36 @@ pub(crate) fn bgsave(engine: &Engine) -> Result<(), NotStarted> {
     })
 }
 
+/// CONFIG SET appendonly: on, a base is written in the background first (as Redis does) and
+/// the AOF follows the log from it; off, the writer finishes what it has.
+pub(crate) fn set_append_only(engine: &Engine, on: bool) {
+    let aof = &engine.persist.aof;
+    if !on {
+        if aof.info().enabled {
+            aof::disable(engine);
+        }
+        return;
+    }
+    let Some(owned) = engine.persist.this.get().and_then(Weak::upgrade) else {
+        return;
+    };
+    if aof.info().enabled || !aof.begin_rewrite() {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("shoal-aof-rewrite".into())
+        .spawn(move || {
+            let result = aof::enable(&owned, 1);
+            owned.persist.aof.end_rewrite(result.is_ok());
+            if let Err(e) = result {
+                tracing::warn!("Turning the AOF on failed: {e}");
+            }
+        });
+    if spawned.is_err() {
+        aof.end_rewrite(false);
+    }
+}
+
 /// BGREWRITEAOF: an AOF rewrite on a background thread.
 pub(crate) fn bgrewriteaof(engine: &Engine) -> Result<(), NotStarted> {
     let Some(owned) = engine.persist.this.get().and_then(Weak::upgrade) else {
@@ -170,6 +200,26 @@ pub(crate) fn bgrewriteaof(engine: &Engine) -> Result<(), NotStarted> {
         .map_err(|e| NotStarted::Failed(e.to_string()))
 }
 
+/// Redis's error for writes while the last background save failed.
+const BGSAVE_FAILED: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+
+/// Why writes are refused now, if they are: the AOF cannot be written, or the last
+/// background save failed with `stop-writes-on-bgsave-error` and save points set. Two
+/// relaxed loads when nothing failed.
+#[inline]
+pub(crate) fn write_refusal(engine: &Engine) -> Option<String> {
+    let state = &engine.persist;
+    if state.aof.refuses_writes() {
+        return Some(state.aof.refusal());
+    }
+    if state.last_bgsave_ok.load(Ordering::Relaxed) {
+        return None;
+    }
+    let settings = engine.settings();
+    (settings.stop_writes_on_bgsave_error && !settings.save.is_empty())
+        .then(|| BGSAVE_FAILED.to_string())
+}
+
 /// Updates LASTSAVE and INFO after a save, and logs it as Redis does.
 fn record(engine: &Engine, result: &std::io::Result<SnapshotStats>, background: bool) {
     let state = &engine.persist;
@@ -184,6 +234,7 @@ fn record(engine: &Engine, result: &std::io::Result<SnapshotStats>, background: 
     }
     match result {
         Ok(stats) => {
+            state.last_bgsave_ok.store(true, Ordering::Relaxed);
             engine
                 .server
                 .last_save_unix
