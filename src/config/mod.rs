@@ -91,6 +91,9 @@ pub struct Config {
     /// Reports the bytes the program's allocator holds (INFO `used_memory`); without it,
     /// the process's resident memory is reported.
     pub memory_probe: Option<MemoryProbe>,
+    /// Where AOF incr files are written (`None`: the filesystem). Crash tests swap in a
+    /// double that keeps written and fsynced bytes apart.
+    pub aof_storage: Option<Arc<dyn crate::persist::storage::Storage>>,
     /// How much `shoal-server` logs (`loglevel`).
     pub loglevel: LogLevel,
     /// Where `shoal-server` logs (`logfile`); empty: standard output.
@@ -404,6 +407,7 @@ impl Default for Config {
             latency_tracking_percentiles: vec![50.0, 99.0, 99.9],
             config_file: None,
             memory_probe: None,
+            aof_storage: None,
             loglevel: LogLevel::Notice,
             logfile: String::new(),
             daemonize: false,

@@ -13,6 +13,7 @@
 //! complete history, so a crash at any point loses nothing that was durable.
 
 use super::snapshot;
+use super::storage::{Disk, Storage, StorageFile};
 use crate::config::Fsync;
 use crate::engine::{Client, Engine};
 use crate::error::Error;
@@ -75,7 +76,7 @@ struct Files {
 
 struct Rotation {
     at: Offset,
-    file: File,
+    file: Box<dyn StorageFile>,
 }
 
 /// What INFO persistence reports about the AOF.
@@ -306,12 +307,14 @@ impl Files {
     }
 }
 
-fn create_new(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(path)
+/// The storage incr files are written through: the filesystem unless the configuration
+/// swapped in another.
+fn storage(engine: &Engine) -> Arc<dyn Storage> {
+    engine
+        .config()
+        .aof_storage
+        .clone()
+        .unwrap_or_else(|| Arc::new(Disk))
 }
 
 fn corrupt(path: &Path, offset: u64, what: impl Into<String>) -> Error {
@@ -342,10 +345,10 @@ pub(crate) fn open(engine: &Arc<Engine>) -> Result<(), Error> {
     files.manifest = Manifest::parse(&text).map_err(|why| corrupt(&manifest_path, 0, why))?;
     load(engine, &files, engine.settings().aof_load_truncated)?;
     let incr = match files.manifest.incrs.last() {
-        Some((name, _)) => OpenOptions::new().append(true).open(files.dir.join(name))?,
+        Some((name, _)) => storage(engine).append(&files.dir.join(name))?,
         None => {
             let (name, seq) = files.manifest.next_incr(&files.name);
-            let file = create_new(&files.dir.join(&name))?;
+            let file = storage(engine).create(&files.dir.join(&name))?;
             let mut manifest = files.manifest.clone();
             manifest.incrs.push((name, seq));
             files.store(manifest)?;
@@ -372,7 +375,7 @@ pub(crate) fn enable(engine: &Arc<Engine>, sweepers: usize) -> Result<(), Error>
         files.manifest = Manifest::parse(&text).unwrap_or_default();
     }
     let (incr_name, incr_seq) = files.manifest.next_incr(&files.name);
-    let incr = create_new(&files.dir.join(&incr_name))?;
+    let incr = storage(engine).create(&files.dir.join(&incr_name))?;
     let (base_name, base_seq) = files.manifest.next_base(&files.name);
     let mut reader = None;
     snapshot::save(
@@ -413,7 +416,12 @@ pub(crate) fn disable(engine: &Engine) {
     aof.synced.notify(usize::MAX);
 }
 
-fn start(engine: &Arc<Engine>, files: Files, reader: LogReader, incr: File) -> Result<(), Error> {
+fn start(
+    engine: &Arc<Engine>,
+    files: Files,
+    reader: LogReader,
+    incr: Box<dyn StorageFile>,
+) -> Result<(), Error> {
     let aof = &engine.persist.aof;
     let total = files.total_bytes();
     aof.current_bytes.store(total, Ordering::Relaxed);
@@ -507,7 +515,11 @@ fn looks_like_command_start(rest: &[u8]) -> bool {
 // ---------------------------------------------------------------------------------------------
 // The writer
 
-fn start_writer(engine: &Arc<Engine>, reader: LogReader, file: File) -> Result<(), Error> {
+fn start_writer(
+    engine: &Arc<Engine>,
+    reader: LogReader,
+    file: Box<dyn StorageFile>,
+) -> Result<(), Error> {
     let stop = Arc::new(AtomicBool::new(false));
     let handle = {
         let (engine, stop) = (Arc::clone(engine), Arc::clone(&stop));
@@ -540,7 +552,7 @@ pub(crate) fn close(engine: &Engine) {
 struct Writer {
     engine: Arc<Engine>,
     reader: LogReader,
-    file: File,
+    file: Box<dyn StorageFile>,
     /// Log offset of the next byte to write.
     position: u64,
     /// Bytes read but not yet written (a failed write keeps them for the retry).
@@ -551,7 +563,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(engine: Arc<Engine>, reader: LogReader, file: File) -> Writer {
+    fn new(engine: Arc<Engine>, reader: LogReader, file: Box<dyn StorageFile>) -> Writer {
         let position = reader.position().0;
         Writer {
             engine,
@@ -598,7 +610,10 @@ impl Writer {
                     if stopping {
                         return;
                     }
-                    std::thread::sleep(RETRY_DELAY);
+                    let retry_at = Instant::now() + RETRY_DELAY;
+                    while Instant::now() < retry_at && !stop.load(Ordering::SeqCst) {
+                        std::thread::sleep(IDLE_WAIT);
+                    }
                     continue;
                 }
             }
@@ -620,7 +635,7 @@ impl Writer {
                 Some(at) => ((at - self.position) as usize).min(self.pending.len()),
                 None => self.pending.len(),
             };
-            self.file.write_all(&self.pending[..len])?;
+            self.file.write_bytes(&self.pending[..len])?;
             self.pending.drain(..len);
             self.position += len as u64;
             self.unsynced = true;
@@ -643,7 +658,7 @@ impl Writer {
 
     /// Finishes the old incr file (fsynced) and goes on in the rewrite's new one.
     fn rotate(&mut self) -> io::Result<()> {
-        self.file.sync_data()?;
+        self.file.sync()?;
         let Some(rotation) = self.engine.persist.aof.rotation.lock().take() else {
             return Ok(());
         };
@@ -664,7 +679,7 @@ impl Writer {
         let aof = &self.engine.persist.aof;
         aof.always.store(policy == Fsync::Always, Ordering::Relaxed);
         if due || stopping {
-            self.file.sync_data()?;
+            self.file.sync()?;
             self.unsynced = false;
             self.last_sync = Instant::now();
             aof.mark_durable(self.position);
@@ -715,7 +730,7 @@ fn rewrite_now(engine: &Engine) -> io::Result<()> {
     // First the manifest learns of the new incr file: whatever the writer puts there from the
     // snapshot's offset on is part of the history even if the snapshot fails.
     let (incr_name, incr_seq) = files.manifest.next_incr(&files.name);
-    let incr = create_new(&files.dir.join(&incr_name))?;
+    let incr = storage(engine).create(&files.dir.join(&incr_name))?;
     let mut with_incr = files.manifest.clone();
     with_incr.incrs.push((incr_name.clone(), incr_seq));
     files.store(with_incr)?;

@@ -6,6 +6,7 @@
 //! snapshot.rs   point-in-time snapshots while writes go on: copy-before-write per slot
 //! recovery.rs   start-up: loading the snapshot into the keyspace
 //! aof.rs        the append-only file: manifest, writer and group commit, replay, rewrite
+//! storage.rs    the seam the AOF writes incr files through (the disk, or a test's double)
 //! mod.rs        when to save (SAVE, BGSAVE, save points, shutdown) and what INFO reports
 //! ```
 
@@ -13,6 +14,7 @@ pub(crate) mod aof;
 pub(crate) mod rdb;
 pub(crate) mod recovery;
 pub(crate) mod snapshot;
+pub mod storage;
 
 pub use rdb::FormatError;
 
