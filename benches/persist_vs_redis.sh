@@ -18,22 +18,8 @@ cd "$(dirname "$0")/.."
 KEYS=${KEYS:-1000000}
 ROUNDS=${ROUNDS:-3}
 
-cargo build --release --quiet --bin shoal-server
-command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || {
-    echo "needs redis-server and redis-benchmark (apt-get install redis-server redis-tools)" >&2
-    exit 1
-}
-
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 now_ms() { date +%s%3N; }
 ready() { # port
     for _ in $(seq 5000); do
@@ -63,14 +49,7 @@ rss_kb() { local kb; kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/
 best() { sort -n | head -1; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 
-python3 - "$KEYS" >"$TMP/load.resp" <<'EOF'
-import sys
-out = sys.stdout.buffer
-for i in range(int(sys.argv[1])):
-    k = b"key:%d" % i
-    v = b"%016d" % i
-    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$16\r\n%s\r\n" % (len(k), k, v))
-EOF
+write_keys "$KEYS" "$TMP/load.resp"
 
 declare -A SAVE_MS LOAD_MS
 for name in shoal redis; do

@@ -19,22 +19,8 @@ KEYS=${KEYS:-1000000}
 read -r -a TESTS <<<"${TESTS:-set get incr lpush rpop sadd hset zadd lrange_100}"
 read -r -a PIPELINES <<<"${PIPELINES:-1 16}"
 
-cargo build --release --quiet --bin shoal-server
-command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || {
-    echo "needs redis-server and redis-benchmark (apt-get install redis-server redis-tools)" >&2
-    exit 1
-}
-
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 
 start() { # name binary port [extra flags...]
     "$2" --port "$3" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
@@ -79,14 +65,7 @@ done
 
 # Resident memory after KEYS keys of 16-byte values, loaded the same way into both.
 [ "$KEYS" -gt 0 ] || exit 0
-python3 - "$KEYS" >"$TMP/load.resp" <<'EOF'
-import sys
-out = sys.stdout.buffer
-for i in range(int(sys.argv[1])):
-    k = b"key:%d" % i
-    v = b"%016d" % i
-    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$16\r\n%s\r\n" % (len(k), k, v))
-EOF
+write_keys "$KEYS" "$TMP/load.resp"
 for port in "$SHOAL_PORT" "$REDIS_PORT"; do
     # Both start from an empty dataset with the benchmarks' freed memory given back.
     redis-cli -p "$port" flushall >/dev/null

@@ -4,21 +4,11 @@
 
 mod common;
 
-use common::{RedisServer, RespConn, ShoalServer, Value};
+use common::{temp_dir, RedisServer, RespConn, ShoalServer, Value};
 use shoal::{Config, Fsync, Node, Reply};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "shoal-aof-{name}-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
 
 fn open(dir: &Path, fsync: Fsync) -> Node {
     Node::open(Config::new().dir(dir).save_points(&[]).append_only(fsync)).expect("open")
@@ -65,7 +55,7 @@ fn incr_files(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn aof_replays_after_restart_and_redis_loads_it() {
-    let dir = temp_dir("restart");
+    let dir = temp_dir("aof-restart");
     let node = open(&dir, Fsync::Always);
     write_some(&node, 0);
     let expected = digest(&node);
@@ -101,7 +91,7 @@ fn aof_replays_after_restart_and_redis_loads_it() {
 
 #[test]
 fn torn_tail_is_cut_and_corruption_stops_start_up() {
-    let dir = temp_dir("torn");
+    let dir = temp_dir("aof-torn");
     let node = open(&dir, Fsync::Always);
     write_some(&node, 0);
     let expected = digest(&node);
@@ -147,7 +137,7 @@ fn torn_tail_is_cut_and_corruption_stops_start_up() {
 
 #[test]
 fn bgrewriteaof_under_writes_keeps_everything() {
-    let dir = temp_dir("rewrite");
+    let dir = temp_dir("aof-rewrite");
     let node = open(&dir, Fsync::EverySec);
     write_some(&node, 0);
     let writer = {
@@ -200,7 +190,7 @@ fn bgrewriteaof_under_writes_keeps_everything() {
 fn acknowledged_writes_survive_kill_9() {
     const CLIENTS: usize = 4;
     const KILLS: usize = 20;
-    let dir = temp_dir("kill");
+    let dir = temp_dir("aof-kill");
     let dir_arg = dir.to_str().unwrap().to_string();
     let args = [
         "--dir",
@@ -270,7 +260,7 @@ fn acknowledged_writes_survive_kill_9() {
 /// that take up to a second), and the persistence calls.
 #[test]
 fn embedded_api_waits_for_durability() {
-    let dir = temp_dir("embedded");
+    let dir = temp_dir("aof-embedded");
     let node = open(&dir, Fsync::EverySec);
     let mut session = node.session();
     assert_eq!(session.execute(&["SET", "a", "1"]), Reply::OK);
@@ -299,7 +289,7 @@ fn embedded_api_waits_for_durability() {
 /// logs every write; a restart with the AOF on finds all of it. `no` stops the writer.
 #[test]
 fn config_set_appendonly_turns_the_aof_on_and_off() {
-    let dir = temp_dir("config-set");
+    let dir = temp_dir("aof-config-set");
     let node = Node::open(Config::new().dir(&dir).save_points(&[])).unwrap();
     write_some(&node, 0);
     assert_eq!(

@@ -3,6 +3,9 @@
 //! as a torn write would), and the node that starts on what is left must hold every write it
 //! acknowledged.
 
+mod common;
+
+use common::temp_dir;
 use shoal::persist::storage::{Storage, StorageFile};
 use shoal::{Config, Fsync, Node, Reply};
 use std::collections::HashMap;
@@ -108,16 +111,6 @@ impl StorageFile for CutFile {
     }
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "shoal-crash-{name}-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn config(dir: &Path, fsync: Fsync) -> Config {
     Config::new().dir(dir).save_points(&[]).append_only(fsync)
 }
@@ -154,7 +147,7 @@ fn run_clients(node: &Node, clients: usize) -> Vec<Vec<(i64, Instant)>> {
 #[test]
 fn always_loses_no_acknowledged_write_at_any_power_cut() {
     const CLIENTS: usize = 4;
-    let dir = temp_dir("always");
+    let dir = temp_dir("crash-always");
     let mut acked = [0i64; CLIENTS];
     for round in 0..10 {
         let disk = PowerCut::new(fastrand::i64(1..200));
@@ -189,7 +182,7 @@ fn always_loses_no_acknowledged_write_at_any_power_cut() {
 /// acknowledged two seconds before the cut is there.
 #[test]
 fn everysec_loses_at_most_about_two_seconds() {
-    let dir = temp_dir("everysec");
+    let dir = temp_dir("crash-everysec");
     let disk = PowerCut::new(i64::MAX);
     let mut cfg = config(&dir, Fsync::EverySec);
     cfg.aof_storage = Some(Arc::new(Shared(disk.clone())));

@@ -5,23 +5,13 @@
 
 mod common;
 
-use common::{RedisServer, RespConn, Value};
+use common::{temp_dir, RedisServer, RespConn, Value};
 use shoal::{Config, Node, Reply};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "shoal-persist-{name}-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
 
 /// A far-future absolute expiry, the same on both servers.
 fn expiry_ms() -> String {
@@ -173,7 +163,7 @@ fn redis_encoding(redis: &mut RespConn, key: &str) -> Value {
 
 #[test]
 fn shoal_snapshot_passes_redis_check_rdb_and_loads_in_redis() {
-    let dir = temp_dir("to-redis");
+    let dir = temp_dir("persist-to-redis");
     let node = open_in(&dir);
     run_on_node(&node);
     let digest = node_digest(&node);
@@ -225,7 +215,7 @@ fn shoal_snapshot_passes_redis_check_rdb_and_loads_in_redis() {
 
 #[test]
 fn redis_snapshot_of_every_encoding_loads_in_shoal() {
-    let dir = temp_dir("from-redis");
+    let dir = temp_dir("persist-from-redis");
     // Compressed quicklist nodes (LZF) and small nodes, so a list spans many of each.
     let server = RedisServer::start_in(
         &dir,
@@ -240,7 +230,7 @@ fn redis_snapshot_of_every_encoding_loads_in_shoal() {
     run_on_redis(&mut redis);
     let digest = redis_digest(&mut redis);
     assert_eq!(redis.call(&[b"SAVE"]), Value::Status("OK".into()));
-    let mine = temp_dir("from-redis-copy");
+    let mine = temp_dir("persist-from-redis-copy");
     std::fs::copy(dir.join("dump.rdb"), mine.join("dump.rdb")).unwrap();
     let node = open_in(&mine);
     assert_eq!(node_digest(&node), digest, "Shoal loaded what Redis saved");
@@ -276,7 +266,7 @@ fn redis_snapshot_of_every_encoding_loads_in_shoal() {
 /// naming the file and a byte offset: never a panic, never a node with part of the data.
 #[test]
 fn damaged_snapshots_stop_start_up_with_file_and_offset() {
-    let dir = temp_dir("damaged");
+    let dir = temp_dir("persist-damaged");
     {
         let node = open_in(&dir);
         node.execute(&["SET", "k", "v"]);
@@ -330,7 +320,7 @@ fn damaged_snapshots_stop_start_up_with_file_and_offset() {
 /// before it started and after it ended.
 #[test]
 fn bgsave_under_writes_is_one_point_in_time() {
-    let dir = temp_dir("bgsave");
+    let dir = temp_dir("persist-bgsave");
     let node = open_in(&dir);
     // Bulk, so the snapshot takes long enough for writers to meet pending slots.
     for batch in 0..100 {
@@ -389,7 +379,7 @@ fn bgsave_under_writes_is_one_point_in_time() {
         copied > 0,
         "no writer met a pending slot: the test proves nothing"
     );
-    let copy = temp_dir("bgsave-copy");
+    let copy = temp_dir("persist-bgsave-copy");
     std::fs::copy(dir.join("dump.rdb"), copy.join("dump.rdb")).unwrap();
     let loaded = open_in(&copy);
     let values: Vec<Reply> = keys.iter().map(|k| loaded.execute(&["GET", k])).collect();
@@ -422,7 +412,7 @@ fn info_field(node: &Node, name: &str) -> String {
 
 #[test]
 fn save_points_changes_and_lastsave_follow_redis() {
-    let dir = temp_dir("points");
+    let dir = temp_dir("persist-points");
     let node = Node::open(Config::new().dir(&dir).save_points(&[(1, 3)])).unwrap();
     assert_eq!(info_field(&node, "rdb_changes_since_last_save"), "0");
     for i in 0..3 {
@@ -472,7 +462,7 @@ fn save_points_changes_and_lastsave_follow_redis() {
 
 #[test]
 fn shoal_server_saves_on_sigterm_unless_told_not_to() {
-    let dir = temp_dir("server");
+    let dir = temp_dir("persist-server");
     let dir_arg = dir.to_str().unwrap().to_string();
     let start = |extra: &[&str]| {
         let mut args = vec!["--dir", &dir_arg];

@@ -124,14 +124,10 @@ impl Aof {
     /// (the write is then not acknowledged).
     pub async fn wait_durable(&self, offset: Offset) -> io::Result<()> {
         loop {
-            if let Some(done) = self.check(offset) {
-                return done;
+            match self.done_or_listen(offset) {
+                Ok(done) => return done,
+                Err(listener) => listener.await,
             }
-            let listener = self.synced.listen();
-            if let Some(done) = self.check(offset) {
-                return done;
-            }
-            listener.await;
         }
     }
 
@@ -139,14 +135,26 @@ impl Aof {
     pub fn wait_durable_blocking(&self, offset: Offset) -> io::Result<()> {
         use event_listener::Listener;
         loop {
-            if let Some(done) = self.check(offset) {
-                return done;
+            match self.done_or_listen(offset) {
+                Ok(done) => return done,
+                Err(listener) => listener.wait(),
             }
-            let listener = self.synced.listen();
-            if let Some(done) = self.check(offset) {
-                return done;
-            }
-            listener.wait();
+        }
+    }
+
+    /// The outcome of waiting for `offset` if there is one, else a listener for the next
+    /// fsync (registered before the second look, so that no fsync is missed).
+    fn done_or_listen(
+        &self,
+        offset: Offset,
+    ) -> Result<io::Result<()>, event_listener::EventListener> {
+        if let Some(done) = self.check(offset) {
+            return Ok(done);
+        }
+        let listener = self.synced.listen();
+        match self.check(offset) {
+            Some(done) => Ok(done),
+            None => Err(listener),
         }
     }
 
@@ -158,15 +166,13 @@ impl Aof {
             if !self.enabled.load(Ordering::Relaxed) {
                 return Err(io::Error::other("the AOF is off (appendonly no)"));
             }
-            if let Some(done) = self.check(offset) {
-                return done.map(|()| true);
-            }
-            let listener = self.synced.listen();
-            if let Some(done) = self.check(offset) {
-                return done.map(|()| true);
-            }
-            if listener.wait_deadline(deadline).is_none() && Instant::now() >= deadline {
-                return Ok(false);
+            match self.done_or_listen(offset) {
+                Ok(done) => return done.map(|()| true),
+                Err(listener) => {
+                    if listener.wait_deadline(deadline).is_none() && Instant::now() >= deadline {
+                        return Ok(false);
+                    }
+                }
             }
         }
     }

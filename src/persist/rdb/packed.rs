@@ -62,6 +62,24 @@ impl<'a> Cursor<'a> {
         Ok(u32::from_le_bytes(self.le()?))
     }
 
+    /// After a blob's end marker: nothing may follow it, and its header's element count (at
+    /// byte `count_at`; `u16::MAX`: too many to count) must match what was read.
+    fn finish<T>(
+        &self,
+        elements: Vec<T>,
+        declared: u16,
+        count_at: usize,
+        mismatch: &'static str,
+    ) -> BlobResult<Vec<T>> {
+        if self.pos != self.blob.len() {
+            return Err((self.pos, "bytes after the end marker of a packed blob"));
+        }
+        if declared != u16::MAX && usize::from(declared) != elements.len() {
+            return Err((count_at, mismatch));
+        }
+        Ok(elements)
+    }
+
     fn i24_le(&mut self) -> BlobResult<i64> {
         let [a, b, c] = self.le()?;
         Ok(i64::from(i32::from_le_bytes([0, a, b, c]) >> 8))
@@ -108,13 +126,12 @@ pub fn listpack(blob: &[u8]) -> BlobResult<Vec<Element<'_>>> {
         c.take(backlen_bytes(entry_len))?;
         out.push(element);
     }
-    if c.pos != blob.len() {
-        return Err((c.pos, "bytes after the listpack end marker"));
-    }
-    if declared != u16::MAX && usize::from(declared) != out.len() {
-        return Err((4, "listpack element count differs from its entries"));
-    }
-    Ok(out)
+    c.finish(
+        out,
+        declared,
+        4,
+        "listpack element count differs from its entries",
+    )
 }
 
 fn backlen_bytes(entry_len: usize) -> usize {
@@ -169,13 +186,12 @@ pub fn ziplist(blob: &[u8]) -> BlobResult<Vec<Element<'_>>> {
         };
         out.push(element);
     }
-    if c.pos != blob.len() {
-        return Err((c.pos, "bytes after the ziplist end marker"));
-    }
-    if declared != u16::MAX && usize::from(declared) != out.len() {
-        return Err((8, "ziplist element count differs from its entries"));
-    }
-    Ok(out)
+    c.finish(
+        out,
+        declared,
+        8,
+        "ziplist element count differs from its entries",
+    )
 }
 
 /// The members of an intset: sorted, distinct integers of 2, 4 or 8 bytes.
