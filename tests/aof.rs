@@ -124,6 +124,27 @@ fn torn_tail_is_cut_and_corruption_stops_start_up() {
         drop(node);
         assert_eq!(std::fs::read(&incr).unwrap(), good, "the file was cut back");
     }
+    // A damaged manifest line, and a manifest naming a file that is gone.
+    let manifest = aof_dir(&dir).join("appendonly.aof.manifest");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, format!("{text}file x seq notanumber type i\n")).unwrap();
+    match Node::open(Config::new().dir(&dir).append_only(Fsync::Always)) {
+        Err(shoal::Error::Corrupt { file, offset, .. }) => {
+            assert_eq!((file, offset), (manifest.clone(), text.len() as u64));
+        }
+        other => panic!("a damaged manifest was not refused: {:?}", other.err()),
+    }
+    std::fs::write(
+        &manifest,
+        format!("{text}file gone.incr.aof seq 9 type i\n"),
+    )
+    .unwrap();
+    let message = Node::open(Config::new().dir(&dir).append_only(Fsync::Always))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(message.contains("gone.incr.aof"), "{message}");
+    std::fs::write(&manifest, &text).unwrap();
     let mut corrupt = good.clone();
     corrupt.splice(10..10, b"garbage!".iter().copied());
     std::fs::write(&incr, &corrupt).unwrap();

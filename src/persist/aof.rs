@@ -223,10 +223,14 @@ struct Manifest {
 
 impl Manifest {
     /// Redis 7's format: `file <name> seq <n> type <b|h|i>` per line.
-    fn parse(text: &str) -> Result<Manifest, String> {
+    /// Errors say the byte offset of the line at fault.
+    fn parse(text: &str) -> Result<Manifest, (u64, String)> {
         let mut manifest = Manifest::default();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
+        let mut at = 0u64;
+        for (i, raw) in text.split_inclusive('\n').enumerate() {
+            let line_at = at;
+            at += raw.len() as u64;
+            let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
@@ -237,7 +241,12 @@ impl Manifest {
                     .find(|p| p.len() == 2 && p[0] == key)
                     .map(|p| p[1])
             };
-            let bad = || format!("line {}: invalid manifest line '{line}'", i + 1);
+            let bad = || {
+                (
+                    line_at,
+                    format!("line {}: invalid manifest line '{line}'", i + 1),
+                )
+            };
             let name = field("file").ok_or_else(bad)?.to_string();
             let seq = field("seq").and_then(|s| s.parse().ok()).ok_or_else(bad)?;
             match field("type").ok_or_else(bad)? {
@@ -348,7 +357,8 @@ pub(crate) fn open(engine: &Arc<Engine>) -> Result<(), Error> {
         }
         Err(e) => return Err(Error::Io(e)),
     };
-    files.manifest = Manifest::parse(&text).map_err(|why| corrupt(&manifest_path, 0, why))?;
+    files.manifest =
+        Manifest::parse(&text).map_err(|(at, why)| corrupt(&manifest_path, at, why))?;
     load(engine, &files, engine.settings().aof_load_truncated)?;
     let incr = match files.manifest.incrs.last() {
         Some((name, _)) => storage(engine).append(&files.dir.join(name))?,
@@ -450,7 +460,7 @@ fn cores() -> usize {
 fn load(engine: &Engine, files: &Files, cut_torn_tail: bool) -> Result<(), Error> {
     if let Some((name, _)) = &files.manifest.base {
         let path = files.dir.join(name);
-        let bytes = std::fs::read(&path)?;
+        let bytes = read_named(&path)?;
         if bytes.starts_with(b"REDIS") {
             super::recovery::load_rdb_bytes(engine, &path, &bytes, false)?;
         } else {
@@ -467,7 +477,7 @@ fn load(engine: &Engine, files: &Files, cut_torn_tail: bool) -> Result<(), Error
 /// Applies one file of RESP commands. A command cut off at the end (or a MULTI without its
 /// EXEC) is a torn tail: cut off with a warning when `cut_torn_tail`, else an error.
 fn replay(engine: &Engine, path: &Path, cut_torn_tail: bool) -> Result<(), Error> {
-    let bytes = std::fs::read(path)?;
+    let bytes = read_named(path)?;
     let mut client = Client::new(Protocol::Resp2);
     let applied = engine
         .apply_stream(&mut client, &bytes)
@@ -511,6 +521,11 @@ fn replay(engine: &Engine, path: &Path, cut_torn_tail: bool) -> Result<(), Error
         );
     }
     Ok(())
+}
+
+/// A file the manifest names; a missing one is an error naming it.
+fn read_named(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|e| corrupt(path, 0, format!("named by the manifest: {e}")))
 }
 
 /// A torn tail is the start of a multibulk command; anything else is corruption.
