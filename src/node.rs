@@ -46,15 +46,16 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Stop serving clients before the engine's background work goes away.
+        // Stop serving clients before the engine's background work goes away, and stop the
+        // expiry sweep (which writes DELs) before the last save and the AOF's last fsync.
         self.listener.take();
-        crate::persist::save_on_close(&self.engine);
-        crate::persist::aof::close(&self.engine);
         *self.stop.0.lock() = true;
         self.stop.1.notify_all();
         if let Some(handle) = self.sweeper.take() {
             let _ = handle.join();
         }
+        crate::persist::save_on_close(&self.engine);
+        crate::persist::aof::close(&self.engine);
         self.engine.log().close();
     }
 }
