@@ -62,7 +62,7 @@ impl Drop for Inner {
 
 fn not_started(why: crate::persist::NotStarted) -> Error {
     match why {
-        crate::persist::NotStarted::AlreadyRunning => {
+        crate::persist::NotStarted::AlreadyRunning | crate::persist::NotStarted::Busy => {
             Error::Command("ERR Background save or rewrite already in progress".into())
         }
         crate::persist::NotStarted::Failed(why) => Error::Io(std::io::Error::other(why)),
@@ -227,9 +227,12 @@ impl Node {
             .map_err(Error::Io)
     }
 
-    /// BGSAVE: starts a snapshot in the background (INFO persistence follows it).
+    /// BGSAVE: starts a snapshot in the background, after any snapshot already running
+    /// (INFO persistence follows it).
     pub fn bgsave(&self) -> Result<()> {
-        crate::persist::bgsave(&self.inner.engine).map_err(not_started)
+        crate::persist::bgsave(&self.inner.engine, true)
+            .map(drop)
+            .map_err(not_started)
     }
 
     /// BGREWRITEAOF: starts an AOF rewrite in the background.

@@ -173,6 +173,19 @@ fn bgrewriteaof_under_writes_keeps_everything() {
         node.execute(&["BGREWRITEAOF"]),
         Reply::Status("Background append only file rewriting started".into())
     );
+    // The rewrite is claimed before BGREWRITEAOF replies: a BGSAVE now is refused as in
+    // Redis, and SCHEDULE queues it behind the rewrite.
+    let Reply::Error(busy) = node.execute(&["BGSAVE"]) else {
+        panic!("BGSAVE ran beside a rewrite")
+    };
+    assert!(
+        busy.starts_with("ERR Another child process is active"),
+        "{busy}"
+    );
+    assert_eq!(
+        node.execute(&["BGSAVE", "SCHEDULE"]),
+        Reply::Status("Background saving scheduled".into())
+    );
     writer.join().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -35,15 +35,17 @@ fn save(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
     }
 }
 
-/// BGSAVE [SCHEDULE]: a snapshot in the background. SCHEDULE waits out other background
-/// work in Redis (an AOF rewrite); nothing else here keeps a snapshot from starting at once.
+/// BGSAVE [SCHEDULE]: a snapshot in the background. While another snapshot runs (SAVE, an
+/// AOF rewrite), SCHEDULE queues it behind that one, as Redis does.
 fn bgsave(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     if !matches!(argv, [_] | [_, _]) || argv.get(1).is_some_and(|a| !is(a, "schedule")) {
         return Err(super::args::SYNTAX);
     }
-    match persist::bgsave(cx.engine) {
-        Ok(()) => Ok(Reply::Status("Background saving started".into())),
+    match persist::bgsave(cx.engine, argv.len() == 2) {
+        Ok(true) => Ok(Reply::Status("Background saving started".into())),
+        Ok(false) => Ok(Reply::Status("Background saving scheduled".into())),
         Err(NotStarted::AlreadyRunning) => Err(IN_PROGRESS),
+        Err(NotStarted::Busy) => Err(CmdError::new("ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.")),
         Err(NotStarted::Failed(why)) => {
             tracing::warn!("Can't save in background: {why}");
             Err(CmdError::new("ERR"))
@@ -63,7 +65,7 @@ fn bgrewriteaof(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
         Ok(()) => Ok(Reply::Status(
             "Background append only file rewriting started".into(),
         )),
-        Err(NotStarted::AlreadyRunning) => Err(CmdError::new(
+        Err(NotStarted::AlreadyRunning | NotStarted::Busy) => Err(CmdError::new(
             "ERR Background append only file rewriting already in progress",
         )),
         Err(NotStarted::Failed(why)) => {

@@ -728,21 +728,8 @@ impl Aof {
 }
 
 /// BGREWRITEAOF: a new base from a snapshot, and a new incr file from its offset on.
+/// The caller holds the rewrite claim ([`Aof::begin_rewrite`]).
 pub(crate) fn rewrite(engine: &Engine) -> io::Result<()> {
-    let aof = &engine.persist.aof;
-    if !aof.begin_rewrite() {
-        return Err(io::Error::other("already rewriting"));
-    }
-    let result = rewrite_now(engine);
-    aof.end_rewrite(result.is_ok());
-    match &result {
-        Ok(()) => tracing::info!("Background AOF rewrite finished successfully"),
-        Err(e) => tracing::warn!("Background AOF rewrite failed: {e}"),
-    }
-    result
-}
-
-fn rewrite_now(engine: &Engine) -> io::Result<()> {
     let aof = &engine.persist.aof;
     let mut guard = aof.files.lock();
     let files = guard

@@ -113,23 +113,32 @@ pub(crate) fn save(engine: &Engine) -> std::io::Result<SnapshotStats> {
 /// Why a background save did not start.
 pub(crate) enum NotStarted {
     AlreadyRunning,
+    /// Another snapshot (SAVE, an AOF rewrite) is running.
+    Busy,
     /// The thread could not be created, or the engine is going away.
     Failed(String),
 }
 
 /// BGSAVE: a snapshot on a background thread (one sweeper: the node keeps serving).
-pub(crate) fn bgsave(engine: &Engine) -> Result<(), NotStarted> {
+/// While another snapshot runs (SAVE, an AOF rewrite) it is refused, or with `schedule`
+/// queued behind it: `Ok(false)`, as BGSAVE SCHEDULE answers "scheduled".
+pub(crate) fn bgsave(engine: &Engine, schedule: bool) -> Result<bool, NotStarted> {
     let state = &engine.persist;
     let Some(owned) = state.this.get().and_then(Weak::upgrade) else {
         return Err(NotStarted::Failed("the node is closing".into()));
     };
-    if state.captures.is_running()
-        || state
-            .bgsave_in_progress
-            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
+    if state
+        .bgsave_in_progress
+        .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+        .is_err()
     {
         return Err(NotStarted::AlreadyRunning);
+    }
+    // The thread waits for the running snapshot to end: that is the queue.
+    let busy = state.captures.is_running() || state.aof.info().rewriting;
+    if busy && !schedule {
+        state.bgsave_in_progress.store(false, Ordering::SeqCst);
+        return Err(NotStarted::Busy);
     }
     state
         .bgsave_started_ms
@@ -149,7 +158,7 @@ pub(crate) fn bgsave(engine: &Engine) -> Result<(), NotStarted> {
                 .bgsave_in_progress
                 .store(false, Ordering::SeqCst);
         });
-    spawned.map(drop).map_err(|e| {
+    spawned.map(|_| !busy).map_err(|e| {
         state.bgsave_in_progress.store(false, Ordering::SeqCst);
         NotStarted::Failed(e.to_string())
     })
@@ -165,41 +174,47 @@ pub(crate) fn set_append_only(engine: &Engine, on: bool) {
         }
         return;
     }
-    let Some(owned) = engine.persist.this.get().and_then(Weak::upgrade) else {
-        return;
-    };
-    if aof.info().enabled || !aof.begin_rewrite() {
-        return;
-    }
-    let spawned = std::thread::Builder::new()
-        .name("shoal-aof-rewrite".into())
-        .spawn(move || {
-            let result = aof::enable(&owned, 1);
-            owned.persist.aof.end_rewrite(result.is_ok());
-            if let Err(e) = result {
-                tracing::warn!("Turning the AOF on failed: {e}");
-            }
+    if !aof.info().enabled {
+        let _ = start_rewrite(engine, |engine| {
+            aof::enable(engine, 1).map_err(|e| format!("turning the AOF on: {e}"))
         });
-    if spawned.is_err() {
-        aof.end_rewrite(false);
     }
 }
 
 /// BGREWRITEAOF: an AOF rewrite on a background thread.
 pub(crate) fn bgrewriteaof(engine: &Engine) -> Result<(), NotStarted> {
+    start_rewrite(engine, |engine| {
+        aof::rewrite(engine).map_err(|e| e.to_string())
+    })
+}
+
+/// Claims the one AOF rewrite (at once, so INFO and BGSAVE see it) and runs `job` for it on
+/// a background thread.
+fn start_rewrite(
+    engine: &Engine,
+    job: impl FnOnce(&Arc<Engine>) -> Result<(), String> + Send + 'static,
+) -> Result<(), NotStarted> {
     let Some(owned) = engine.persist.this.get().and_then(Weak::upgrade) else {
         return Err(NotStarted::Failed("the node is closing".into()));
     };
-    if engine.persist.aof.info().rewriting {
+    let aof = &engine.persist.aof;
+    if !aof.begin_rewrite() {
         return Err(NotStarted::AlreadyRunning);
     }
-    std::thread::Builder::new()
+    let spawned = std::thread::Builder::new()
         .name("shoal-aof-rewrite".into())
         .spawn(move || {
-            let _ = aof::rewrite(&owned);
-        })
-        .map(drop)
-        .map_err(|e| NotStarted::Failed(e.to_string()))
+            let result = job(&owned);
+            match &result {
+                Ok(()) => tracing::info!("Background AOF rewrite finished successfully"),
+                Err(e) => tracing::warn!("Background AOF rewrite failed: {e}"),
+            }
+            owned.persist.aof.end_rewrite(result.is_ok());
+        });
+    spawned.map(drop).map_err(|e| {
+        aof.end_rewrite(false);
+        NotStarted::Failed(e.to_string())
+    })
 }
 
 /// Redis's error for writes while the last background save failed.
@@ -294,7 +309,7 @@ pub(crate) fn on_tick(engine: &Engine) {
         .find(|&&(secs, n)| changes >= n && since_secs >= secs)
     {
         tracing::info!("{n} changes in {secs} seconds. Saving...");
-        let _ = bgsave(engine);
+        let _ = bgsave(engine, false);
     }
 }
 

@@ -123,41 +123,54 @@ pub(crate) fn save(
     target: Target<'_>,
     on_begin: impl FnOnce(Offset),
 ) -> io::Result<SnapshotStats> {
-    let (path, sweepers) = (target.path, target.sweepers);
     let _one_at_a_time = engine.persist.captures.running.lock();
+    let temp = temp_path(target.path);
+    let saved = write_temp(engine, &target, &temp, on_begin).and_then(|stats| {
+        std::fs::rename(&temp, target.path)?;
+        sync_dir(target.path)?;
+        Ok(stats)
+    });
+    if saved.is_err() {
+        // Whatever failed, no half-written temporary file stays behind.
+        let _ = std::fs::remove_file(&temp);
+    }
+    saved
+}
+
+/// The snapshot, written to `temp` and fsynced.
+fn write_temp(
+    engine: &Engine,
+    target: &Target<'_>,
+    temp: &Path,
+    on_begin: impl FnOnce(Offset),
+) -> io::Result<SnapshotStats> {
     let started = Instant::now();
     let settings = engine.settings();
-    let temp = temp_path(path);
     let (chunks, received) = sync_channel(CHUNKS_QUEUED_MAX);
     let capture = Arc::new(Capture {
         chunks,
         compress: settings.rdb_compression,
         copied_bytes: AtomicU64::new(0),
     });
-    let file = File::create(&temp)?;
+    let file = File::create(temp)?;
     let checksum = settings.rdb_checksum;
     let header = header(engine, target.aof_base);
     let writer = std::thread::Builder::new()
         .name("shoal-rdb".into())
         .spawn(move || write_file(file, header, received, checksum))?;
     let (offset, commands) = begin(engine, &capture, on_begin);
-    let keys = sweep(engine, capture.compress, &capture.chunks, sweepers.max(1));
+    let keys = sweep(
+        engine,
+        capture.compress,
+        &capture.chunks,
+        target.sweepers.max(1),
+    );
     *engine.persist.captures.current.write() = None;
     let copied_bytes = capture.copied_bytes.load(Ordering::Relaxed);
     drop(capture);
-    let written = writer
+    let bytes = writer
         .join()
-        .map_err(|_| io::Error::other("the snapshot writer panicked"))
-        .and_then(|r| r);
-    let bytes = match written {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            let _ = std::fs::remove_file(&temp);
-            return Err(e);
-        }
-    };
-    std::fs::rename(&temp, path)?;
-    sync_dir(path)?;
+        .map_err(|_| io::Error::other("the snapshot writer panicked"))??;
     Ok(SnapshotStats {
         offset,
         commands,
