@@ -362,3 +362,93 @@ fn info(node: &Node) -> String {
         other => panic!("INFO: {other:?}"),
     }
 }
+
+/// WAITAOF over RESP under every fsync policy: the local fsync it waits for comes within
+/// moments (Redis waits for the next scheduled fsync, forever with `no`); WAIT counts the
+/// replicas (none here), after its timeout; bad arguments get Redis's errors.
+#[test]
+fn waitaof_and_wait_follow_redis() {
+    let dir = temp_dir("aof-waitaof");
+    let dir_arg = dir.to_str().unwrap().to_string();
+    let server = ShoalServer::start(&["--dir", &dir_arg, "--save", ""]);
+    let mut conn = RespConn::connect(server.port).unwrap();
+    let acks = |local: i64| Value::Array(vec![Value::Int(local), Value::Int(0)]);
+    assert_eq!(conn.call(&[b"WAITAOF", b"0", b"0", b"0"]), acks(0));
+    let refused = conn.call(&[b"WAITAOF", b"1", b"0", b"0"]);
+    assert_eq!(
+        refused,
+        Value::Error(
+            "ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled.".into()
+        )
+    );
+    for (args, error) in [
+        (
+            &[&b"WAITAOF"[..], b"2", b"0", b"0"][..],
+            "ERR value is out of range, value must between 0 and 1",
+        ),
+        (
+            &[b"WAITAOF", b"0", b"-1", b"0"],
+            "ERR value is out of range, must be positive",
+        ),
+        (
+            &[b"WAIT", b"x", b"0"],
+            "ERR value is not an integer or out of range",
+        ),
+        (&[b"WAIT", b"0", b"-1"], "ERR timeout is negative"),
+        (
+            &[b"WAIT", b"0", b"1.5"],
+            "ERR timeout is not an integer or out of range",
+        ),
+    ] {
+        assert_eq!(conn.call(args), Value::Error(error.into()), "{args:?}");
+    }
+    assert_eq!(
+        conn.call(&[b"CONFIG", b"SET", b"appendonly", b"yes"]),
+        Value::Status("OK".into())
+    );
+    for policy in ["always", "everysec", "no"] {
+        conn.call(&[b"CONFIG", b"SET", b"appendfsync", policy.as_bytes()]);
+        assert_eq!(
+            conn.call(&[b"SET", b"k", policy.as_bytes()]),
+            Value::Status("OK".into())
+        );
+        let started = Instant::now();
+        // A timeout, so that a wait that never ends fails the test instead of hanging it.
+        assert_eq!(
+            conn.call(&[b"WAITAOF", b"1", b"0", b"10000"]),
+            acks(1),
+            "{policy}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{policy}: {:?}",
+            started.elapsed()
+        );
+    }
+    // No replica can acknowledge: both wait out their timeout and report what they have.
+    let started = Instant::now();
+    assert_eq!(conn.call(&[b"WAITAOF", b"1", b"1", b"100"]), acks(1));
+    assert_eq!(conn.call(&[b"WAIT", b"1", b"100"]), Value::Int(0));
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert_eq!(conn.call(&[b"WAIT", b"0", b"0"]), Value::Int(0));
+    // Inside MULTI nothing blocks: the counts as they are.
+    conn.call(&[b"MULTI"]);
+    conn.call(&[b"WAIT", b"5", b"0"]);
+    assert_eq!(conn.call(&[b"EXEC"]), Value::Array(vec![Value::Int(0)]));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The embedded API's blocking path: WAITAOF through a session with `appendfsync no`.
+#[test]
+fn embedded_waitaof_forces_the_fsync() {
+    let dir = temp_dir("aof-embedded-waitaof");
+    let node = open(&dir, Fsync::No);
+    let mut session = node.session();
+    session.execute(&["SET", "a", "1"]);
+    let reply = session.execute(&["WAITAOF", "1", "0", "10000"]);
+    assert_eq!(reply, Reply::Array(vec![Reply::Int(1), Reply::Int(0)]));
+    assert!(node
+        .wait_durable(session.last_write(), Duration::ZERO)
+        .unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -98,6 +98,17 @@ pub fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, CmdError> {
     Ok((ms > 0.0).then(|| Duration::from_millis(ms as u64)))
 }
 
+/// A timeout in milliseconds (WAIT, WAITAOF): `None` means forever (0).
+pub fn parse_timeout_ms(arg: &[u8]) -> Result<Option<Duration>, CmdError> {
+    match parse_i64_strict(arg) {
+        None => Err(CmdError::new(
+            "ERR timeout is not an integer or out of range",
+        )),
+        Some(ms) if ms < 0 => Err(CmdError::new(err::TIMEOUT_NEGATIVE)),
+        Some(ms) => Ok((ms > 0).then(|| Duration::from_millis(ms as u64))),
+    }
+}
+
 /// Case-insensitive keyword comparison.
 pub fn is(arg: &[u8], keyword: &str) -> bool {
     arg.eq_ignore_ascii_case(keyword.as_bytes())

@@ -1,8 +1,10 @@
-//! Snapshots and the AOF: SAVE, BGSAVE, LASTSAVE, BGREWRITEAOF.
+//! Snapshots and the AOF: SAVE, BGSAVE, LASTSAVE, BGREWRITEAOF; and the waits for a write to
+//! be durable: WAIT, WAITAOF.
 
-use super::args::is;
+use super::args::{is, parse_i64, parse_timeout_ms};
 use super::flags::*;
 use super::{CmdError, CmdResult, Command, KeySpec};
+use crate::engine::acks::AckGoal;
 use crate::engine::ctx::Ctx;
 use crate::persist::{self, NotStarted};
 use crate::reply::Reply;
@@ -19,6 +21,8 @@ pub const COMMANDS: &[Command] = &[
         KeySpec::None,
         lastsave,
     ),
+    Command::new("wait", 3, 0, KeySpec::None, wait),
+    Command::new("waitaof", 4, 0, KeySpec::None, waitaof),
 ];
 
 const IN_PROGRESS: CmdError = CmdError::new("ERR Background save already in progress");
@@ -73,6 +77,36 @@ fn bgrewriteaof(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
             Err(CmdError::new("ERR Can't execute an AOF background rewriting. Please check the server logs for more information."))
         }
     }
+}
+
+/// WAIT numreplicas timeout: replicas that received the caller's last write.
+fn wait(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    let replicas = parse_i64(argv[1])?;
+    let timeout = parse_timeout_ms(argv[2])?;
+    cx.wait_for_acks(AckGoal::Received { replicas }, timeout)
+}
+
+/// WAITAOF numlocal numreplicas timeout: `[1 if fsynced here, replicas that fsynced]` for the
+/// caller's last write.
+fn waitaof(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    let local = match parse_i64(argv[1])? {
+        0 => false,
+        1 => true,
+        _ => {
+            return Err(CmdError::new(
+                "ERR value is out of range, value must between 0 and 1",
+            ))
+        }
+    };
+    let replicas = parse_i64(argv[2])?;
+    if replicas < 0 {
+        return Err(CmdError::new("ERR value is out of range, must be positive"));
+    }
+    let timeout = parse_timeout_ms(argv[3])?;
+    if local && !cx.engine.persist.aof.is_configured() {
+        return Err(CmdError::new(crate::engine::acks::AOF_OFF));
+    }
+    cx.wait_for_acks(AckGoal::Fsynced { local, replicas }, timeout)
 }
 
 fn lastsave(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {

@@ -1,4 +1,5 @@
-//! Blocked clients (BLPOP, BLMOVE, BZPOPMIN, ...).
+//! Blocked clients (BLPOP, BLMOVE, BZPOPMIN, ...; WAIT and WAITAOF wait on offsets instead,
+//! see [`super::acks`]).
 //!
 //! A blocking command that finds nothing registers a [`Waiter`] on each of its keys, in the
 //! same critical section in which it looked (so a push cannot slip in between and be missed).
@@ -10,6 +11,7 @@
 //! A waiter is claimed before its pop runs, and a timeout only cancels an unclaimed waiter, so
 //! an element is never popped for a client that already gave up.
 
+use super::acks::AckWait;
 use super::ctx::{Ctx, Effects};
 use super::locks::{Held, LockPlan};
 use super::Engine;
@@ -140,11 +142,26 @@ impl Waiter {
 
 /// A blocked command, returned to the caller to wait on.
 pub struct Blocked {
-    waiter: Arc<Waiter>,
+    on: On,
     timeout: Option<Duration>,
 }
 
+/// What a blocked command waits for.
+enum On {
+    /// Data in one of its keys.
+    Keys(Arc<Waiter>),
+    /// Its last write fsynced / acknowledged by replicas.
+    Acks(AckWait),
+}
+
 impl Blocked {
+    pub(crate) fn on_acks(wait: AckWait, timeout: Option<Duration>) -> Blocked {
+        Blocked {
+            on: On::Acks(wait),
+            timeout,
+        }
+    }
+
     /// How long the command may block (`None`: forever).
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout
@@ -153,7 +170,10 @@ impl Blocked {
     /// Blocks this thread until the command is served or times out.
     pub fn wait(self, engine: &Engine) -> Reply {
         let deadline = self.timeout.map(|t| Instant::now() + t);
-        let waiter = &self.waiter;
+        let waiter = match &self.on {
+            On::Keys(waiter) => waiter,
+            On::Acks(wait) => return wait.wait(deadline),
+        };
         let mut state = waiter.state.lock();
         loop {
             if let State::Done(_) = &*state {
@@ -181,7 +201,11 @@ impl Blocked {
 
     /// Non-blocking check for async callers: the reply if served, else registers `waker`.
     pub fn poll_reply(&self, waker: &Waker) -> Option<Reply> {
-        let mut state = self.waiter.state.lock();
+        let waiter = match &self.on {
+            On::Keys(waiter) => waiter,
+            On::Acks(wait) => return wait.poll(waker),
+        };
+        let mut state = waiter.state.lock();
         match &mut *state {
             State::Done(_) => match std::mem::replace(&mut *state, State::Finished) {
                 State::Done(reply) => Some(reply),
@@ -198,7 +222,11 @@ impl Blocked {
     /// Gives up waiting (timeout, disconnect, CLIENT UNBLOCK): returns the reply if the command
     /// was served meanwhile, else `None` after unregistering. A claimed waiter is waited for.
     pub fn cancel(self, engine: &Engine) -> Option<Reply> {
-        let waiter = &self.waiter;
+        let waiter = match &self.on {
+            On::Keys(waiter) => waiter,
+            // Nothing registered, nothing to take back.
+            On::Acks(_) => return None,
+        };
         let mut state = waiter.state.lock();
         while matches!(*state, State::Claimed(_)) {
             waiter.cond.wait(&mut state);
@@ -215,7 +243,11 @@ impl Blocked {
 
     /// The reply this command gives when it times out.
     pub fn timeout_reply(&self) -> Reply {
-        self.waiter.op.timeout_reply()
+        match &self.on {
+            On::Keys(waiter) => waiter.op.timeout_reply(),
+            // WAIT and WAITAOF report how far they got.
+            On::Acks(wait) => wait.reply(),
+        }
     }
 }
 
@@ -223,7 +255,10 @@ impl Drop for Blocked {
     /// A caller that drops a blocked command without waiting or cancelling gives up: servers
     /// skip it from now on (and drop it from the key's queue), so nothing is popped for nobody.
     fn drop(&mut self) {
-        let mut state = self.waiter.state.lock();
+        let On::Keys(waiter) = &self.on else {
+            return;
+        };
+        let mut state = waiter.state.lock();
         if matches!(*state, State::Waiting(_)) {
             *state = State::Finished;
         }
@@ -258,7 +293,7 @@ pub(crate) fn register(
         }
     }
     Blocked {
-        waiter,
+        on: On::Keys(waiter),
         timeout: request.timeout,
     }
 }

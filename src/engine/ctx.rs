@@ -3,6 +3,7 @@
 //! (log records, keys that became ready for blocked clients, keys seen expired) for the
 //! dispatcher to commit.
 
+use super::acks::{AckGoal, AckWait};
 use super::blocking::{BlockRequest, BlockedOp};
 use super::locks::{Guard, Held, HeldSlot};
 use super::Engine;
@@ -10,7 +11,7 @@ use crate::cmd::{CmdError, CmdResult};
 use crate::keyspace::bytes::CompactBytes;
 use crate::keyspace::value::{HashValue, ListValue, SetValue, Value, ZSetValue};
 use crate::keyspace::{Entry, SlotData};
-use crate::log::Batch;
+use crate::log::{Batch, Offset};
 use crate::reply::{err, Reply};
 use crate::resp::Protocol;
 use crate::slot::SlotId;
@@ -28,6 +29,8 @@ pub struct Effects {
     pub expired: Vec<(usize, CompactBytes)>,
     /// Set by a blocking command that found nothing to pop.
     pub block: Option<BlockRequest>,
+    /// Set by WAIT / WAITAOF when their goal is not met yet (`None`: no timeout).
+    pub acks: Option<(AckWait, Option<Duration>)>,
     /// Key lookups of read commands that found / did not find their key (keyspace hits and
     /// misses), taken by the statistics after each command.
     pub lookups: (u64, u64),
@@ -39,6 +42,7 @@ impl Effects {
         self.ready.clear();
         self.expired.clear();
         self.block = None;
+        self.acks = None;
     }
 
     /// Whether there is nothing to commit.
@@ -46,6 +50,7 @@ impl Effects {
     pub fn is_empty(&self) -> bool {
         self.batch.is_empty()
             && self.block.is_none()
+            && self.acks.is_none()
             && self.ready.is_empty()
             && self.expired.is_empty()
     }
@@ -122,6 +127,8 @@ pub struct Ctx<'e, 'h> {
     pub in_exec: bool,
     /// Applying a log/AOF/replication stream: no expiry judgement, commands apply as logged.
     pub replaying: bool,
+    /// The log offset after the caller's last write (what WAIT and WAITAOF wait for).
+    pub last_write: Offset,
     held: &'h mut Held<'e>,
     fx: &'h mut Effects,
     /// The calling client's connection state; `None` when no client is at hand (a blocked
@@ -151,6 +158,7 @@ impl<'e, 'h> Ctx<'e, 'h> {
             proto,
             in_exec,
             replaying: false,
+            last_write: Offset(0),
             held,
             fx,
             conn: None,
@@ -438,6 +446,21 @@ impl<'e, 'h> Ctx<'e, 'h> {
             timeout,
             op,
         });
+        Ok(Reply::Nil)
+    }
+
+    /// WAIT / WAITAOF: the reply at once when `goal` is met for the caller's last write (or
+    /// inside EXEC, where nothing blocks), else asks the dispatcher to block the client.
+    pub fn wait_for_acks(&mut self, goal: AckGoal, timeout: Option<Duration>) -> CmdResult {
+        let aof = std::sync::Arc::clone(&self.engine.persist.aof);
+        let wait = AckWait::new(aof, self.last_write, goal);
+        if let Some(reply) = wait.settled() {
+            return Ok(reply);
+        }
+        if self.in_exec {
+            return Ok(wait.reply());
+        }
+        self.fx.acks = Some((wait, timeout));
         Ok(Reply::Nil)
     }
 

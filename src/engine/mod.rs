@@ -13,6 +13,7 @@
 //! returns [`Outcome::Blocked`], and the caller decides how to wait (a thread parks on it, an
 //! async connection awaits it).
 
+pub mod acks;
 pub mod blocking;
 pub mod clients;
 pub mod ctx;
@@ -721,6 +722,7 @@ impl Engine {
         let mut cx = ctx::Ctx::new(self, db, protocol, in_exec, held, &mut client.effects)
             .with_conn(&mut client.conn);
         cx.replaying = replaying;
+        cx.last_write = client.last_write;
         let out = f(&mut cx);
         client.db = cx.db;
         client.protocol = cx.proto;
@@ -760,7 +762,11 @@ impl Engine {
         let blocked = effects
             .block
             .take()
-            .map(|request| blocking::register(&mut held, request, client.db, client.protocol));
+            .map(|request| blocking::register(&mut held, request, client.db, client.protocol))
+            .or_else(|| {
+                let (wait, timeout) = effects.acks.take()?;
+                Some(Blocked::on_acks(wait, timeout))
+            });
         if !effects.batch.is_empty() {
             client.last_write = self.log.append(&effects.batch, true);
         }

@@ -44,11 +44,16 @@ const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// The AOF's shared state.
 #[derive(Default)]
 pub(crate) struct Aof {
+    /// `appendonly yes`, from the moment it is set (the writer starts once a base is written).
+    configured: AtomicBool,
     enabled: AtomicBool,
     /// The policy is `always`: replies wait for [`Aof::durable`].
     always: AtomicBool,
     /// Everything in the log before this offset is fsynced.
     durable: AtomicU64,
+    /// A waiter (WAITAOF, [`crate::Node::wait_durable`]) needs the log fsynced up to here:
+    /// the writer fsyncs for it without waiting for its policy's schedule.
+    fsync_wanted: AtomicU64,
     /// A write or fsync failed and has not succeeded since (INFO's `aof_last_write_status`).
     failing: AtomicBool,
     /// Why, for the MISCONF error.
@@ -108,6 +113,36 @@ impl Aof {
     #[inline]
     pub fn must_wait(&self, offset: Offset) -> bool {
         self.always.load(Ordering::Relaxed) && self.durable.load(Ordering::Acquire) < offset.0
+    }
+
+    /// Whether the writer runs.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Whether `appendonly` is `yes` (perhaps still writing its first base).
+    pub fn is_configured(&self) -> bool {
+        self.configured.load(Ordering::Relaxed)
+    }
+
+    pub fn set_configured(&self, on: bool) {
+        self.configured.store(on, Ordering::Relaxed);
+        self.synced.notify(usize::MAX);
+    }
+
+    /// Whether the log up to `offset` is fsynced.
+    pub fn is_durable(&self, offset: Offset) -> bool {
+        self.durable.load(Ordering::Acquire) >= offset.0
+    }
+
+    /// Asks the writer to fsync up to `offset` now, whatever the policy.
+    pub fn want_fsync(&self, offset: Offset) {
+        self.fsync_wanted.fetch_max(offset.0, Ordering::Release);
+    }
+
+    /// A listener woken at the next fsync, failure or switch on or off.
+    pub fn listen(&self) -> event_listener::EventListener {
+        self.synced.listen()
     }
 
     fn check(&self, offset: Offset) -> Option<io::Result<()>> {
@@ -346,6 +381,7 @@ fn corrupt(path: &Path, offset: u64, what: impl Into<String>) -> Error {
 /// Opens the AOF at start-up (`appendonly yes`): loads what the manifest names, or, the first
 /// time, the snapshot if there is one, then writes a base; then starts the writer.
 pub(crate) fn open(engine: &Arc<Engine>) -> Result<(), Error> {
+    engine.persist.aof.set_configured(true);
     let mut files = Files::of(engine);
     let manifest_path = files.manifest_path();
     let text = match std::fs::read_to_string(&manifest_path) {
@@ -558,7 +594,10 @@ pub(crate) fn wait_durable_for(
     offset: Offset,
     timeout: Duration,
 ) -> io::Result<bool> {
-    engine.persist.aof.wait_durable_timeout(offset, timeout)
+    // An offset beyond the log's end would keep the writer fsyncing every write for nobody.
+    let aof = &engine.persist.aof;
+    aof.want_fsync(Offset(offset.0.min(engine.log.end().0)));
+    aof.wait_durable_timeout(offset, timeout)
 }
 
 /// Stops the writer after it wrote and fsynced everything logged so far.
@@ -698,6 +737,8 @@ impl Writer {
             Fsync::No => false,
         };
         let aof = &self.engine.persist.aof;
+        let due =
+            due || aof.fsync_wanted.load(Ordering::Acquire) > aof.durable.load(Ordering::Acquire);
         aof.always.store(policy == Fsync::Always, Ordering::Relaxed);
         if due || stopping {
             self.file.sync()?;

@@ -32,7 +32,8 @@ const BGSAVE_RETRY_DELAY_MS: u64 = 5_000;
 #[derive(Default)]
 pub(crate) struct State {
     pub captures: snapshot::Captures,
-    pub aof: aof::Aof,
+    /// Shared with the clients that wait for fsyncs (WAITAOF).
+    pub aof: Arc<aof::Aof>,
     /// The engine itself, so that a command can start a background save that outlives it.
     this: OnceLock<Weak<Engine>>,
     bgsave_in_progress: AtomicBool,
@@ -168,6 +169,7 @@ pub(crate) fn bgsave(engine: &Engine, schedule: bool) -> Result<bool, NotStarted
 /// the AOF follows the log from it; off, the writer finishes what it has.
 pub(crate) fn set_append_only(engine: &Engine, on: bool) {
     let aof = &engine.persist.aof;
+    aof.set_configured(on);
     if !on {
         if aof.info().enabled {
             aof::disable(engine);
