@@ -55,26 +55,55 @@ fn incr_files(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn aof_replays_after_restart_and_redis_loads_it() {
-    let dir = temp_dir("aof-restart");
-    let node = open(&dir, Fsync::Always);
+    replays_after_restart_and_redis_loads_it(true);
+}
+
+/// `aof-use-rdb-preamble no`: the base is RESP commands.
+#[test]
+fn aof_without_rdb_preamble_replays_and_redis_loads_it() {
+    replays_after_restart_and_redis_loads_it(false);
+}
+
+fn replays_after_restart_and_redis_loads_it(preamble: bool) {
+    let dir = temp_dir(&format!("aof-restart-{preamble}"));
+    let mut config = Config::new()
+        .dir(&dir)
+        .save_points(&[])
+        .append_only(Fsync::Always);
+    config.aof_use_rdb_preamble = preamble;
+    let node = Node::open(config.clone()).unwrap();
     write_some(&node, 0);
+    // The base holds round 0; the incr file round 1.
+    node.rewrite_aof().unwrap();
+    write_some(&node, 1);
     let expected = digest(&node);
     drop(node);
     let manifest = std::fs::read_to_string(aof_dir(&dir).join("appendonly.aof.manifest")).unwrap();
+    let base = if preamble {
+        "appendonly.aof.2.base.rdb"
+    } else {
+        "appendonly.aof.2.base.aof"
+    };
     assert_eq!(
         manifest,
-        "file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n"
+        format!("file {base} seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n")
     );
-    let incr = &incr_files(&dir)[0];
-    let check = Command::new("redis-check-aof").arg(incr).output().unwrap();
-    let report = String::from_utf8_lossy(&check.stdout).into_owned();
-    assert!(
-        check.status.success() && report.contains("is valid"),
-        "{report}"
-    );
-    let node = open(&dir, Fsync::Always);
+    let mut checked = incr_files(&dir);
+    if !preamble {
+        checked.push(aof_dir(&dir).join(base));
+    }
+    for file in checked {
+        let check = Command::new("redis-check-aof").arg(&file).output().unwrap();
+        let report = String::from_utf8_lossy(&check.stdout).into_owned();
+        assert!(
+            check.status.success() && report.contains("is valid"),
+            "{}: {report}",
+            file.display()
+        );
+    }
+    let node = Node::open(config).unwrap();
     assert_eq!(digest(&node), expected, "replayed after restart");
-    write_some(&node, 1);
+    write_some(&node, 2);
     let expected = digest(&node);
     drop(node);
     // redis-server 7 loads Shoal's multi-part AOF as its own.

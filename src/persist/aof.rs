@@ -305,9 +305,16 @@ impl Manifest {
         out
     }
 
-    fn next_base(&self, name: &str) -> (String, u64) {
+    /// The next base's name, sequence number and format (`aof-use-rdb-preamble`).
+    fn next_base(&self, name: &str, rdb_preamble: bool) -> (String, u64, snapshot::Format) {
         let seq = self.base.as_ref().map_or(0, |b| b.1) + 1;
-        (format!("{name}.{seq}.base.rdb"), seq)
+        if rdb_preamble {
+            let name = format!("{name}.{seq}.base.rdb");
+            (name, seq, snapshot::Format::AofBaseRdb)
+        } else {
+            let name = format!("{name}.{seq}.base.aof");
+            (name, seq, snapshot::Format::AofBaseCommands)
+        }
     }
 
     fn next_incr(&self, name: &str) -> (String, u64) {
@@ -428,14 +435,16 @@ pub(crate) fn enable(engine: &Arc<Engine>, sweepers: usize) -> Result<(), Error>
     }
     let (incr_name, incr_seq) = files.manifest.next_incr(&files.name);
     let incr = storage(engine).create(&files.dir.join(&incr_name))?;
-    let (base_name, base_seq) = files.manifest.next_base(&files.name);
+    let (base_name, base_seq, format) = files
+        .manifest
+        .next_base(&files.name, engine.settings().aof_use_rdb_preamble);
     let mut reader = None;
     snapshot::save(
         engine,
         snapshot::Target {
             path: &files.dir.join(&base_name),
             sweepers,
-            aof_base: true,
+            format,
         },
         // No write can happen yet: the writer starts exactly where the snapshot is.
         |at| reader = Some(engine.log.reader(at, true)),
@@ -783,14 +792,16 @@ pub(crate) fn rewrite(engine: &Engine) -> io::Result<()> {
     let mut with_incr = files.manifest.clone();
     with_incr.incrs.push((incr_name.clone(), incr_seq));
     files.store(with_incr)?;
-    let (base_name, base_seq) = files.manifest.next_base(&files.name);
+    let (base_name, base_seq, format) = files
+        .manifest
+        .next_base(&files.name, engine.settings().aof_use_rdb_preamble);
     let mut incr = Some(incr);
     let saved = snapshot::save(
         engine,
         snapshot::Target {
             path: &files.dir.join(&base_name),
             sweepers: 1,
-            aof_base: true,
+            format,
         },
         |at| {
             if let Some(file) = incr.take() {
@@ -842,7 +853,10 @@ mod tests {
         let m = Manifest::parse(text).unwrap();
         assert_eq!(m.render(), text);
         assert_eq!(m.next_incr("appendonly.aof").0, "appendonly.aof.3.incr.aof");
-        assert_eq!(m.next_base("appendonly.aof").0, "appendonly.aof.2.base.rdb");
+        assert_eq!(
+            m.next_base("appendonly.aof", true).0,
+            "appendonly.aof.2.base.rdb"
+        );
         assert!(Manifest::parse("file x seq one type i").is_err());
         assert!(Manifest::parse("garbage").is_err());
     }

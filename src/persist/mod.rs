@@ -11,6 +11,7 @@
 //! ```
 
 pub(crate) mod aof;
+mod commands;
 pub(crate) mod rdb;
 pub(crate) mod recovery;
 pub(crate) mod snapshot;
@@ -104,7 +105,7 @@ pub(crate) fn save(engine: &Engine) -> std::io::Result<SnapshotStats> {
     let target = snapshot::Target {
         path: &rdb_path(engine),
         sweepers: cores,
-        aof_base: false,
+        format: snapshot::Format::Rdb,
     };
     let result = snapshot::save(engine, target, |_| {});
     record(engine, &result, false);
@@ -150,7 +151,7 @@ pub(crate) fn bgsave(engine: &Engine, schedule: bool) -> Result<bool, NotStarted
             let target = snapshot::Target {
                 path: &rdb_path(&owned),
                 sweepers: 1,
-                aof_base: false,
+                format: snapshot::Format::Rdb,
             };
             let result = snapshot::save(&owned, target, |_| {});
             record(&owned, &result, true);

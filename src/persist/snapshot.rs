@@ -38,7 +38,7 @@ const CHUNKS_QUEUED_MAX: usize = 16;
 /// What the writers that meet a pending slot need: where its bytes go.
 pub(crate) struct Capture {
     chunks: SyncSender<Vec<u8>>,
-    compress: bool,
+    encoding: Encoding,
     /// Bytes serialized by writers before their write (INFO's `rdb_last_cow_size`).
     copied_bytes: AtomicU64,
 }
@@ -86,7 +86,7 @@ fn capture_for_write(engine: &Engine, db: usize, cell: &Slot, data: &SlotData) {
     let current = engine.persist.captures.current.read().clone();
     if let Some(capture) = current {
         let mut chunk = Vec::new();
-        encode_slot(&mut chunk, db, data, capture.compress);
+        encode_slot(&mut chunk, db, data, capture.encoding);
         capture
             .copied_bytes
             .fetch_add(chunk.len() as u64, Ordering::Relaxed);
@@ -96,7 +96,18 @@ fn capture_for_write(engine: &Engine, db: usize, cell: &Slot, data: &SlotData) {
     cell.set_capture_pending(false);
 }
 
-fn encode_slot(out: &mut Vec<u8>, db: usize, data: &SlotData, compress: bool) -> u64 {
+/// How a slot's keys are written.
+#[derive(Clone, Copy)]
+enum Encoding {
+    Rdb { compress: bool },
+    Commands,
+}
+
+fn encode_slot(out: &mut Vec<u8>, db: usize, data: &SlotData, encoding: Encoding) -> u64 {
+    let compress = match encoding {
+        Encoding::Rdb { compress } => compress,
+        Encoding::Commands => return super::commands::encode_slot(out, db, data),
+    };
     encode::select_db(out, db);
     let mut keys = 0;
     for entry in data.entries() {
@@ -111,8 +122,18 @@ pub(crate) struct Target<'a> {
     pub path: &'a Path,
     /// Threads serializing slots (more finish sooner; one leaves the node its cores).
     pub sweepers: usize,
-    /// The snapshot is an AOF base (its `aof-base` AUX field says so).
-    pub aof_base: bool,
+    pub format: Format,
+}
+
+/// What a snapshot file is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// `dump.rdb`.
+    Rdb,
+    /// An AOF base in RDB (its `aof-base` AUX field says so).
+    AofBaseRdb,
+    /// An AOF base as RESP commands (`aof-use-rdb-preamble no`).
+    AofBaseCommands,
 }
 
 /// Writes a point-in-time snapshot of the keyspace to `target.path` (through a temporary file
@@ -149,19 +170,29 @@ fn write_temp(
     let (chunks, received) = sync_channel(CHUNKS_QUEUED_MAX);
     let capture = Arc::new(Capture {
         chunks,
-        compress: settings.rdb_compression,
+        encoding: match target.format {
+            Format::AofBaseCommands => Encoding::Commands,
+            Format::Rdb | Format::AofBaseRdb => Encoding::Rdb {
+                compress: settings.rdb_compression,
+            },
+        },
         copied_bytes: AtomicU64::new(0),
     });
     let file = File::create(temp)?;
     let checksum = settings.rdb_checksum;
-    let header = header(engine, target.aof_base);
+    let rdb = target.format != Format::AofBaseCommands;
+    let header = if rdb {
+        header(engine, target.format == Format::AofBaseRdb)
+    } else {
+        Vec::new()
+    };
     let writer = std::thread::Builder::new()
         .name("shoal-rdb".into())
-        .spawn(move || write_file(file, header, received, checksum))?;
+        .spawn(move || write_file(file, header, received, rdb.then_some(checksum)))?;
     let (offset, commands) = begin(engine, &capture, on_begin);
     let keys = sweep(
         engine,
-        capture.compress,
+        capture.encoding,
         &capture.chunks,
         target.sweepers.max(1),
     );
@@ -235,7 +266,7 @@ fn begin(engine: &Engine, capture: &Arc<Capture>, on_begin: impl FnOnce(Offset))
         encode::select_db(&mut hints, db);
         encode::resize_db(&mut hints, keys, expiring);
     }
-    if !hints.is_empty() {
+    if !hints.is_empty() && matches!(capture.encoding, Encoding::Rdb { .. }) {
         let _ = capture.chunks.try_send(hints);
     }
     // Whatever reads the log from here (a new AOF file) starts with the database.
@@ -246,7 +277,7 @@ fn begin(engine: &Engine, capture: &Arc<Capture>, on_begin: impl FnOnce(Offset))
 }
 
 /// Serializes every slot still pending, spread over `threads`; returns the keys written.
-fn sweep(engine: &Engine, compress: bool, chunks: &SyncSender<Vec<u8>>, threads: usize) -> u64 {
+fn sweep(engine: &Engine, encoding: Encoding, chunks: &SyncSender<Vec<u8>>, threads: usize) -> u64 {
     let keyspace = &engine.keyspace;
     let slots: Vec<(usize, &Slot)> = (0..keyspace.db_count())
         .filter_map(|db| keyspace.used(db).map(|slots| (db, slots)))
@@ -256,13 +287,13 @@ fn sweep(engine: &Engine, compress: bool, chunks: &SyncSender<Vec<u8>>, threads:
     std::thread::scope(|scope| {
         let workers: Vec<_> = slots
             .chunks(share)
-            .map(|part| scope.spawn(move || sweep_part(part, compress, chunks)))
+            .map(|part| scope.spawn(move || sweep_part(part, encoding, chunks)))
             .collect();
         workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
     })
 }
 
-fn sweep_part(slots: &[(usize, &Slot)], compress: bool, chunks: &SyncSender<Vec<u8>>) -> u64 {
+fn sweep_part(slots: &[(usize, &Slot)], encoding: Encoding, chunks: &SyncSender<Vec<u8>>) -> u64 {
     let (mut chunk, mut keys) = (Vec::with_capacity(CHUNK_BYTES), 0);
     for &(db, slot) in slots {
         if !slot.capture_pending() {
@@ -272,7 +303,7 @@ fn sweep_part(slots: &[(usize, &Slot)], compress: bool, chunks: &SyncSender<Vec<
         if !slot.capture_pending() {
             continue;
         }
-        keys += encode_slot(&mut chunk, db, &data, compress);
+        keys += encode_slot(&mut chunk, db, &data, encoding);
         slot.set_capture_pending(false);
         drop(data);
         if chunk.len() >= CHUNK_BYTES {
@@ -288,14 +319,14 @@ fn sweep_part(slots: &[(usize, &Slot)], compress: bool, chunks: &SyncSender<Vec<
     keys
 }
 
-/// The file writer: header, every chunk as it comes, the end marker and the checksum, then
-/// fsync. After a failed write it goes on receiving (and dropping) chunks until every sender
+/// The file writer: header, every chunk as it comes, the end marker and the checksum (RDB
+/// files: `rdb_checksum` says whether it is computed), then fsync. After a failed write it goes on receiving (and dropping) chunks until every sender
 /// is gone, so that no thread waits on a full channel forever.
 fn write_file(
     file: File,
     header: Vec<u8>,
     chunks: Receiver<Vec<u8>>,
-    checksum: bool,
+    rdb_checksum: Option<bool>,
 ) -> io::Result<u64> {
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut crc = CRC64.digest();
@@ -312,12 +343,15 @@ fn write_file(
         }
     }
     result?;
-    let mut tail = Vec::with_capacity(9);
-    encode::eof(&mut tail);
-    write(&mut out, &tail)?;
-    let sum = if checksum { crc.finalize() } else { 0 };
-    out.write_all(&sum.to_le_bytes())?;
+    if let Some(checksum) = rdb_checksum {
+        let mut tail = Vec::with_capacity(9);
+        encode::eof(&mut tail);
+        write(&mut out, &tail)?;
+        let sum = if checksum { crc.finalize() } else { 0 };
+        out.write_all(&sum.to_le_bytes())?;
+        bytes += 8;
+    }
     let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
     file.sync_all()?;
-    Ok(bytes + 8)
+    Ok(bytes)
 }
