@@ -1,7 +1,8 @@
 //! Crash tests with a storage double that keeps written bytes apart from fsynced ones: the
 //! power goes out at a chosen moment, unsynced bytes are lost (a random part of them survives,
 //! as a torn write would), and the node that starts on what is left must hold every write it
-//! acknowledged.
+//! acknowledged. A second double is a disk that fills up: writes are refused with MISCONF
+//! until there is room again.
 
 mod common;
 
@@ -12,7 +13,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -91,9 +92,10 @@ impl Storage for Shared {
 }
 
 impl StorageFile for CutFile {
-    fn write_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+    fn write_some(&mut self, bytes: &[u8]) -> io::Result<usize> {
         self.disk.check()?;
-        self.file.write_all(bytes)
+        self.file.write_all(bytes)?;
+        Ok(bytes.len())
     }
 
     fn sync(&mut self) -> io::Result<()> {
@@ -108,6 +110,51 @@ impl StorageFile for CutFile {
             self.disk.down.store(true, Ordering::SeqCst);
         }
         Ok(())
+    }
+}
+
+/// A disk with `free_bytes` of room: a write that does not fit is cut short (as write(2) is
+/// on a full disk) and the next one fails with "No space left on device".
+struct FullDisk {
+    free_bytes: Arc<AtomicU64>,
+}
+
+struct FullDiskFile {
+    file: File,
+    free_bytes: Arc<AtomicU64>,
+}
+
+impl Storage for FullDisk {
+    fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        let file = File::create(path)?;
+        let free_bytes = Arc::clone(&self.free_bytes);
+        Ok(Box::new(FullDiskFile { file, free_bytes }))
+    }
+
+    fn append(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        let file = OpenOptions::new().append(true).open(path)?;
+        let free_bytes = Arc::clone(&self.free_bytes);
+        Ok(Box::new(FullDiskFile { file, free_bytes }))
+    }
+}
+
+impl StorageFile for FullDiskFile {
+    fn write_some(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let free = self.free_bytes.load(Ordering::SeqCst);
+        if free == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "No space left on device",
+            ));
+        }
+        let n = bytes.len().min(usize::try_from(free).unwrap_or(usize::MAX));
+        self.file.write_all(&bytes[..n])?;
+        self.free_bytes.fetch_sub(n as u64, Ordering::SeqCst);
+        Ok(n)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
     }
 }
 
@@ -211,5 +258,60 @@ fn everysec_loses_at_most_about_two_seconds() {
         survived >= must_survive,
         "{survived} survived, but {must_survive} was acknowledged 2 s before the cut"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The disk fills up in the middle of a command: that write is not acknowledged, later
+/// writes get Redis's MISCONF while reads go on; once there is room again the AOF goes on
+/// from the first byte it could not write (no command is duplicated or torn), writes are
+/// accepted, and a restart finds everything that was acknowledged.
+#[test]
+fn a_full_disk_refuses_writes_until_there_is_room() {
+    let dir = temp_dir("crash-full-disk");
+    let free_bytes = Arc::new(AtomicU64::new(u64::MAX));
+    let mut cfg = config(&dir, Fsync::Always);
+    cfg.aof_storage = Some(Arc::new(FullDisk {
+        free_bytes: Arc::clone(&free_bytes),
+    }));
+    let node = Node::open(cfg).unwrap();
+    assert_eq!(node.execute(&["SET", "before", "1"]), Reply::OK);
+    // Room for part of the next command only.
+    free_bytes.store(10, Ordering::SeqCst);
+    let cut = node.execute(&["SET", "cut", "x".repeat(100).as_str()]);
+    assert!(
+        matches!(&cut, Reply::Error(e) if e.starts_with("MISCONF Errors writing to the AOF file")),
+        "{cut:?}"
+    );
+    let refused = node.execute(&["SET", "refused", "1"]);
+    assert!(
+        matches!(&refused, Reply::Error(e) if e.contains("No space left on device")),
+        "{refused:?}"
+    );
+    assert_eq!(node.execute(&["GET", "before"]), Reply::bulk(b"1"));
+    free_bytes.store(u64::MAX, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while node.execute(&["SET", "after", "1"]) != Reply::OK {
+        assert!(
+            Instant::now() < deadline,
+            "writes still refused with room on the disk"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let expected = node.execute(&["DEBUG", "DIGEST"]);
+    drop(node);
+    let incr = dir.join("appendonlydir").join("appendonly.aof.1.incr.aof");
+    let check = std::process::Command::new("redis-check-aof")
+        .arg(&incr)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&check.stdout).into_owned();
+    assert!(
+        check.status.success() && report.contains("is valid"),
+        "{report}"
+    );
+    let node = Node::open(config(&dir, Fsync::Always)).unwrap();
+    assert_eq!(node.execute(&["DEBUG", "DIGEST"]), expected);
+    assert_eq!(node.execute(&["EXISTS", "refused"]), Reply::Int(0));
+    drop(node);
     let _ = std::fs::remove_dir_all(&dir);
 }

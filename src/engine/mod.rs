@@ -394,6 +394,7 @@ impl Engine {
     /// Executes a command, waiting on this thread when it blocks or is paused: for callers
     /// that have a thread to spare (the embedded API).
     pub fn execute_waiting(&self, client: &mut Client, argv: &[&[u8]]) -> Reply {
+        let written_before = client.last_write;
         let reply = loop {
             match self.execute(client, argv) {
                 Outcome::Reply(reply) => break reply,
@@ -401,9 +402,11 @@ impl Engine {
                 Outcome::Paused => self.wait_unpaused(),
             }
         };
-        // With `appendfsync always` a write is acknowledged once it is on disk.
+        // With `appendfsync always` a write is acknowledged once it is on disk. (A command
+        // that wrote nothing has nothing to wait for, even if an earlier write of this client
+        // never reached the disk: that one was answered with the error.)
         let aof = &self.persist.aof;
-        if aof.must_wait(client.last_write) {
+        if client.last_write != written_before && aof.must_wait(client.last_write) {
             if let Err(e) = aof.wait_durable_blocking(client.last_write) {
                 return Reply::error(e.to_string());
             }

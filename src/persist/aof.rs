@@ -704,15 +704,18 @@ impl Writer {
                 Some(at) => ((at - self.position) as usize).min(self.pending.len()),
                 None => self.pending.len(),
             };
-            self.file.write_bytes(&self.pending[..len])?;
-            self.pending.drain(..len);
-            self.position += len as u64;
+            let written = self.file.write_some(&self.pending[..len])?;
+            if written == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            self.pending.drain(..written);
+            self.position += written as u64;
             self.unsynced = true;
             self.engine
                 .persist
                 .aof
                 .current_bytes
-                .fetch_add(len as u64, Ordering::Relaxed);
+                .fetch_add(written as u64, Ordering::Relaxed);
         }
         if self.rotate_at().is_some_and(|at| at <= self.position) {
             self.rotate()?;

@@ -15,8 +15,10 @@ pub trait Storage: Send + Sync {
 
 /// An open incr file.
 pub trait StorageFile: Send {
-    /// Writes all of `bytes` at the end.
-    fn write_bytes(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Writes a prefix of `bytes` at the end: how many bytes it wrote. A short count (a full
+    /// disk) is not an error; the next call reports the error, and the AOF writer retries
+    /// from the first byte not written, so a failure never duplicates a command's bytes.
+    fn write_some(&mut self, bytes: &[u8]) -> io::Result<usize>;
     /// Makes everything written so far durable.
     fn sync(&mut self) -> io::Result<()>;
 }
@@ -40,8 +42,13 @@ impl Storage for Disk {
 }
 
 impl StorageFile for File {
-    fn write_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.write_all(bytes)
+    fn write_some(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        loop {
+            match self.write(bytes) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
     }
 
     fn sync(&mut self) -> io::Result<()> {
