@@ -60,6 +60,7 @@ pub(crate) mod process;
 pub mod reply;
 pub mod resp;
 pub mod slot;
+pub mod transport;
 
 pub use config::{Config, Fsync};
 pub use engine::{Applied, Blocked, Client, Clock, Engine, ManualClock, Outcome, SystemClock};

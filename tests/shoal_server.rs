@@ -241,38 +241,18 @@ fn client_pause_holds_writes_until_unpause() {
     assert_eq!(admin.call(&[b"GET", b"k"]), Value::Bulk(b"v".to_vec()));
 }
 
-/// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files in `dir`.
-fn write_certificates(dir: &std::path::Path) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    // Distinct names: a leaf named like its issuer would look self-signed to OpenSSL.
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "Shoal test CA");
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let write = |name: &str, text: String| std::fs::write(dir.join(name), text).unwrap();
-    write("ca.crt", ca_cert.pem());
-    for (name, names) in [
-        ("server", vec!["127.0.0.1".to_string(), "localhost".into()]),
-        ("client", vec!["client".into()]),
-    ] {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(names).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        write(&format!("{name}.crt"), cert.pem());
-        write(&format!("{name}.key"), key.serialize_pem());
-    }
-}
-
 #[test]
 fn redis_cli_over_tls_with_client_certificates() {
     let certs = std::env::temp_dir().join(format!("shoal-tls-{}", free_port()));
     std::fs::create_dir_all(&certs).unwrap();
-    write_certificates(&certs);
+    common::certs::write_certificates(
+        &certs,
+        "Shoal test CA",
+        &[
+            ("server", vec!["127.0.0.1".to_string(), "localhost".into()]),
+            ("client", vec!["client".into()]),
+        ],
+    );
     let tls_port = free_port();
     let file = |name: &str| certs.join(name).to_str().unwrap().to_string();
     let server = ShoalServer::start(&[

@@ -2,6 +2,7 @@
 //! RESP reply parser that keeps exact bytes (the `redis` crate would reformat error texts).
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod gen;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,0 +1,520 @@
+//! The QUIC endpoint (quinn + rustls, TLS 1.3): the only module that imports quinn.
+
+use super::{
+    proof, verify, LinkError, PeerTls, SharedAuth, Side, HANDSHAKE_TIMEOUT_MS, PROOF_BYTES,
+    PROOF_INPUT_BYTES, PROOF_LABEL,
+};
+use bytes::Bytes;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// ALPN of Shoal's peer protocol: a peer speaking anything else fails the TLS handshake.
+const ALPN: &[u8] = b"shoal-peer/1";
+/// The name a connecting side asks for (certificates are checked by chain, not by name).
+const SERVER_NAME: &str = "shoal-peer";
+/// Keep-alives keep an idle link (a replica of a primary without writes) from timing out.
+const KEEP_ALIVE_MS: u64 = 1_000;
+/// A link silent this long is dead (the replication layer has its own, `repl-timeout`).
+const IDLE_TIMEOUT_MS: u64 = 30_000;
+/// Verdicts the accepting side sends after checking a proof.
+const ACCEPTED: u8 = 1;
+const REFUSED: u8 = 0;
+/// QUIC application close code for a refused peer.
+const CLOSE_REFUSED: u32 = 1;
+
+/// A node's QUIC endpoint: accepts and opens authenticated links.
+#[derive(Clone)]
+pub struct Endpoint {
+    inner: quinn::Endpoint,
+    auth: SharedAuth,
+    client: quinn::ClientConfig,
+}
+
+impl Endpoint {
+    /// Binds `addr` (UDP). Call it inside a tokio runtime. The error names the certificate
+    /// file that cannot be used, if that is why.
+    pub fn bind(addr: SocketAddr, auth: SharedAuth) -> io::Result<Endpoint> {
+        let tls = auth.read().tls.clone();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let (server, client) = match &tls {
+            Some(files) => certificate_configs(files, &provider)?,
+            None => generated_configs(&provider)?,
+        };
+        let server = quinn::crypto::rustls::QuicServerConfig::try_from(server)
+            .map_err(|e| io::Error::other(format!("QUIC server config: {e}")))?;
+        let client = quinn::crypto::rustls::QuicClientConfig::try_from(client)
+            .map_err(|e| io::Error::other(format!("QUIC client config: {e}")))?;
+        let transport = Arc::new(transport_config());
+        let mut server = quinn::ServerConfig::with_crypto(Arc::new(server));
+        server.transport_config(transport.clone());
+        let mut client = quinn::ClientConfig::new(Arc::new(client));
+        client.transport_config(transport);
+        let inner = quinn::Endpoint::server(server, addr)?;
+        Ok(Endpoint {
+            inner,
+            auth,
+            client,
+        })
+    }
+
+    /// The bound address (the port, when bound to port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// Opens an authenticated link to the node at `addr`.
+    pub async fn connect(&self, addr: SocketAddr) -> Result<Link, LinkError> {
+        let connecting = self
+            .inner
+            .connect_with(self.client.clone(), addr, SERVER_NAME)
+            .map_err(|e| LinkError::Quic(e.to_string()))?;
+        let handshake = async {
+            let conn = connecting
+                .await
+                .map_err(|e| LinkError::Quic(e.to_string()))?;
+            self.prove(&conn).await?;
+            Ok(Link { conn })
+        };
+        within_handshake_timeout(handshake).await
+    }
+
+    /// The next authenticated link; `None` once the endpoint is closed. Peers that fail the
+    /// handshake or their proof are refused and logged here, never returned.
+    pub async fn accept(&self) -> Option<Link> {
+        loop {
+            let incoming = self.inner.accept().await?;
+            let remote = incoming.remote_address();
+            let checked = within_handshake_timeout(async {
+                let conn = incoming.await.map_err(|e| LinkError::Quic(e.to_string()))?;
+                self.check(&conn).await?;
+                Ok(Link { conn })
+            })
+            .await;
+            match checked {
+                Ok(link) => return Some(link),
+                Err(e) => tracing::warn!("Refused peer {remote}: {e}"),
+            }
+        }
+    }
+
+    /// Connecting side: sends our proof, then checks the verdict and the other side's proof.
+    async fn prove(&self, conn: &quinn::Connection) -> Result<(), LinkError> {
+        let session = session_material(conn)?;
+        let secret = self.auth.read().connect_secret.clone();
+        let (mut send, mut recv) = conn.open_bi().await.map_err(quic)?;
+        let tag = proof(secret.as_deref().unwrap_or(""), &session, Side::Connecting);
+        send.write_all(&tag).await.map_err(quic)?;
+        let _ = send.finish();
+        // A certificate the peer rejects shows here, as the link closing with its TLS alert.
+        let mut verdict = [0u8; 1];
+        recv.read_exact(&mut verdict)
+            .await
+            .map_err(|e| closed_why(conn, e))?;
+        if verdict[0] != ACCEPTED {
+            return Err(LinkError::Refused(
+                "the peer refused our secret (masterauth)".into(),
+            ));
+        }
+        let mut tag = [0u8; PROOF_BYTES];
+        recv.read_exact(&mut tag)
+            .await
+            .map_err(|e| closed_why(conn, e))?;
+        if let Some(secret) = secret {
+            if !verify(&secret, &session, Side::Accepting, &tag) {
+                conn.close(CLOSE_REFUSED.into(), b"unproven");
+                return Err(LinkError::Refused(
+                    "the peer could not prove it knows our secret (masterauth)".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Accepting side: checks the peer's proof, answers with a verdict and our own proof.
+    async fn check(&self, conn: &quinn::Connection) -> Result<(), LinkError> {
+        let session = session_material(conn)?;
+        let secret = self.auth.read().accept_secret.clone();
+        let (mut send, mut recv) = conn.accept_bi().await.map_err(quic)?;
+        let mut tag = [0u8; PROOF_BYTES];
+        recv.read_exact(&mut tag).await.map_err(quic)?;
+        let proven = secret
+            .as_deref()
+            .is_none_or(|s| verify(s, &session, Side::Connecting, &tag));
+        if !proven {
+            let _ = send.write_all(&[REFUSED]).await;
+            let _ = send.finish();
+            // Give the verdict a moment to leave before the close discards it.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            conn.close(CLOSE_REFUSED.into(), b"wrong secret");
+            return Err(LinkError::Refused(
+                "wrong secret (its masterauth is not our requirepass)".into(),
+            ));
+        }
+        let mut verdict = Vec::with_capacity(1 + PROOF_BYTES);
+        verdict.push(ACCEPTED);
+        verdict.extend_from_slice(&proof(
+            secret.as_deref().unwrap_or(""),
+            &session,
+            Side::Accepting,
+        ));
+        send.write_all(&verdict).await.map_err(quic)?;
+        let _ = send.finish();
+        Ok(())
+    }
+
+    /// Stops accepting and closes every link.
+    pub fn close(&self) {
+        self.inner.close(0u32.into(), b"closing");
+    }
+}
+
+fn quic(e: impl std::fmt::Display) -> LinkError {
+    LinkError::Quic(e.to_string())
+}
+
+/// Why a link broke during the handshake: the peer's refusal, a TLS alert, or `e`.
+fn closed_why(conn: &quinn::Connection, e: impl std::fmt::Display) -> LinkError {
+    match conn.close_reason() {
+        Some(quinn::ConnectionError::ApplicationClosed(close))
+            if close.error_code == CLOSE_REFUSED.into() =>
+        {
+            let why = String::from_utf8_lossy(&close.reason).into_owned();
+            LinkError::Refused(format!("the peer refused us: {why}"))
+        }
+        Some(reason) => LinkError::Quic(reason.to_string()),
+        None => quic(e),
+    }
+}
+
+async fn within_handshake_timeout<T>(
+    work: impl std::future::Future<Output = Result<T, LinkError>>,
+) -> Result<T, LinkError> {
+    match tokio::time::timeout(Duration::from_millis(HANDSHAKE_TIMEOUT_MS), work).await {
+        Ok(done) => done,
+        Err(_) => Err(LinkError::Quic("handshake timed out".into())),
+    }
+}
+
+/// Keying material exported from the link's TLS session: what proofs are bound to.
+fn session_material(conn: &quinn::Connection) -> Result<[u8; PROOF_INPUT_BYTES], LinkError> {
+    let mut out = [0u8; PROOF_INPUT_BYTES];
+    conn.export_keying_material(&mut out, PROOF_LABEL, b"")
+        .map_err(|_| LinkError::Quic("cannot export keying material".into()))?;
+    Ok(out)
+}
+
+fn transport_config() -> quinn::TransportConfig {
+    let mut transport = quinn::TransportConfig::default();
+    transport.keep_alive_interval(Some(Duration::from_millis(KEEP_ALIVE_MS)));
+    let idle = Duration::from_millis(IDLE_TIMEOUT_MS);
+    transport.max_idle_timeout(idle.try_into().ok());
+    transport
+}
+
+fn config_error(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, what)
+}
+
+/// A rustls error, in the configuration error the node reports.
+fn tls_error(e: rustls::Error) -> io::Error {
+    config_error(format!("TLS: {e}"))
+}
+
+fn certificates(path: &std::path::Path) -> io::Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| config_error(format!("TLS: cannot read {}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(config_error(format!(
+            "TLS: no certificate in {}",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+/// Both directions verified against the CA (`tls-replication yes`).
+fn certificate_configs(
+    files: &PeerTls,
+    provider: &Arc<CryptoProvider>,
+) -> io::Result<(rustls::ServerConfig, rustls::ClientConfig)> {
+    let chain = certificates(&files.cert_file)?;
+    let key = PrivateKeyDer::from_pem_file(&files.key_file).map_err(|e| {
+        config_error(format!(
+            "TLS: cannot read {}: {e}",
+            files.key_file.display()
+        ))
+    })?;
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(&files.ca_cert_file)? {
+        roots.add(cert).map_err(tls_error)?;
+    }
+    let roots = Arc::new(roots);
+    let client_verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        roots.clone(),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| config_error(format!("TLS: {e}")))?;
+    let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls_error)?
+        .with_client_cert_verifier(client_verifier)
+        .with_single_cert(chain.clone(), key.clone_key())
+        .map_err(tls_error)?;
+    server.alpn_protocols = vec![ALPN.to_vec()];
+    let server_verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .map_err(|e| config_error(format!("TLS: {e}")))?;
+    let mut client = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls_error)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ChainOnly(server_verifier)))
+        .with_client_auth_cert(chain, key)
+        .map_err(tls_error)?;
+    client.alpn_protocols = vec![ALPN.to_vec()];
+    Ok((server, client))
+}
+
+/// A generated self-signed certificate; peers prove the shared secret instead.
+fn generated_configs(
+    provider: &Arc<CryptoProvider>,
+) -> io::Result<(rustls::ServerConfig, rustls::ClientConfig)> {
+    let generated = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_string()])
+        .map_err(|e| io::Error::other(format!("generating a certificate: {e}")))?;
+    let chain = vec![generated.cert.der().clone()];
+    let key = PrivateKeyDer::try_from(generated.signing_key.serialize_der())
+        .map_err(|e| io::Error::other(format!("generated key: {e}")))?;
+    let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls_error)?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(tls_error)?;
+    server.alpn_protocols = vec![ALPN.to_vec()];
+    let mut client = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls_error)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider.clone())))
+        .with_no_client_auth();
+    client.alpn_protocols = vec![ALPN.to_vec()];
+    Ok((server, client))
+}
+
+/// Verifies a server's chain against the CA, but not its name: peers are addressed by IP,
+/// and Redis's TLS replication does not check names either.
+#[derive(Debug)]
+struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
+            | Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// Accepts any server certificate (its handshake signature is still checked): without a CA,
+/// the secret proof bound to the session is what authenticates the peer.
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// An authenticated link to a peer: streams in both directions.
+#[derive(Clone)]
+pub struct Link {
+    conn: quinn::Connection,
+}
+
+impl Link {
+    /// The peer's address.
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.conn.remote_address()
+    }
+
+    /// Opens a stream in both directions.
+    pub async fn open_bi(&self) -> Result<(SendStream, RecvStream), LinkError> {
+        let (send, recv) = self.conn.open_bi().await.map_err(quic)?;
+        Ok((SendStream(send), RecvStream(recv)))
+    }
+
+    /// The next stream the peer opened in both directions.
+    pub async fn accept_bi(&self) -> Result<(SendStream, RecvStream), LinkError> {
+        let (send, recv) = self.conn.accept_bi().await.map_err(quic)?;
+        Ok((SendStream(send), RecvStream(recv)))
+    }
+
+    /// Opens a stream towards the peer.
+    pub async fn open_uni(&self) -> Result<SendStream, LinkError> {
+        Ok(SendStream(self.conn.open_uni().await.map_err(quic)?))
+    }
+
+    /// The next stream the peer opened towards us.
+    pub async fn accept_uni(&self) -> Result<RecvStream, LinkError> {
+        Ok(RecvStream(self.conn.accept_uni().await.map_err(quic)?))
+    }
+
+    /// Closes the link; the peer learns `reason`.
+    pub fn close(&self, reason: &str) {
+        self.conn.close(0u32.into(), reason.as_bytes());
+    }
+
+    /// Resolves when the link is closed, by either side or by a timeout: why.
+    pub async fn closed(&self) -> String {
+        self.conn.closed().await.to_string()
+    }
+}
+
+/// The sending half of a stream.
+pub struct SendStream(quinn::SendStream);
+
+impl SendStream {
+    /// Queues `chunk` without copying it.
+    pub async fn write_chunk(&mut self, chunk: Bytes) -> io::Result<()> {
+        self.0.write_chunk(chunk).await.map_err(io::Error::from)
+    }
+
+    /// Writes all of `bytes`.
+    pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.write_all(bytes).await.map_err(io::Error::from)
+    }
+
+    /// Ends the stream after what was written.
+    pub fn finish(&mut self) {
+        let _ = self.0.finish();
+    }
+}
+
+/// The receiving half of a stream.
+pub struct RecvStream(quinn::RecvStream);
+
+impl RecvStream {
+    /// The next bytes, at most `max_bytes`; `None` at the end of the stream.
+    pub async fn read_chunk(&mut self, max_bytes: usize) -> io::Result<Option<Bytes>> {
+        match self.0.read_chunk(max_bytes, true).await {
+            Ok(chunk) => Ok(chunk.map(|c| c.bytes)),
+            Err(e) => Err(io::Error::from(e)),
+        }
+    }
+}
+
+impl AsyncRead for RecvStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SendStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        AsyncWrite::poll_write(Pin::new(&mut self.0), cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        AsyncWrite::poll_flush(Pin::new(&mut self.0), cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        AsyncWrite::poll_shutdown(Pin::new(&mut self.0), cx)
+    }
+}
