@@ -48,6 +48,7 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // Stop serving clients before the engine's background work goes away, and stop the
         // expiry sweep (which writes DELs) before the last save and the AOF's last fsync.
+        crate::repl::shutdown(&self.engine);
         self.listener.take();
         *self.stop.0.lock() = true;
         self.stop.1.notify_all();
@@ -154,6 +155,7 @@ impl Node {
         }
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let sweeper = Some(spawn_sweeper(engine.clone(), stop.clone())?);
+        crate::repl::start(&engine)?;
         let listener = if engine.config().port != 0 || engine.config().tls.port != 0 {
             Some(crate::resp::Listener::start(engine.clone())?)
         } else {
@@ -246,6 +248,33 @@ impl Node {
     pub fn wait_durable(&self, offset: Offset, timeout: Duration) -> Result<bool> {
         crate::persist::aof::wait_durable_for(&self.inner.engine, offset, timeout)
             .map_err(Error::Io)
+    }
+
+    /// Makes this node a replica of the node whose QUIC endpoint is at `primary` (its bus
+    /// address: [`Node::replication_addr`] of an embedded node, the RESP port + 10000 of a
+    /// `shoal-server`). Returns at once; the node connects, synchronizes and follows in the
+    /// background, reconnecting after a lost link. Writes are refused while it follows (with
+    /// `replica-read-only`).
+    pub fn replicate_from(&self, primary: std::net::SocketAddr) -> Result<()> {
+        use crate::repl::Control;
+        let manager = crate::repl::manager(&self.inner.engine)?;
+        manager.replicate_from(primary.ip().to_string(), primary.port(), primary);
+        Ok(())
+    }
+
+    /// Stops following a primary and accepts writes (REPLICAOF NO ONE). Its own replicas
+    /// continue with a partial resync.
+    pub fn promote(&self) -> Result<()> {
+        use crate::repl::Control;
+        crate::repl::manager(&self.inner.engine)?.promote();
+        Ok(())
+    }
+
+    /// The address of this node's QUIC endpoint, once replication started (at open with a
+    /// bus address, else at the first [`Node::replicate_from`]).
+    pub fn replication_addr(&self) -> Option<std::net::SocketAddr> {
+        let manager = self.inner.engine.repl.manager_if_started()?;
+        manager.local_addr()
     }
 
     /// A stateful session, like one client connection: SELECT, MULTI/EXEC and WATCH persist

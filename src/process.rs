@@ -124,6 +124,13 @@ pub fn bytes_to_human(bytes: u64) -> String {
     format!("{value:.2}{}", UNITS[unit])
 }
 
+/// A random 40-hex-digit identifier (run IDs, replication IDs), as Redis makes them.
+pub(crate) fn hex_id() -> String {
+    (0..40)
+        .map(|_| std::char::from_digit(fastrand::u32(..16), 16).unwrap_or('0'))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

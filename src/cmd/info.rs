@@ -354,9 +354,15 @@ fn stats(engine: &Engine, f: &mut Fields<'_>) {
         "rejected_connections",
         clients.connections_rejected.load(Ordering::Relaxed),
     )
-    .put("sync_full", 0)
-    .put("sync_partial_ok", 0)
-    .put("sync_partial_err", 0)
+    .put("sync_full", engine.repl.sync_full.load(Ordering::Relaxed))
+    .put(
+        "sync_partial_ok",
+        engine.repl.sync_partial_ok.load(Ordering::Relaxed),
+    )
+    .put(
+        "sync_partial_err",
+        engine.repl.sync_partial_err.load(Ordering::Relaxed),
+    )
     .put(
         "expired_keys",
         engine.stats.expired_keys.load(Ordering::Relaxed),
@@ -406,19 +412,7 @@ fn stats(engine: &Engine, f: &mut Fields<'_>) {
 }
 
 fn replication(engine: &Engine, f: &mut Fields<'_>) {
-    let log = engine.log();
-    let (start, end) = (log.start().0, log.end().0);
-    f.put("role", "master")
-        .put("connected_slaves", 0)
-        .put("master_failover_state", "no-failover")
-        .put("master_replid", &engine.server.replid)
-        .put("master_replid2", "0".repeat(40))
-        .put("master_repl_offset", end)
-        .put("second_repl_offset", -1)
-        .put("repl_backlog_active", 0)
-        .put("repl_backlog_size", engine.settings().backlog_bytes_max)
-        .put("repl_backlog_first_byte_offset", start + 1)
-        .put("repl_backlog_histlen", end - start);
+    crate::repl::info(engine, f.0);
 }
 
 fn cpu(f: &mut Fields<'_>) {

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod lists;
 pub mod longdouble;
 pub mod persist;
+pub mod replication;
 pub mod server;
 pub mod sets;
 pub mod strings;
@@ -324,7 +325,7 @@ impl NameKey {
 impl CommandTable {
     pub fn new() -> CommandTable {
         // Each family with the group COMMAND DOCS files it under.
-        let families: [(&'static str, &'static [Command]); 13] = [
+        let families: [(&'static str, &'static [Command]); 14] = [
             ("connection", connection::COMMANDS),
             ("server", config::COMMANDS),
             ("server", info::COMMANDS),
@@ -338,6 +339,7 @@ impl CommandTable {
             ("sorted-set", zsets::COMMANDS),
             ("server", server::COMMANDS),
             ("server", persist::COMMANDS),
+            ("server", replication::COMMANDS),
         ];
         let mut entries = Vec::new();
         for (group, commands) in families {

@@ -297,6 +297,9 @@ fn set_bound(c: &mut Config, name: &str, v: &Value) -> Result<bool, String> {
             }
             c.dbfilename = name;
         }
+        "masterauth" => c.masterauth = optional_text(v),
+        "replica-read-only" => c.replica_read_only = flag(v)?,
+        "cluster-port" => c.cluster_port = number(v)?,
         "tls-port" => c.tls.port = number(v)?,
         "tls-cert-file" => c.tls.cert_file = optional_text(v).map(PathBuf::from),
         "tls-key-file" => c.tls.key_file = optional_text(v).map(PathBuf::from),
@@ -320,6 +323,9 @@ fn get_bound(c: &Config, name: &str) -> Option<String> {
         "bind" => c.bind.join(" "),
         "protected-mode" => yes_no(c.protected_mode),
         "requirepass" => c.requirepass.clone().unwrap_or_default(),
+        "masterauth" => c.masterauth.clone().unwrap_or_default(),
+        "replica-read-only" => yes_no(c.replica_read_only),
+        "cluster-port" => c.cluster_port.to_string(),
         "databases" => c.databases.to_string(),
         "timeout" => c.timeout_secs.to_string(),
         "tcp-keepalive" => c.tcp_keepalive_secs.to_string(),

@@ -142,6 +142,16 @@ pub struct Config {
     pub notify_keyspace_events: String,
     /// TLS on the RESP listener (`tls-*`).
     pub tls: TlsSettings,
+    /// Replication: what a replica proves to its primary (`masterauth`).
+    pub masterauth: Option<String>,
+    /// Replicas refuse writes from clients (`replica-read-only`).
+    pub replica_read_only: bool,
+    /// UDP port of the node's QUIC endpoint (`cluster-port`); 0: the RESP port + 10000, as
+    /// Redis places its cluster bus.
+    pub cluster_port: u16,
+    /// The QUIC endpoint's address for a node without a RESP listener (an embedded node that
+    /// replicates or is replicated); `None`: from `bind`, `port` and `cluster-port`.
+    pub bus_addr: Option<std::net::SocketAddr>,
     /// Directives Shoal accepts for compatibility without acting on them, by canonical name,
     /// in CONFIG GET form; absent ones have their default.
     pub other: BTreeMap<&'static str, String>,
@@ -429,6 +439,10 @@ impl Default for Config {
             save: vec![(3600, 1), (300, 100), (60, 10_000)],
             notify_keyspace_events: String::new(),
             tls: TlsSettings::default(),
+            masterauth: None,
+            replica_read_only: true,
+            cluster_port: 0,
+            bus_addr: None,
             other: BTreeMap::new(),
             renamed_commands: Vec::new(),
         }
@@ -545,6 +559,69 @@ impl Config {
     pub fn bind<S: Into<String>>(mut self, addresses: impl IntoIterator<Item = S>) -> Config {
         self.bind = addresses.into_iter().map(Into::into).collect();
         self
+    }
+
+    /// Where this node's QUIC endpoint listens, for replication without a RESP listener.
+    pub fn bus_addr(mut self, addr: std::net::SocketAddr) -> Config {
+        self.bus_addr = Some(addr);
+        self
+    }
+
+    /// The secret this node proves when it replicates from a primary (`masterauth`).
+    pub fn masterauth(mut self, secret: impl Into<String>) -> Config {
+        self.masterauth = Some(secret.into());
+        self
+    }
+
+    /// `tls-replication yes`: peers authenticate with the `tls-*` certificates.
+    pub fn tls_replication(&self) -> bool {
+        self.other
+            .get("tls-replication")
+            .is_some_and(|v| v == "yes")
+    }
+
+    /// The certificate files peers authenticate with, when all three are set.
+    pub fn peer_tls(&self) -> Option<crate::transport::PeerTls> {
+        Some(crate::transport::PeerTls {
+            cert_file: self.tls.cert_file.clone()?,
+            key_file: self.tls.key_file.clone()?,
+            ca_cert_file: self.tls.ca_cert_file.clone()?,
+        })
+    }
+
+    /// The primary named by `replicaof` (host, RESP port), if any.
+    pub fn replicaof(&self) -> Option<(String, u16)> {
+        let value = self.other.get("replicaof")?;
+        let (host, port) = value.rsplit_once(' ')?;
+        Some((host.to_string(), port.parse().ok()?))
+    }
+
+    /// The address the QUIC endpoint binds, if the node has one: [`Config::bus_addr`], or the
+    /// first `bind` address at `cluster-port` (the RESP port + 10000 by default).
+    pub fn bus_bind_addr(&self) -> Option<std::net::SocketAddr> {
+        if let Some(addr) = self.bus_addr {
+            return Some(addr);
+        }
+        if self.port == 0 {
+            return None;
+        }
+        let port = match self.cluster_port {
+            0 => self.port.checked_add(10_000)?,
+            port => port,
+        };
+        let host = self
+            .bind
+            .first()
+            .map_or("127.0.0.1", |h| h.trim_start_matches('-'));
+        let host = match host {
+            "*" => "0.0.0.0",
+            "::*" => "::",
+            other => other,
+        };
+        format!("{host}:{port}")
+            .parse()
+            .ok()
+            .or_else(|| format!("[{host}]:{port}").parse().ok())
     }
 
     /// Requires clients to AUTH with `password`.

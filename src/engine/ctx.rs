@@ -453,7 +453,8 @@ impl<'e, 'h> Ctx<'e, 'h> {
     /// inside EXEC, where nothing blocks), else asks the dispatcher to block the client.
     pub fn wait_for_acks(&mut self, goal: AckGoal, timeout: Option<Duration>) -> CmdResult {
         let aof = std::sync::Arc::clone(&self.engine.persist.aof);
-        let wait = AckWait::new(aof, self.last_write, goal);
+        let repl = std::sync::Arc::clone(&self.engine.repl);
+        let wait = AckWait::new(aof, repl, self.last_write, goal);
         if let Some(reply) = wait.settled() {
             return Ok(reply);
         }

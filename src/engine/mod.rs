@@ -119,8 +119,6 @@ pub struct ServerInfo {
     pub started: std::time::Instant,
     /// A random id of this run (`run_id`), 40 hex digits.
     pub run_id: String,
-    /// The replication id of this node's history (`master_replid`).
-    pub replid: String,
     /// Unix seconds of the last successful save; start-up counts as one (LASTSAVE).
     pub last_save_unix: AtomicU64,
     /// Log commands appended up to the last save: the changes since are the log's count
@@ -132,15 +130,9 @@ pub struct ServerInfo {
 
 impl ServerInfo {
     fn new(now_ms: u64) -> ServerInfo {
-        let hex = || {
-            (0..40)
-                .map(|_| std::char::from_digit(fastrand::u32(..16), 16).unwrap_or('0'))
-                .collect::<String>()
-        };
         ServerInfo {
             started: std::time::Instant::now(),
-            run_id: hex(),
-            replid: hex(),
+            run_id: crate::process::hex_id(),
             last_save_unix: AtomicU64::new(now_ms / 1000),
             commands_at_last_save: AtomicU64::new(0),
             memory_peak: AtomicU64::new(0),
@@ -165,6 +157,9 @@ pub struct Client {
     pub(crate) last_write: Offset,
     /// Replayed streams (AOF load, replication) are applied, not re-judged.
     pub(crate) replaying: bool,
+    /// A replica's applier: its writes are not logged (the primary's bytes are appended
+    /// verbatim instead, so that offsets match).
+    pub(crate) unlogged: bool,
     /// Reused per command so that executing allocates nothing in the common case.
     pub(crate) effects: ctx::Effects,
     pub(crate) conn: ConnState,
@@ -186,6 +181,7 @@ impl Client {
             watch: None,
             last_write: Offset(0),
             replaying: false,
+            unlogged: false,
             effects: ctx::Effects::default(),
             conn: ConnState {
                 info: clients::ClientInfo::embedded(),
@@ -315,6 +311,8 @@ pub struct Engine {
     /// Snapshots: the one in progress (which writers serialize slots for before changing
     /// them) and what INFO persistence reports.
     pub(crate) persist: crate::persist::State,
+    /// Replication: role, IDs, replicas and their acknowledged offsets.
+    pub(crate) repl: Arc<crate::repl::State>,
 }
 
 /// SHUTDOWN asks the program that runs the node to stop (`shoal-server` exits; an embedding
@@ -378,6 +376,7 @@ impl Engine {
             pause: clients::Pause::default(),
             shutdown: ShutdownRequest::default(),
             persist: crate::persist::State::new(),
+            repl: Arc::default(),
         }
     }
 
@@ -509,10 +508,8 @@ impl Engine {
         if let Err(e) = check_auth(client, command) {
             return self.reject(client, Some(id), e);
         }
-        if command.is_write() {
-            if let Some(e) = crate::persist::write_refusal(self) {
-                return self.reject(client, Some(id), CmdError(e.into()));
-            }
+        if let Some(e) = self.refusal(client, command) {
+            return self.reject(client, Some(id), e);
         }
         if self.pause.is_set() && self.held_by_pause(client, command) {
             return Outcome::Paused;
@@ -770,7 +767,7 @@ impl Engine {
                 let (wait, timeout) = effects.acks.take()?;
                 Some(Blocked::on_acks(wait, timeout))
             });
-        if !effects.batch.is_empty() {
+        if !effects.batch.is_empty() && !client.unlogged {
             client.last_write = self.log.append(&effects.batch, true);
         }
         held.publish();
@@ -858,8 +855,33 @@ impl Engine {
         self.passive_expiry.store(passive, Ordering::Relaxed);
     }
 
+    /// Why `command` is refused before it runs: LOADING while a full resync loads, READONLY on
+    /// a read-only replica, MISCONF while persistence fails. A replayed stream is never
+    /// refused: it is what the primary (or the disk) already accepted.
+    fn refusal(&self, client: &Client, command: &Command) -> Option<CmdError> {
+        if client.replaying {
+            return None;
+        }
+        if self.repl.is_loading() && !command.has(cmd::flags::LOADING) {
+            return Some(CmdError::new(
+                "LOADING Redis is loading the dataset in memory",
+            ));
+        }
+        if !command.is_write() {
+            return None;
+        }
+        if self.repl.is_replica() && self.settings().replica_read_only {
+            return Some(CmdError::new(
+                "READONLY You can't write against a read only replica.",
+            ));
+        }
+        crate::persist::write_refusal(self).map(|e| CmdError(e.into()))
+    }
+
+    /// Whether expired keys stay until someone else deletes them: while loading, and on a
+    /// replica, which deletes what its primary's DELs say and reads expired keys as absent.
     pub(crate) fn expiry_is_passive(&self) -> bool {
-        self.passive_expiry.load(Ordering::Relaxed)
+        self.passive_expiry.load(Ordering::Relaxed) || self.repl.is_replica()
     }
 
     /// Applies a stream of RESP commands (a write log, an AOF, a replication stream) as a

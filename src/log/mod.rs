@@ -128,6 +128,8 @@ pub struct WriteLog {
     limits: LogLimits,
     data_ready: Condvar,
     space_ready: Condvar,
+    /// Wakes async readers (replica senders) that wait for the next append.
+    appended: event_listener::Event,
 }
 
 /// One command's worth of log content: RESP commands, each tagged with its database.
@@ -187,7 +189,58 @@ impl WriteLog {
             limits,
             data_ready: Condvar::new(),
             space_ready: Condvar::new(),
+            appended: event_listener::Event::new(),
         }
+    }
+
+    /// A listener woken by the next append (or by closing): register it before looking at
+    /// the log, so that no append between the look and the wait is missed.
+    pub fn listen(&self) -> event_listener::EventListener {
+        self.appended.listen()
+    }
+
+    /// Appends bytes that are already a log (a replica's copy of its primary's stream, whole
+    /// commands only), so that the replica's offsets are its primary's. `db_after` is the
+    /// database the bytes leave selected.
+    pub fn append_raw(&self, bytes: &[u8], commands: u64, db_after: usize) -> Offset {
+        let mut inner = self.lock_for_append();
+        if bytes.is_empty() {
+            return Offset(inner.end);
+        }
+        if inner.tail.len() + bytes.len() > inner.tail.capacity() && !inner.tail.is_empty() {
+            inner.seal_tail();
+            inner.trim(&self.limits);
+        }
+        inner.tail.extend_from_slice(bytes);
+        inner.end += bytes.len() as u64;
+        inner.commands += commands;
+        inner.last_db = Some(db_after);
+        if inner.readers_waiting > 0 {
+            self.data_ready.notify_all();
+        }
+        let end = Offset(inner.end);
+        drop(inner);
+        self.appended.notify(usize::MAX);
+        end
+    }
+
+    /// Empties the log and makes `offset` its end: a replica after a full resync continues
+    /// from its primary's offset. Readers positioned elsewhere get [`Lagged`].
+    pub fn reset(&self, offset: Offset) {
+        let mut inner = self.inner.lock();
+        inner.sealed.clear();
+        inner.tail.clear();
+        inner.start = offset.0;
+        inner.end = offset.0;
+        inner.last_db = None;
+        for reader in inner.readers.iter_mut().flatten() {
+            // Nothing a reader read before belongs to this history any more.
+            reader.position = 0;
+        }
+        self.data_ready.notify_all();
+        self.space_ready.notify_all();
+        drop(inner);
+        self.appended.notify(usize::MAX);
     }
 
     /// Commands appended so far.
@@ -251,7 +304,10 @@ impl WriteLog {
         if inner.readers_waiting > 0 {
             self.data_ready.notify_all();
         }
-        Offset(inner.end)
+        let end = Offset(inner.end);
+        drop(inner);
+        self.appended.notify(usize::MAX);
+        end
     }
 
     /// Takes the log lock for an append. The critical section is a few dozen nanoseconds, so
@@ -314,6 +370,12 @@ impl WriteLog {
         self.inner.lock().closed = true;
         self.data_ready.notify_all();
         self.space_ready.notify_all();
+        self.appended.notify(usize::MAX);
+    }
+
+    /// Whether the log is closed (the node is shutting down).
+    pub fn is_closed(&self) -> bool {
+        self.inner.lock().closed
     }
 
     /// Bytes held in memory by the log.

@@ -130,6 +130,11 @@ impl Aof {
         self.synced.notify(usize::MAX);
     }
 
+    /// Everything in the log before this offset is fsynced.
+    pub fn durable_offset(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
     /// Whether the log up to `offset` is fsynced.
     pub fn is_durable(&self, offset: Offset) -> bool {
         self.durable.load(Ordering::Acquire) >= offset.0
@@ -441,11 +446,8 @@ pub(crate) fn enable(engine: &Arc<Engine>, sweepers: usize) -> Result<(), Error>
     let mut reader = None;
     snapshot::save(
         engine,
-        snapshot::Target {
-            path: &files.dir.join(&base_name),
-            sweepers,
-            format,
-        },
+        &files.dir.join(&base_name),
+        snapshot::Target { sweepers, format },
         // No write can happen yet: the writer starts exactly where the snapshot is.
         |at| reader = Some(engine.log.reader(at, true)),
     )?;
@@ -801,8 +803,8 @@ pub(crate) fn rewrite(engine: &Engine) -> io::Result<()> {
     let mut incr = Some(incr);
     let saved = snapshot::save(
         engine,
+        &files.dir.join(&base_name),
         snapshot::Target {
-            path: &files.dir.join(&base_name),
             sweepers: 1,
             format,
         },

@@ -88,6 +88,13 @@ pub fn check_rdb(bytes: &[u8]) -> Result<u64, FormatError> {
     rdb::decode::load(bytes, &opts, |_| Ok(())).map(|s| s.keys_loaded)
 }
 
+impl State {
+    /// The engine, for work that outlives the caller (None once it is closing).
+    pub(crate) fn this(&self) -> Option<Arc<Engine>> {
+        self.this.get().and_then(Weak::upgrade)
+    }
+}
+
 /// Lets background saves hold the engine (call once, when the engine is shared).
 pub(crate) fn attach(engine: &Arc<Engine>) {
     let _ = engine.persist.this.set(Arc::downgrade(engine));
@@ -103,11 +110,10 @@ pub(crate) fn rdb_path(engine: &Engine) -> PathBuf {
 pub(crate) fn save(engine: &Engine) -> std::io::Result<SnapshotStats> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let target = snapshot::Target {
-        path: &rdb_path(engine),
         sweepers: cores,
         format: snapshot::Format::Rdb,
     };
-    let result = snapshot::save(engine, target, |_| {});
+    let result = snapshot::save(engine, &rdb_path(engine), target, |_| {});
     record(engine, &result, false);
     result
 }
@@ -149,11 +155,10 @@ pub(crate) fn bgsave(engine: &Engine, schedule: bool) -> Result<bool, NotStarted
         .name("shoal-bgsave".into())
         .spawn(move || {
             let target = snapshot::Target {
-                path: &rdb_path(&owned),
                 sweepers: 1,
                 format: snapshot::Format::Rdb,
             };
-            let result = snapshot::save(&owned, target, |_| {});
+            let result = snapshot::save(&owned, &rdb_path(&owned), target, |_| {});
             record(&owned, &result, true);
             owned
                 .persist

@@ -117,9 +117,8 @@ fn encode_slot(out: &mut Vec<u8>, db: usize, data: &SlotData, encoding: Encoding
     keys
 }
 
-/// Where a snapshot goes and how it is taken.
-pub(crate) struct Target<'a> {
-    pub path: &'a Path,
+/// How a snapshot is taken.
+pub(crate) struct Target {
     /// Threads serializing slots (more finish sooner; one leaves the node its cores).
     pub sweepers: usize,
     pub format: Format,
@@ -136,21 +135,25 @@ pub(crate) enum Format {
     AofBaseCommands,
 }
 
-/// Writes a point-in-time snapshot of the keyspace to `target.path` (through a temporary file
-/// in the same directory, renamed over it once it is on disk). `on_begin` learns the offset
-/// the snapshot equals while no write can happen yet.
+/// Writes a point-in-time snapshot of the keyspace to `path` (through a temporary file in
+/// the same directory, renamed over it once it is on disk). `on_begin` learns the offset the
+/// snapshot equals while no write can happen yet.
 pub(crate) fn save(
     engine: &Engine,
-    target: Target<'_>,
+    path: &Path,
+    target: Target,
     on_begin: impl FnOnce(Offset),
 ) -> io::Result<SnapshotStats> {
     let _one_at_a_time = engine.persist.captures.running.lock();
-    let temp = temp_path(target.path);
-    let saved = write_temp(engine, &target, &temp, on_begin).and_then(|stats| {
-        std::fs::rename(&temp, target.path)?;
-        sync_dir(target.path)?;
-        Ok(stats)
-    });
+    let temp = temp_path(path);
+    let saved = File::create(&temp)
+        .and_then(|file| write_snapshot(engine, &target, file, on_begin))
+        .and_then(|(stats, file)| {
+            file.sync_all()?;
+            std::fs::rename(&temp, path)?;
+            sync_dir(path)?;
+            Ok(stats)
+        });
     if saved.is_err() {
         // Whatever failed, no half-written temporary file stays behind.
         let _ = std::fs::remove_file(&temp);
@@ -158,13 +161,24 @@ pub(crate) fn save(
     saved
 }
 
-/// The snapshot, written to `temp` and fsynced.
-fn write_temp(
+/// [`save`] to `out` instead of a file: a replica's full resynchronization.
+pub(crate) fn stream<W: Write + Send + 'static>(
     engine: &Engine,
-    target: &Target<'_>,
-    temp: &Path,
+    target: Target,
+    out: W,
     on_begin: impl FnOnce(Offset),
 ) -> io::Result<SnapshotStats> {
+    let _one_at_a_time = engine.persist.captures.running.lock();
+    write_snapshot(engine, &target, out, on_begin).map(|(stats, _)| stats)
+}
+
+/// The snapshot, written to `out`; gives `out` back for the caller to finish.
+fn write_snapshot<W: Write + Send + 'static>(
+    engine: &Engine,
+    target: &Target,
+    out: W,
+    on_begin: impl FnOnce(Offset),
+) -> io::Result<(SnapshotStats, W)> {
     let started = Instant::now();
     let settings = engine.settings();
     let (chunks, received) = sync_channel(CHUNKS_QUEUED_MAX);
@@ -178,7 +192,6 @@ fn write_temp(
         },
         copied_bytes: AtomicU64::new(0),
     });
-    let file = File::create(temp)?;
     let checksum = settings.rdb_checksum;
     let rdb = target.format != Format::AofBaseCommands;
     let header = if rdb {
@@ -188,7 +201,7 @@ fn write_temp(
     };
     let writer = std::thread::Builder::new()
         .name("shoal-rdb".into())
-        .spawn(move || write_file(file, header, received, rdb.then_some(checksum)))?;
+        .spawn(move || write_out(out, header, received, rdb.then_some(checksum)))?;
     let (offset, commands) = begin(engine, &capture, on_begin);
     let keys = sweep(
         engine,
@@ -199,17 +212,18 @@ fn write_temp(
     *engine.persist.captures.current.write() = None;
     let copied_bytes = capture.copied_bytes.load(Ordering::Relaxed);
     drop(capture);
-    let bytes = writer
+    let (bytes, out) = writer
         .join()
         .map_err(|_| io::Error::other("the snapshot writer panicked"))??;
-    Ok(SnapshotStats {
+    let stats = SnapshotStats {
         offset,
         commands,
         keys,
         bytes,
         copied_bytes,
         elapsed: started.elapsed(),
-    })
+    };
+    Ok((stats, out))
 }
 
 /// A temporary name beside `path`, unique among this process's snapshots.
@@ -320,18 +334,18 @@ fn sweep_part(slots: &[(usize, &Slot)], encoding: Encoding, chunks: &SyncSender<
 }
 
 /// The file writer: header, every chunk as it comes, the end marker and the checksum (RDB
-/// files: `rdb_checksum` says whether it is computed), then fsync. After a failed write it goes on receiving (and dropping) chunks until every sender
+/// files: `rdb_checksum` says whether it is computed); flushed, and `out` given back. After a failed write it goes on receiving (and dropping) chunks until every sender
 /// is gone, so that no thread waits on a full channel forever.
-fn write_file(
-    file: File,
+fn write_out<W: Write>(
+    out: W,
     header: Vec<u8>,
     chunks: Receiver<Vec<u8>>,
     rdb_checksum: Option<bool>,
-) -> io::Result<u64> {
-    let mut out = BufWriter::with_capacity(1 << 20, file);
+) -> io::Result<(u64, W)> {
+    let mut out = BufWriter::with_capacity(1 << 20, out);
     let mut crc = CRC64.digest();
     let mut bytes = 0u64;
-    let mut write = |out: &mut BufWriter<File>, data: &[u8]| -> io::Result<()> {
+    let mut write = |out: &mut BufWriter<W>, data: &[u8]| -> io::Result<()> {
         crc.update(data);
         bytes += data.len() as u64;
         out.write_all(data)
@@ -351,7 +365,6 @@ fn write_file(
         out.write_all(&sum.to_le_bytes())?;
         bytes += 8;
     }
-    let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
-    file.sync_all()?;
-    Ok(bytes)
+    let out = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+    Ok((bytes, out))
 }

@@ -1,0 +1,80 @@
+//! Replication: REPLICAOF (and SLAVEOF), ROLE.
+
+use super::args::is;
+use super::flags::*;
+use super::{CmdError, CmdResult, Command, KeySpec};
+use crate::engine::ctx::Ctx;
+use crate::repl::{LinkStatus, Role};
+use crate::reply::Reply;
+
+pub const COMMANDS: &[Command] = &[
+    Command::new("replicaof", 3, ADMIN | STALE, KeySpec::None, replicaof),
+    Command::new("slaveof", 3, ADMIN | STALE, KeySpec::None, replicaof),
+    Command::new("role", 1, FAST | LOADING | STALE, KeySpec::None, role),
+];
+
+/// REPLICAOF host port | NO ONE.
+fn replicaof(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    if cx.engine.config().cluster_enabled {
+        return Err(CmdError::new("ERR REPLICAOF not allowed in cluster mode."));
+    }
+    let target = if is(argv[1], "no") && is(argv[2], "one") {
+        None
+    } else {
+        let host = String::from_utf8_lossy(argv[1]).into_owned();
+        let port = std::str::from_utf8(argv[2])
+            .ok()
+            .and_then(|p| p.parse::<u16>().ok())
+            .ok_or(super::args::NOT_INT)?;
+        if let Role::Replica(up) = cx.engine.repl.role() {
+            if up.host == host && up.port == port {
+                return Ok(Reply::Status(
+                    "OK Already connected to specified master".into(),
+                ));
+            }
+        }
+        Some((host, port))
+    };
+    crate::repl::replicaof(cx.engine, target).map_err(|e| CmdError(format!("ERR {e}").into()))?;
+    Ok(Reply::OK)
+}
+
+/// ROLE: `[master, offset, [[ip, port, offset]...]]` or `[slave, host, port, state, offset]`.
+fn role(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
+    let repl = &cx.engine.repl;
+    let end = cx.engine.log().end().0 as i64;
+    Ok(match repl.role() {
+        Role::Primary => {
+            let replicas = repl
+                .replicas()
+                .iter()
+                .map(|r| {
+                    Reply::Array(vec![
+                        Reply::bulk(r.ip.as_bytes()),
+                        Reply::bulk(r.port.to_string().as_bytes()),
+                        Reply::bulk(r.applied.to_string().as_bytes()),
+                    ])
+                })
+                .collect();
+            Reply::Array(vec![
+                Reply::bulk(b"master"),
+                Reply::Int(end),
+                Reply::Array(replicas),
+            ])
+        }
+        Role::Replica(up) => {
+            let state: &[u8] = match repl.link().0 {
+                LinkStatus::Connecting => b"connecting",
+                LinkStatus::Sync => b"sync",
+                LinkStatus::Connected => b"connected",
+            };
+            Reply::Array(vec![
+                Reply::bulk(b"slave"),
+                Reply::bulk(up.host.as_bytes()),
+                Reply::Int(i64::from(up.port)),
+                Reply::bulk(state),
+                Reply::Int(end),
+            ])
+        }
+    })
+}

@@ -1,0 +1,510 @@
+//! Replication: a replica receives its primary's write log over QUIC, with Redis's PSYNC2
+//! semantics.
+//!
+//! ```text
+//! replica                                  primary
+//!   connect (transport: authenticated link)
+//!   control stream: Sync{replid, offset} ->
+//!                                           <- Continue{replid}     (offset still in the log)
+//!                                           <- FullResync{replid, offset}
+//!                                              + snapshot stream (the RDB writer, no fork)
+//!   log stream: the primary's log bytes from the offset on, applied and appended verbatim
+//!   control stream: Ack{applied, fsynced} ->   (what WAIT and WAITAOF count)
+//! ```
+//!
+//! A replica's log holds exactly its primary's bytes, so offsets are the same on every node
+//! of a chain, a replica of a replica streams its own log on, and a promoted replica keeps
+//! serving the old primary's other replicas partially (`replid2`).
+//!
+//! `State` is what the engine and commands see (role, IDs, replicas and their acknowledged
+//! offsets); [`Manager`] owns the I/O: the QUIC endpoint, the accept loop ([`primary`]) and
+//! the link to a primary ([`replica`]).
+
+mod primary;
+mod replica;
+pub mod wire;
+
+use crate::engine::Engine;
+use crate::log::Offset;
+use crate::transport::{Endpoint, PeerAuth, SharedAuth};
+use parking_lot::{Mutex, RwLock};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+/// A 40-hex-digit replication ID.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplId(pub String);
+
+impl ReplId {
+    pub fn random() -> ReplId {
+        ReplId(crate::process::hex_id())
+    }
+
+    /// Redis's "no ID": forty zeros.
+    pub fn none() -> ReplId {
+        ReplId("0".repeat(40))
+    }
+}
+
+/// The history this node's log belongs to.
+#[derive(Clone, Debug)]
+pub struct Ids {
+    pub replid: ReplId,
+    /// The previous primary's ID after a promotion, valid up to `second_offset`.
+    pub replid2: ReplId,
+    /// First offset that is not the old primary's history (`None`: no second ID).
+    pub second_offset: Option<u64>,
+}
+
+/// Where a replica's link stands (ROLE's state, INFO's `master_link_status`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum LinkStatus {
+    Connecting,
+    Sync,
+    Connected,
+}
+
+/// The primary a replica follows.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    pub host: String,
+    pub port: u16,
+    pub bus: SocketAddr,
+}
+
+/// This node's role.
+#[derive(Clone, Debug)]
+pub enum Role {
+    Primary,
+    Replica(Upstream),
+}
+
+/// A replica as its primary sees it.
+#[derive(Clone, Debug)]
+pub struct ReplicaInfo {
+    pub id: u64,
+    pub ip: String,
+    pub port: u16,
+    /// `wait_bgsave`, `send_bulk` or `online`.
+    pub state: &'static str,
+    pub applied: u64,
+    pub fsynced: u64,
+    pub last_ack: Instant,
+}
+
+/// Replication state shared with the engine.
+pub(crate) struct State {
+    role: RwLock<Role>,
+    ids: Mutex<Ids>,
+    link: Mutex<(LinkStatus, Option<Instant>)>,
+    replicas: Mutex<Vec<ReplicaInfo>>,
+    next_replica_id: AtomicU64,
+    /// Woken whenever a replica acknowledges (WAIT, WAITAOF).
+    acked: event_listener::Event,
+    /// Changes with every role change: sessions of an older epoch stop.
+    epoch: AtomicU64,
+    loading: AtomicBool,
+    pub sync_full: AtomicU64,
+    pub sync_partial_ok: AtomicU64,
+    pub sync_partial_err: AtomicU64,
+    /// Created with the node when it has a bus address or a primary, else on first use.
+    manager: Mutex<Option<Arc<Manager>>>,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            role: RwLock::new(Role::Primary),
+            ids: Mutex::new(Ids {
+                replid: ReplId::random(),
+                replid2: ReplId::none(),
+                second_offset: None,
+            }),
+            link: Mutex::new((LinkStatus::Connecting, None)),
+            replicas: Mutex::new(Vec::new()),
+            next_replica_id: AtomicU64::new(0),
+            acked: event_listener::Event::new(),
+            epoch: AtomicU64::new(0),
+            loading: AtomicBool::new(false),
+            sync_full: AtomicU64::new(0),
+            sync_partial_ok: AtomicU64::new(0),
+            sync_partial_err: AtomicU64::new(0),
+            manager: Mutex::new(None),
+        }
+    }
+}
+
+impl State {
+    pub fn role(&self) -> Role {
+        self.role.read().clone()
+    }
+
+    pub fn is_replica(&self) -> bool {
+        matches!(*self.role.read(), Role::Replica(_))
+    }
+
+    pub fn ids(&self) -> Ids {
+        self.ids.lock().clone()
+    }
+
+    /// Whether a full resync is loading its snapshot (clients get LOADING).
+    pub fn is_loading(&self) -> bool {
+        self.loading.load(Ordering::Acquire)
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Replicas whose acknowledgement covers `offset` (fsynced ones only, for WAITAOF).
+    pub fn replicas_acked(&self, offset: Offset, fsynced: bool) -> i64 {
+        let replicas = self.replicas.lock();
+        let covered = |r: &&ReplicaInfo| {
+            r.state == "online" && if fsynced { r.fsynced } else { r.applied } >= offset.0
+        };
+        replicas.iter().filter(covered).count() as i64
+    }
+
+    /// A listener woken by the next replica acknowledgement.
+    pub fn listen_acks(&self) -> event_listener::EventListener {
+        self.acked.listen()
+    }
+
+    pub fn replicas(&self) -> Vec<ReplicaInfo> {
+        self.replicas.lock().clone()
+    }
+
+    fn set_link(&self, status: LinkStatus) {
+        self.link.lock().0 = status;
+    }
+
+    fn touch_link(&self) {
+        self.link.lock().1 = Some(Instant::now());
+    }
+
+    pub fn link(&self) -> (LinkStatus, Option<Instant>) {
+        *self.link.lock()
+    }
+
+    fn add_replica(&self, ip: String, port: u16) -> u64 {
+        let id = self.next_replica_id.fetch_add(1, Ordering::Relaxed);
+        self.replicas.lock().push(ReplicaInfo {
+            id,
+            ip,
+            port,
+            state: "wait_bgsave",
+            applied: 0,
+            fsynced: 0,
+            last_ack: Instant::now(),
+        });
+        id
+    }
+
+    fn update_replica(&self, id: u64, f: impl FnOnce(&mut ReplicaInfo)) {
+        if let Some(r) = self.replicas.lock().iter_mut().find(|r| r.id == id) {
+            f(r);
+        }
+        self.acked.notify(usize::MAX);
+    }
+
+    fn remove_replica(&self, id: u64) {
+        self.replicas.lock().retain(|r| r.id != id);
+        self.acked.notify(usize::MAX);
+    }
+
+    /// Starts following a new history (after a full resync).
+    fn adopt(&self, replid: ReplId) {
+        let mut ids = self.ids.lock();
+        ids.replid = replid;
+        ids.replid2 = ReplId::none();
+        ids.second_offset = None;
+    }
+
+    /// The primary changed its ID (it was promoted): ours follows, and the old one stays
+    /// valid up to `at` for our own replicas.
+    fn shift(&self, replid: ReplId, at: u64) {
+        let mut ids = self.ids.lock();
+        if ids.replid != replid {
+            let old = std::mem::replace(&mut ids.replid, replid);
+            ids.replid2 = old;
+            ids.second_offset = Some(at);
+        }
+    }
+
+    /// Whether a replica asking for `replid` from `offset` can continue from our log.
+    fn can_continue(&self, engine: &Engine, replid: &str, offset: u64) -> bool {
+        let ids = self.ids.lock();
+        let ours = ids.replid.0 == replid;
+        let previous = ids.replid2.0 == replid && ids.second_offset.is_some_and(|s| offset <= s);
+        let log = engine.log();
+        (ours || previous) && log.start().0 <= offset && offset <= log.end().0
+    }
+}
+
+/// Changes of role asked for by REPLICAOF, embedded calls or the configuration.
+pub(crate) trait Control: Send + Sync {
+    fn replicate_from(&self, host: String, port: u16, bus: SocketAddr);
+    fn promote(&self);
+}
+
+impl State {
+    pub(crate) fn manager_if_started(&self) -> Option<Arc<Manager>> {
+        self.manager.lock().clone()
+    }
+}
+
+/// The node's replication manager, started on first use.
+pub(crate) fn manager(engine: &Arc<Engine>) -> std::io::Result<Arc<Manager>> {
+    let mut slot = engine.repl.manager.lock();
+    if let Some(manager) = slot.as_ref() {
+        return Ok(manager.clone());
+    }
+    let manager = Manager::start(engine)?;
+    *slot = Some(manager.clone());
+    Ok(manager)
+}
+
+/// Starts replication with the node if its configuration asks for it (a bus address, or
+/// `replicaof`).
+pub(crate) fn start(engine: &Arc<Engine>) -> std::io::Result<()> {
+    let config = engine.config();
+    if config.bus_bind_addr().is_none() && config.replicaof().is_none() {
+        return Ok(());
+    }
+    let manager = manager(engine)?;
+    if let Some((host, port)) = config.replicaof() {
+        let bus = resolve(&host, port.saturating_add(10_000)).map_err(std::io::Error::other)?;
+        manager.replicate_from(host, port, bus);
+    }
+    Ok(())
+}
+
+/// Stops replication (the node is closing).
+pub(crate) fn shutdown(engine: &Engine) {
+    let manager = engine.repl.manager.lock().take();
+    if let Some(manager) = manager {
+        manager.shutdown();
+    }
+}
+
+/// REPLICAOF / SLAVEOF from a command: resolves the primary and asks the manager.
+pub(crate) fn replicaof(engine: &Engine, target: Option<(String, u16)>) -> Result<(), String> {
+    let this = engine.persist.this().ok_or("the node is closing")?;
+    let manager = manager(&this).map_err(|e| e.to_string())?;
+    match target {
+        None => manager.promote(),
+        Some((host, port)) => {
+            let bus_port = port
+                .checked_add(10_000)
+                .ok_or_else(|| "Invalid master port".to_string())?;
+            let bus = resolve(&host, bus_port)?;
+            manager.replicate_from(host, port, bus);
+        }
+    }
+    Ok(())
+}
+
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("can't resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("can't resolve {host}"))
+}
+
+/// The I/O side: the endpoint and the tasks that use it.
+pub(crate) struct Manager {
+    engine: Weak<Engine>,
+    /// Taken on shutdown, which may happen on one of its own threads.
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    handle: tokio::runtime::Handle,
+    endpoint: Mutex<Option<Endpoint>>,
+    auth: SharedAuth,
+    bind: Option<SocketAddr>,
+    /// The task following a primary, if this node is a replica.
+    follower: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Manager {
+    /// Starts replication for `engine`: binds the endpoint if the node has a bus address
+    /// (so replicas can connect).
+    fn start(engine: &Arc<Engine>) -> std::io::Result<Arc<Manager>> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("shoal-repl")
+            .enable_all()
+            .build()?;
+        let config = engine.config();
+        let manager = Arc::new(Manager {
+            engine: Arc::downgrade(engine),
+            handle: runtime.handle().clone(),
+            runtime: Mutex::new(Some(runtime)),
+            endpoint: Mutex::new(None),
+            auth: Arc::new(RwLock::new(PeerAuth::default())),
+            bind: config.bus_bind_addr(),
+            follower: Mutex::new(None),
+        });
+        manager.refresh_auth(engine);
+        if let Some(addr) = manager.bind {
+            let endpoint = manager.endpoint_at(addr)?;
+            manager
+                .handle
+                .spawn(primary::accept_loop(Arc::downgrade(engine), endpoint));
+        }
+        Ok(manager)
+    }
+
+    fn endpoint_at(&self, addr: SocketAddr) -> std::io::Result<Endpoint> {
+        let _guard = self.handle.enter();
+        let endpoint = Endpoint::bind(addr, self.auth.clone())?;
+        *self.endpoint.lock() = Some(endpoint.clone());
+        Ok(endpoint)
+    }
+
+    /// The endpoint, bound on first use to an ephemeral port when the node has no bus address.
+    fn endpoint(&self) -> std::io::Result<Endpoint> {
+        if let Some(endpoint) = self.endpoint.lock().clone() {
+            return Ok(endpoint);
+        }
+        let any = "0.0.0.0:0".parse().expect("a valid address");
+        self.endpoint_at(any)
+    }
+
+    /// Takes `requirepass` / `masterauth` (CONFIG SET may have changed them).
+    fn refresh_auth(&self, engine: &Engine) {
+        let settings = engine.settings();
+        let mut auth = self.auth.write();
+        auth.accept_secret = settings.requirepass.clone();
+        auth.connect_secret = settings.masterauth.clone();
+        if auth.tls.is_none() && settings.tls_replication() {
+            auth.tls = settings.peer_tls();
+        }
+    }
+
+    /// The bound endpoint's address.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.endpoint.lock().as_ref()?.local_addr().ok()
+    }
+
+    /// Stops every task and closes the endpoint.
+    pub fn shutdown(&self) {
+        if let Some(follower) = self.follower.lock().take() {
+            follower.abort();
+        }
+        if let Some(endpoint) = self.endpoint.lock().take() {
+            endpoint.close();
+        }
+        if let Some(runtime) = self.runtime.lock().take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Control for Manager {
+    fn replicate_from(&self, host: String, port: u16, bus: SocketAddr) {
+        let Some(engine) = self.engine.upgrade() else {
+            return;
+        };
+        self.refresh_auth(&engine);
+        let endpoint = match self.endpoint() {
+            Ok(endpoint) => endpoint,
+            Err(e) => {
+                tracing::warn!("Can't open the replication endpoint: {e}");
+                return;
+            }
+        };
+        tracing::info!("Connecting to MASTER {host}:{port}");
+        let upstream = Upstream { host, port, bus };
+        let repl = &engine.repl;
+        *repl.role.write() = Role::Replica(upstream.clone());
+        repl.epoch.fetch_add(1, Ordering::AcqRel);
+        repl.set_link(LinkStatus::Connecting);
+        let task = replica::follow(Arc::downgrade(&engine), endpoint, upstream);
+        if let Some(old) = self.follower.lock().replace(self.handle.spawn(task)) {
+            old.abort();
+        }
+    }
+
+    fn promote(&self) {
+        if let Some(old) = self.follower.lock().take() {
+            old.abort();
+        }
+        let Some(engine) = self.engine.upgrade() else {
+            return;
+        };
+        let repl = &engine.repl;
+        if !repl.is_replica() {
+            return;
+        }
+        let end = engine.log().end().0;
+        repl.shift(ReplId::random(), end);
+        *repl.role.write() = Role::Primary;
+        // Our replicas reconnect and learn the new ID with a partial resync.
+        repl.epoch.fetch_add(1, Ordering::AcqRel);
+        tracing::info!("MASTER MODE enabled (user request from 'id=... cmd=replicaof')");
+    }
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// INFO replication, as Redis prints it.
+pub(crate) fn info(engine: &Engine, out: &mut String) {
+    let repl = &engine.repl;
+    let log = engine.log();
+    let end = log.end().0;
+    match repl.role() {
+        Role::Primary => out.push_str("role:master\r\n"),
+        Role::Replica(up) => {
+            let (status, last_io) = repl.link();
+            let up_now = status == LinkStatus::Connected;
+            let _ = write!(
+                out,
+                "role:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\n\
+                 master_last_io_seconds_ago:{}\r\nmaster_sync_in_progress:{}\r\n\
+                 slave_read_repl_offset:{end}\r\nslave_repl_offset:{end}\r\n\
+                 slave_priority:100\r\nslave_read_only:{}\r\nreplica_announced:1\r\n",
+                up.host,
+                up.port,
+                if up_now { "up" } else { "down" },
+                last_io.map_or(-1, |t| t.elapsed().as_secs() as i64),
+                (status == LinkStatus::Sync) as u8,
+                engine.settings().replica_read_only as u8,
+            );
+        }
+    }
+    let replicas = repl.replicas();
+    let _ = write!(out, "connected_slaves:{}\r\n", replicas.len());
+    for (i, r) in replicas.iter().enumerate() {
+        let _ = write!(
+            out,
+            "slave{i}:ip={},port={},state={},offset={},lag={}\r\n",
+            r.ip,
+            r.port,
+            r.state,
+            r.applied,
+            r.last_ack.elapsed().as_secs()
+        );
+    }
+    let ids = repl.ids();
+    let start = log.start().0;
+    let _ = write!(
+        out,
+        "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\n\
+         master_repl_offset:{end}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:1\r\n\
+         repl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
+        ids.replid.0,
+        ids.replid2.0,
+        ids.second_offset.map_or(-1, |s| s as i64),
+        engine.config().backlog_bytes_max,
+        start + 1,
+        end - start,
+    );
+}

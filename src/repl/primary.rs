@@ -1,0 +1,251 @@
+//! The primary side: accepts replicas' links, answers their Sync with a partial or a full
+//! resync, streams the write log, and records their acknowledgements.
+
+use super::wire::{self, ToPrimary, ToReplica, LOG_STREAM, SNAPSHOT_STREAM};
+use crate::engine::Engine;
+use crate::log::{LogReader, Offset};
+use crate::persist::snapshot;
+use crate::transport::{Endpoint, Link, RecvStream, SendStream};
+use std::io::{self, Write};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Bytes of log taken per stream write: many commands per write.
+const READ_BYTES_MAX: usize = 256 * 1024;
+/// Snapshot chunks in flight between the snapshot writer and the link.
+const SNAPSHOT_CHUNKS_MAX: usize = 16;
+/// How often a session looks for a role change, and sends a ping every
+/// [`PINGS_EVERY_TICKS`] ticks (Redis's `repl-ping-replica-period` is 10 s).
+const TICK_MS: u64 = 1_000;
+const PINGS_EVERY_TICKS: u32 = 10;
+
+fn invalid(what: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.into())
+}
+
+fn link_error(e: crate::transport::LinkError) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// Serves every replica that links to `endpoint` until it closes.
+pub(super) async fn accept_loop(engine: Weak<Engine>, endpoint: Endpoint) {
+    while let Some(link) = endpoint.accept().await {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let addr = link.remote_addr();
+            if let Err(e) = serve(engine, &link).await {
+                tracing::warn!("Connection with replica {addr} lost: {e}");
+            }
+            link.close("replication stopped");
+        });
+    }
+}
+
+/// Removes a replica from INFO and WAIT's count when its session ends, however it ends.
+struct Registered(Arc<Engine>, u64);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.0.repl.remove_replica(self.1);
+    }
+}
+
+async fn serve(engine: Weak<Engine>, link: &Link) -> io::Result<()> {
+    let (mut control, mut acks) = link.accept_bi().await.map_err(link_error)?;
+    let Some(ToPrimary::Sync {
+        replid,
+        offset,
+        listening_port,
+    }) = wire::read(&mut acks).await?
+    else {
+        return Err(invalid("the replica did not start with Sync"));
+    };
+    let engine = engine
+        .upgrade()
+        .ok_or_else(|| io::Error::other("closing"))?;
+    let epoch = engine.repl.epoch();
+    let addr = link.remote_addr();
+    let id = engine
+        .repl
+        .add_replica(addr.ip().to_string(), listening_port);
+    let _registered = Registered(engine.clone(), id);
+    let repl = &engine.repl;
+    let (reader, snapshot) = match offset.filter(|&o| repl.can_continue(&engine, &replid, o)) {
+        Some(from) => {
+            let backlog = engine.log().end().0 - from;
+            tracing::info!("Partial resynchronization request from {addr} accepted. Sending {backlog} bytes of backlog starting from offset {from}.");
+            repl.sync_partial_ok
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let replid = repl.ids().replid.0;
+            control
+                .write_all(&wire::encode(&ToReplica::Continue { replid })?)
+                .await?;
+            let reader = engine
+                .log()
+                .reader(Offset(from), false)
+                .map_err(io::Error::other)?;
+            repl.update_replica(id, |r| {
+                r.state = "online";
+                r.applied = from;
+            });
+            (reader, None)
+        }
+        None => {
+            if offset.is_some() {
+                repl.sync_partial_err
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            tracing::info!("Replica {addr} asks for synchronization; starting a full resync");
+            let (reader, snapshot) = full_resync(&engine, link, &mut control, id).await?;
+            (reader, Some(snapshot))
+        }
+    };
+    let mut log_stream = link.open_uni().await.map_err(link_error)?;
+    log_stream.write_all(&[LOG_STREAM]).await?;
+    let snapshot_sent = async {
+        match snapshot {
+            Some(task) => task.await.map_err(io::Error::other)?,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        sent = pump_log(&engine, reader, log_stream) => sent,
+        acked = read_acks(&engine, id, acks) => acked,
+        stopped = watch(&engine, epoch, control) => stopped,
+        sent = snapshot_sent => sent.and(Err(io::Error::other("snapshot stream ended"))),
+    }
+}
+
+/// Starts a full resync: the snapshot is taken (its log reader is positioned while no write
+/// can happen), FullResync names its offset, and a task streams it to the replica. Returns
+/// the log reader and that task, which ends with an error or never (a finished snapshot
+/// marks the replica online).
+async fn full_resync(
+    engine: &Arc<Engine>,
+    link: &Link,
+    control: &mut SendStream,
+    id: u64,
+) -> io::Result<(LogReader, tokio::task::JoinHandle<io::Result<()>>)> {
+    let repl = &engine.repl;
+    repl.sync_full
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (begun, begin) = oneshot::channel();
+    let (chunks, mut received) = mpsc::channel::<Vec<u8>>(SNAPSHOT_CHUNKS_MAX);
+    let writer = {
+        let engine = engine.clone();
+        tokio::task::spawn_blocking(move || {
+            let target = snapshot::Target {
+                sweepers: 1,
+                format: snapshot::Format::Rdb,
+            };
+            let on_begin = |at: Offset| {
+                let _ = begun.send((at, engine.log().reader(at, false)));
+            };
+            snapshot::stream(&engine, target, ChunkWriter(chunks), on_begin)
+        })
+    };
+    let (offset, reader) = begin
+        .await
+        .map_err(|_| io::Error::other("the snapshot did not start"))?;
+    let reader = reader.map_err(io::Error::other)?;
+    let replid = repl.ids().replid.0;
+    tracing::info!("Full resync requested by replica: starting BGSAVE for replication (replid {replid}, offset {})", offset.0);
+    control
+        .write_all(&wire::encode(&ToReplica::FullResync {
+            replid,
+            offset: offset.0,
+        })?)
+        .await?;
+    let mut stream = link.open_uni().await.map_err(link_error)?;
+    repl.update_replica(id, |r| r.state = "send_bulk");
+    let engine = engine.clone();
+    let task = tokio::spawn(async move {
+        stream.write_all(&[SNAPSHOT_STREAM]).await?;
+        while let Some(chunk) = received.recv().await {
+            stream.write_chunk(chunk.into()).await?;
+        }
+        let stats = writer.await.map_err(io::Error::other)??;
+        stream.finish();
+        tracing::info!(
+            "Synchronization with replica succeeded ({} keys, {} bytes)",
+            stats.keys,
+            stats.bytes
+        );
+        engine.repl.update_replica(id, |r| r.state = "online");
+        std::future::pending::<io::Result<()>>().await
+    });
+    Ok((reader, task))
+}
+
+/// The snapshot writer's output: chunks handed to the task that sends them.
+struct ChunkWriter(mpsc::Sender<Vec<u8>>);
+
+impl Write for ChunkWriter {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0
+            .blocking_send(bytes.to_vec())
+            .map_err(|_| io::Error::other("the replica's link closed"))?;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Streams the log from the reader's position for as long as the link lasts. A replica so
+/// far behind that the log no longer holds its position is dropped (it will resync).
+async fn pump_log(engine: &Engine, mut reader: LogReader, mut out: SendStream) -> io::Result<()> {
+    let log = engine.log();
+    loop {
+        let appended = log.listen();
+        let chunk = reader
+            .read(READ_BYTES_MAX, Duration::ZERO)
+            .map_err(io::Error::other)?;
+        if chunk.is_empty() {
+            if log.is_closed() {
+                return Err(io::Error::other("the node is closing"));
+            }
+            appended.await;
+            continue;
+        }
+        out.write_chunk(chunk).await?;
+    }
+}
+
+/// Records the replica's acknowledgements; an offset beyond what was sent drops the link.
+async fn read_acks(engine: &Engine, id: u64, mut acks: RecvStream) -> io::Result<()> {
+    while let Some(message) = wire::read::<ToPrimary>(&mut acks).await? {
+        let ToPrimary::Ack { applied, fsynced } = message else {
+            return Err(invalid("Sync in the middle of a session"));
+        };
+        if applied > engine.log().end().0 || fsynced > applied {
+            return Err(invalid(format!(
+                "impossible acknowledgement (applied {applied}, fsynced {fsynced})"
+            )));
+        }
+        engine.repl.update_replica(id, |r| {
+            r.applied = applied;
+            r.fsynced = fsynced;
+            r.last_ack = std::time::Instant::now();
+        });
+    }
+    Err(io::Error::other("the replica closed the link"))
+}
+
+/// Pings the replica now and then; ends the session when the node's role changes (its
+/// replicas reconnect and learn the new replication ID).
+async fn watch(engine: &Engine, epoch: u64, mut control: SendStream) -> io::Result<()> {
+    let mut ticks = 0u32;
+    loop {
+        tokio::time::sleep(Duration::from_millis(TICK_MS)).await;
+        if engine.repl.epoch() != epoch {
+            return Err(io::Error::other("the role changed"));
+        }
+        ticks += 1;
+        if ticks.is_multiple_of(PINGS_EVERY_TICKS) {
+            control.write_all(&wire::encode(&ToReplica::Ping)?).await?;
+        }
+    }
+}

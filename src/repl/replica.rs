@@ -1,0 +1,308 @@
+//! The replica side: links to the primary, asks to continue from its own offset, loads a
+//! snapshot when it must, then applies the primary's log and appends it verbatim to its own
+//! (so that its offsets, its AOF and its own replicas follow the primary byte for byte).
+
+use super::wire::{self, ToPrimary, ToReplica, LOG_STREAM, SNAPSHOT_STREAM};
+use super::{LinkStatus, ReplId, Upstream};
+use crate::engine::{Client, Engine};
+use crate::log::Offset;
+use crate::resp::Protocol;
+use crate::transport::{Endpoint, Link, RecvStream, SendStream};
+use bytes::Bytes;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// After a lost link the replica tries again this soon (Redis reconnects every second).
+const RETRY_MS: u64 = 1_000;
+/// Largest piece of the log taken from the link at a time.
+const CHUNK_BYTES_MAX: usize = 1 << 20;
+/// Log bytes a replica holds while it loads a snapshot (Redis's `client-output-buffer-limit
+/// replica` hard limit is 256mb); past this the sync fails and starts again.
+const BUFFERED_BYTES_MAX: usize = 256 << 20;
+
+fn closed(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, what.to_string())
+}
+
+fn link_error(e: crate::transport::LinkError) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// Follows `upstream` until aborted: links, synchronizes, applies; after a failure, again.
+pub(super) async fn follow(engine: Weak<Engine>, endpoint: Endpoint, upstream: Upstream) {
+    loop {
+        let Some(node) = engine.upgrade() else {
+            return;
+        };
+        node.repl.set_link(LinkStatus::Connecting);
+        let outcome = sync(&node, &endpoint, &upstream).await;
+        node.repl.set_link(LinkStatus::Connecting);
+        if let Err(e) = outcome {
+            tracing::warn!(
+                "Connection with master {}:{} lost: {e}",
+                upstream.host,
+                upstream.port
+            );
+        }
+        drop(node);
+        tokio::time::sleep(Duration::from_millis(RETRY_MS)).await;
+    }
+}
+
+async fn sync(engine: &Arc<Engine>, endpoint: &Endpoint, upstream: &Upstream) -> io::Result<()> {
+    let link = endpoint.connect(upstream.bus).await.map_err(link_error)?;
+    tracing::info!("MASTER <-> REPLICA sync started");
+    let (mut control, mut from_primary) = link.open_bi().await.map_err(link_error)?;
+    let ids = engine.repl.ids();
+    let sync = ToPrimary::Sync {
+        replid: ids.replid.0,
+        offset: Some(engine.log().end().0),
+        listening_port: engine.config().port,
+    };
+    control.write_all(&wire::encode(&sync)?).await?;
+    let answer = wire::read::<ToReplica>(&mut from_primary)
+        .await?
+        .ok_or_else(|| closed("the primary closed the link"))?;
+    let mut streams = TaggedStreams::new(&link);
+    let log = match answer {
+        ToReplica::Continue { replid } => {
+            tracing::info!("Successful partial resynchronization with master.");
+            let log = streams.take(LOG_STREAM).await?;
+            engine.repl.shift(ReplId(replid), engine.log().end().0);
+            buffer(log)
+        }
+        ToReplica::FullResync { replid, offset } => {
+            tracing::info!("Full resync from master: {replid}:{offset}");
+            engine.repl.set_link(LinkStatus::Sync);
+            let snapshot = streams.take(SNAPSHOT_STREAM).await?;
+            // The log streams meanwhile; it is held until the snapshot is loaded.
+            let log = buffer(streams.take(LOG_STREAM).await?);
+            let path = receive_snapshot(engine, snapshot).await?;
+            let loaded = {
+                let engine = engine.clone();
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || load(&engine, &path, offset, ReplId(replid)))
+                    .await
+                    .map_err(io::Error::other)?
+            };
+            let _ = std::fs::remove_file(&path);
+            loaded?;
+            log
+        }
+        ToReplica::Ping => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the primary answered Sync with a ping",
+            ))
+        }
+    };
+    engine.repl.set_link(LinkStatus::Connected);
+    engine.repl.touch_link();
+    apply_log(engine, log, control, from_primary).await
+}
+
+/// The link's unidirectional streams, told apart by their first byte.
+struct TaggedStreams<'a> {
+    link: &'a Link,
+    early: Vec<(u8, RecvStream)>,
+}
+
+impl<'a> TaggedStreams<'a> {
+    fn new(link: &'a Link) -> TaggedStreams<'a> {
+        TaggedStreams {
+            link,
+            early: Vec::new(),
+        }
+    }
+
+    /// The stream tagged `tag` (streams may arrive in either order).
+    async fn take(&mut self, tag: u8) -> io::Result<RecvStream> {
+        if let Some(i) = self.early.iter().position(|(t, _)| *t == tag) {
+            return Ok(self.early.swap_remove(i).1);
+        }
+        loop {
+            let mut stream = self.link.accept_uni().await.map_err(link_error)?;
+            let mut first = [0u8; 1];
+            tokio::io::AsyncReadExt::read_exact(&mut stream, &mut first).await?;
+            match first[0] {
+                t if t == tag => return Ok(stream),
+                t @ (LOG_STREAM | SNAPSHOT_STREAM) if self.early.len() < 2 => {
+                    self.early.push((t, stream));
+                }
+                t => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("unknown stream tag {t}"),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// Reads the log stream into a channel as fast as it comes, holding at most
+/// [`BUFFERED_BYTES_MAX`] not yet applied.
+fn buffer(mut stream: RecvStream) -> mpsc::UnboundedReceiver<io::Result<Bytes>> {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let held = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(async move {
+        loop {
+            let next = match stream.read_chunk(CHUNK_BYTES_MAX).await {
+                Ok(Some(chunk)) => Ok(chunk),
+                Ok(None) => Err(closed("the primary ended the log stream")),
+                Err(e) => Err(e),
+            };
+            let failed = next.is_err();
+            if let Ok(chunk) = &next {
+                if held.fetch_add(chunk.len(), Ordering::AcqRel) > BUFFERED_BYTES_MAX {
+                    let _ = sender.send(Err(io::Error::other(
+                        "the log arrived faster than it could be applied (256mb held)",
+                    )));
+                    return;
+                }
+            }
+            if sender.send(next).is_err() || failed {
+                return;
+            }
+        }
+    });
+    receiver
+}
+
+/// Receives the snapshot into a temporary file in `dir` (Redis's disk-based load).
+async fn receive_snapshot(engine: &Engine, mut stream: RecvStream) -> io::Result<PathBuf> {
+    let path = engine.settings().dir.join(format!(
+        "temp-{}-{}.sync.rdb",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
+    let received = async {
+        while let Some(chunk) = stream.read_chunk(CHUNK_BYTES_MAX).await? {
+            file.write_all(&chunk)?;
+        }
+        file.flush()
+    };
+    match received.await {
+        Ok(()) => Ok(path),
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            Err(e)
+        }
+    }
+}
+
+/// Replaces the dataset with the snapshot at `path`, equal to the primary's log at `offset`.
+/// Clients get LOADING meanwhile; a snapshot that fails to load leaves the node empty and
+/// still loading-free, and the sync starts over.
+fn load(
+    engine: &Arc<Engine>,
+    path: &std::path::Path,
+    offset: u64,
+    replid: ReplId,
+) -> io::Result<()> {
+    let repl = &engine.repl;
+    repl.loading.store(true, Ordering::Release);
+    let aof_on = engine.persist.aof.is_enabled();
+    if aof_on {
+        crate::persist::aof::disable(engine);
+    }
+    let loaded = (|| {
+        let mut client = applier();
+        engine.execute_waiting(&mut client, &[b"FLUSHALL"]);
+        crate::persist::recovery::load_rdb(engine, path)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        engine.log().reset(Offset(offset));
+        repl.adopt(replid);
+        // Our own replicas follow a history that just ended.
+        repl.epoch.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    })();
+    repl.loading.store(false, Ordering::Release);
+    if aof_on {
+        // As Redis does after a sync: a new AOF from the dataset as loaded.
+        crate::persist::aof::enable(engine, 1).map_err(|e| io::Error::other(e.to_string()))?;
+    }
+    if loaded.is_ok() {
+        tracing::info!("MASTER <-> REPLICA sync: Finished with success");
+    }
+    loaded
+}
+
+/// The client that applies the primary's stream: replaying (no expiry judgement, never
+/// refused) and unlogged (the primary's bytes are appended instead).
+fn applier() -> Client {
+    let mut client = Client::new(Protocol::Resp2);
+    client.replaying = true;
+    client.unlogged = true;
+    client
+}
+
+/// Applies the log as it comes and acknowledges what is applied (and fsynced).
+async fn apply_log(
+    engine: &Arc<Engine>,
+    mut log: mpsc::UnboundedReceiver<io::Result<Bytes>>,
+    mut control: SendStream,
+    mut from_primary: RecvStream,
+) -> io::Result<()> {
+    let mut client = applier();
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        tokio::select! {
+            chunk = log.recv() => {
+                let chunk = chunk.ok_or_else(|| closed("the log stream ended"))??;
+                pending.extend_from_slice(&chunk);
+                // Take whatever else already arrived: one apply, one acknowledgement.
+                while pending.len() < CHUNK_BYTES_MAX {
+                    match log.try_recv() {
+                        Ok(more) => pending.extend_from_slice(&more?),
+                        Err(_) => break,
+                    }
+                }
+                tokio::task::block_in_place(|| apply(engine, &mut client, &mut pending))?;
+                engine.repl.touch_link();
+                let end = engine.log().end().0;
+                let aof = &engine.persist.aof;
+                let fsynced = if aof.is_enabled() { aof.durable_offset().min(end) } else { 0 };
+                let ack = ToPrimary::Ack { applied: end, fsynced };
+                control.write_all(&wire::encode(&ack)?).await?;
+            }
+            message = wire::read::<ToReplica>(&mut from_primary) => {
+                match message? {
+                    Some(ToReplica::Ping) => engine.repl.touch_link(),
+                    Some(other) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("unexpected {other:?} from the primary"),
+                        ))
+                    }
+                    None => return Err(closed("the primary closed the link")),
+                }
+            }
+        }
+    }
+}
+
+/// Applies the whole commands in `pending` and appends their bytes to the log; a partial
+/// command at the end waits for the rest.
+fn apply(engine: &Engine, client: &mut Client, pending: &mut Vec<u8>) -> io::Result<()> {
+    let applied = engine
+        .apply_stream(client, pending)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.0))?;
+    if applied.errors > 0 {
+        tracing::warn!(
+            "{} commands from the primary failed here (first: {})",
+            applied.errors,
+            applied.first_error.unwrap_or_default()
+        );
+    }
+    engine
+        .log()
+        .append_raw(&pending[..applied.consumed], applied.commands, client.db);
+    pending.drain(..applied.consumed);
+    Ok(())
+}
