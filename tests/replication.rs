@@ -39,13 +39,31 @@ fn wait_caught_up(primary: &Node, replica: &Node) {
         if offset(primary) == offset(replica) && primary.digest() == replica.digest() {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "replica not caught up: offsets {} / {}, link {}",
-            offset(primary),
-            offset(replica),
-            info_field(replica, "replication", "master_link_status")
-        );
+        if Instant::now() >= deadline {
+            let show = |n: &Node| {
+                let mut s = n.session();
+                s.execute(&["SELECT", "3"]);
+                format!(
+                    "z {:?}\nh {:?}\nl0 {:?}\ndbsize {:?} counter {:?} h {:?} s {:?} l0 {:?}",
+                    format!("{:?}", s.execute(&["ZRANGE", "z", "0", "-1", "WITHSCORES"])).len(),
+                    n.execute(&["DEBUG", "DIGEST-VALUE", "h"]),
+                    n.execute(&["DEBUG", "DIGEST-VALUE", "l:0"]),
+                    n.execute(&["DBSIZE"]),
+                    n.execute(&["GET", "counter"]),
+                    n.execute(&["HLEN", "h"]),
+                    n.execute(&["SCARD", "s"]),
+                    n.execute(&["LLEN", "l:0"])
+                )
+            };
+            panic!(
+                "replica not caught up: offsets {} / {}, link {}\n{}\n{}",
+                offset(primary),
+                offset(replica),
+                info_field(replica, "replication", "master_link_status"),
+                show(primary),
+                show(replica)
+            );
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -94,4 +112,134 @@ fn replica_follows_full_then_live_and_refuses_writes() {
     session.execute(&["SET", "waited", "1"]);
     assert_eq!(session.execute(&["WAIT", "1", "5000"]), Reply::Int(1));
     assert_eq!(session.execute(&["WAIT", "2", "100"]), Reply::Int(1));
+}
+
+fn stat(node: &Node, name: &str) -> u64 {
+    info_field(node, "stats", name).parse().unwrap()
+}
+
+/// Five writers on the primary while three replicas attach (one of them to another
+/// replica): afterwards every digest and offset equals the primary's.
+#[test]
+fn concurrent_writers_and_a_chain_end_equal() {
+    let primary = open(Config::new());
+    write_round(&primary, 0);
+    let writers: Vec<_> = (0..5)
+        .map(|w| {
+            let node = primary.clone();
+            std::thread::spawn(move || {
+                for round in 0..6 {
+                    write_round(&node, w * 100 + round);
+                }
+            })
+        })
+        .collect();
+    let (r1, r2, r3) = (
+        open(Config::new()),
+        open(Config::new()),
+        open(Config::new()),
+    );
+    r1.replicate_from(primary.replication_addr().unwrap())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    r2.replicate_from(primary.replication_addr().unwrap())
+        .unwrap();
+    // A replica of a replica: the same offsets, one hop further.
+    r3.replicate_from(r1.replication_addr().unwrap()).unwrap();
+    for w in writers {
+        w.join().unwrap();
+    }
+    for replica in [&r1, &r2, &r3] {
+        wait_caught_up(&primary, replica);
+    }
+    assert_eq!(info_field(&r1, "replication", "connected_slaves"), "1");
+}
+
+/// A short break continues partially; a break longer than the backlog needs a full resync.
+#[test]
+fn short_break_is_partial_long_break_is_full() {
+    let primary = open(Config::new().backlog_bytes_max(64 * 1024));
+    write_round(&primary, 0);
+    let replica = open(Config::new());
+    let addr = primary.replication_addr().unwrap();
+    replica.replicate_from(addr).unwrap();
+    wait_caught_up(&primary, &replica);
+    assert_eq!(stat(&primary, "sync_full"), 1);
+    // Re-pointing at the same primary drops the link and links again.
+    write_round(&primary, 1);
+    replica.replicate_from(addr).unwrap();
+    wait_caught_up(&primary, &replica);
+    assert_eq!(
+        stat(&primary, "sync_partial_ok"),
+        1,
+        "a short break continues"
+    );
+    assert_eq!(stat(&primary, "sync_full"), 1);
+    // Following a primary that is not there: the link stays down while far more than the
+    // backlog is written.
+    let refused_before = stat(&primary, "sync_partial_err");
+    let nowhere: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    replica.replicate_from(nowhere).unwrap();
+    for round in 2..8 {
+        write_round(&primary, round);
+    }
+    replica.replicate_from(addr).unwrap();
+    wait_caught_up(&primary, &replica);
+    assert_eq!(
+        stat(&primary, "sync_full"),
+        2,
+        "a long break needs a full resync"
+    );
+    // Refused: it asked to continue from an offset the backlog no longer holds.
+    assert_eq!(stat(&primary, "sync_partial_err"), refused_before + 1);
+}
+
+/// REPLICAOF NO ONE on one replica; the other, re-pointed to it, continues partially from
+/// the old primary's history (replid2).
+#[test]
+fn promoted_replica_serves_its_sibling_partially() {
+    let primary = open(Config::new());
+    write_round(&primary, 0);
+    let (r1, r2) = (open(Config::new()), open(Config::new()));
+    for r in [&r1, &r2] {
+        r.replicate_from(primary.replication_addr().unwrap())
+            .unwrap();
+        wait_caught_up(&primary, r);
+    }
+    assert_eq!(r1.execute(&["REPLICAOF", "NO", "ONE"]), Reply::OK);
+    assert_eq!(info_field(&r1, "replication", "role"), "master");
+    let old_id = info_field(&primary, "replication", "master_replid");
+    assert_eq!(info_field(&r1, "replication", "master_replid2"), old_id);
+    r2.replicate_from(r1.replication_addr().unwrap()).unwrap();
+    write_round(&r1, 1);
+    wait_caught_up(&r1, &r2);
+    assert_eq!(stat(&r1, "sync_partial_ok"), 1);
+    assert_eq!(stat(&r1, "sync_full"), 0);
+    assert_eq!(
+        info_field(&r2, "replication", "master_replid"),
+        info_field(&r1, "replication", "master_replid")
+    );
+}
+
+/// A replica with the wrong secret is refused before any data flows; the right one syncs.
+#[test]
+fn wrong_secret_is_refused() {
+    let primary = open(Config::new().requirepass("s3cret"));
+    write_round(&primary, 0);
+    let intruder = open(Config::new().masterauth("guess"));
+    intruder
+        .replicate_from(primary.replication_addr().unwrap())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        info_field(&intruder, "replication", "master_link_status"),
+        "down"
+    );
+    assert_eq!(intruder.execute(&["DBSIZE"]), Reply::Int(0));
+    assert_eq!(info_field(&primary, "replication", "connected_slaves"), "0");
+    let replica = open(Config::new().masterauth("s3cret"));
+    replica
+        .replicate_from(primary.replication_addr().unwrap())
+        .unwrap();
+    wait_caught_up(&primary, &replica);
 }

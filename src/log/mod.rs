@@ -373,6 +373,11 @@ impl WriteLog {
         self.appended.notify(usize::MAX);
     }
 
+    /// The database the log's last command ran in (`None`: the next one says it).
+    pub fn last_db(&self) -> Option<usize> {
+        self.inner.lock().last_db
+    }
+
     /// Whether the log is closed (the node is shutting down).
     pub fn is_closed(&self) -> bool {
         self.inner.lock().closed

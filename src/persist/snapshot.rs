@@ -260,6 +260,8 @@ fn header(engine: &Engine, aof_base: bool) -> Vec<u8> {
 /// offset the snapshot equals and the number of commands logged before it.
 fn begin(engine: &Engine, capture: &Arc<Capture>, on_begin: impl FnOnce(Offset)) -> (Offset, u64) {
     let keyspace = &engine.keyspace;
+    // On a replica, the dataset and the log's end must agree: no chunk half applied.
+    let _applying = engine.repl.hold_applying();
     let _gate = keyspace.gate().write();
     let mut guards = Vec::new();
     for db in 0..keyspace.db_count() {

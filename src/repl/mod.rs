@@ -107,6 +107,9 @@ pub(crate) struct State {
     /// Changes with every role change: sessions of an older epoch stop.
     epoch: AtomicU64,
     loading: AtomicBool,
+    /// Held by the applier while a chunk is applied and then appended to the log; a snapshot
+    /// takes it exclusively so that its offset covers exactly what the dataset holds.
+    applying: RwLock<()>,
     pub sync_full: AtomicU64,
     pub sync_partial_ok: AtomicU64,
     pub sync_partial_err: AtomicU64,
@@ -129,6 +132,7 @@ impl Default for State {
             acked: event_listener::Event::new(),
             epoch: AtomicU64::new(0),
             loading: AtomicBool::new(false),
+            applying: RwLock::new(()),
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
@@ -148,6 +152,11 @@ impl State {
 
     pub fn ids(&self) -> Ids {
         self.ids.lock().clone()
+    }
+
+    /// Keeps the primary's stream from being applied (a snapshot beginning).
+    pub fn hold_applying(&self) -> parking_lot::RwLockWriteGuard<'_, ()> {
+        self.applying.write()
     }
 
     /// Whether a full resync is loading its snapshot (clients get LOADING).

@@ -212,7 +212,7 @@ fn load(
         crate::persist::aof::disable(engine);
     }
     let loaded = (|| {
-        let mut client = applier();
+        let mut client = Applier::new(engine).client;
         engine.execute_waiting(&mut client, &[b"FLUSHALL"]);
         crate::persist::recovery::load_rdb(engine, path)
             .map_err(|e| io::Error::other(e.to_string()))?;
@@ -233,13 +233,66 @@ fn load(
     loaded
 }
 
-/// The client that applies the primary's stream: replaying (no expiry judgement, never
-/// refused) and unlogged (the primary's bytes are appended instead).
-fn applier() -> Client {
-    let mut client = Client::new(Protocol::Resp2);
-    client.replaying = true;
-    client.unlogged = true;
-    client
+/// Applies the primary's stream and appends it to our log verbatim. A transaction reaches
+/// the log only once its EXEC has been applied, and the applier starts in the database the
+/// log left selected: after a lost link, the primary continues from our log's end, so our
+/// log must end exactly where our dataset does.
+struct Applier {
+    client: Client,
+    /// Received bytes not yet applied (a command cut by the chunk boundary).
+    pending: Vec<u8>,
+    /// Applied bytes of a transaction whose EXEC has not arrived.
+    open_transaction: Vec<u8>,
+}
+
+impl Applier {
+    fn new(engine: &Engine) -> Applier {
+        let mut client = Client::new(Protocol::Resp2);
+        // Never refused, no expiry judgement, and not logged: the primary's bytes are.
+        client.replaying = true;
+        client.unlogged = true;
+        client.db = engine.log().last_db().unwrap_or(0);
+        Applier {
+            client,
+            pending: Vec::new(),
+            open_transaction: Vec::new(),
+        }
+    }
+
+    fn apply(&mut self, engine: &Engine, chunk: &[u8]) -> io::Result<()> {
+        // Applied and appended as one step for snapshots (see `State::applying`).
+        let _applying = engine.repl.applying.read();
+        self.pending.extend_from_slice(chunk);
+        let applied = engine
+            .apply_stream(&mut self.client, &self.pending)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.0))?;
+        if applied.errors > 0 {
+            tracing::warn!(
+                "{} commands from the primary failed here (first: {})",
+                applied.errors,
+                applied.first_error.unwrap_or_default()
+            );
+        }
+        let consumed = applied.consumed;
+        // Whole up to here: everything before an unfinished MULTI.
+        let whole = match (self.client.multi.is_some(), applied.open_multi_at) {
+            (false, _) => consumed,
+            (true, Some(multi_at)) => multi_at,
+            (true, None) => 0,
+        };
+        self.open_transaction
+            .extend_from_slice(&self.pending[..whole]);
+        if whole > 0 || self.client.multi.is_none() {
+            engine
+                .log()
+                .append_raw(&self.open_transaction, applied.commands, self.client.db);
+            self.open_transaction.clear();
+        }
+        self.open_transaction
+            .extend_from_slice(&self.pending[whole..consumed]);
+        self.pending.drain(..consumed);
+        Ok(())
+    }
 }
 
 /// Applies the log as it comes and acknowledges what is applied (and fsynced).
@@ -249,21 +302,17 @@ async fn apply_log(
     mut control: SendStream,
     mut from_primary: RecvStream,
 ) -> io::Result<()> {
-    let mut client = applier();
-    let mut pending: Vec<u8> = Vec::new();
+    let mut applier = Applier::new(engine);
     loop {
         tokio::select! {
             chunk = log.recv() => {
                 let chunk = chunk.ok_or_else(|| closed("the log stream ended"))??;
-                pending.extend_from_slice(&chunk);
-                // Take whatever else already arrived: one apply, one acknowledgement.
-                while pending.len() < CHUNK_BYTES_MAX {
-                    match log.try_recv() {
-                        Ok(more) => pending.extend_from_slice(&more?),
-                        Err(_) => break,
-                    }
+                tokio::task::block_in_place(|| applier.apply(engine, &chunk))?;
+                // Take whatever else already arrived: one acknowledgement for all of it.
+                while let Ok(more) = log.try_recv() {
+                    let more = more?;
+                    tokio::task::block_in_place(|| applier.apply(engine, &more))?;
                 }
-                tokio::task::block_in_place(|| apply(engine, &mut client, &mut pending))?;
                 engine.repl.touch_link();
                 let end = engine.log().end().0;
                 let aof = &engine.persist.aof;
@@ -285,24 +334,4 @@ async fn apply_log(
             }
         }
     }
-}
-
-/// Applies the whole commands in `pending` and appends their bytes to the log; a partial
-/// command at the end waits for the rest.
-fn apply(engine: &Engine, client: &mut Client, pending: &mut Vec<u8>) -> io::Result<()> {
-    let applied = engine
-        .apply_stream(client, pending)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.0))?;
-    if applied.errors > 0 {
-        tracing::warn!(
-            "{} commands from the primary failed here (first: {})",
-            applied.errors,
-            applied.first_error.unwrap_or_default()
-        );
-    }
-    engine
-        .log()
-        .append_raw(&pending[..applied.consumed], applied.commands, client.db);
-    pending.drain(..applied.consumed);
-    Ok(())
 }
