@@ -243,3 +243,66 @@ fn wrong_secret_is_refused() {
         .unwrap();
     wait_caught_up(&primary, &replica);
 }
+
+/// Two shoal-server processes: REPLICAOF over RESP, then INFO replication and ROLE as
+/// redis-cli shows them, WAIT, and READONLY.
+#[test]
+fn shoal_servers_replicate_with_replicaof() {
+    use common::{RespConn, ShoalServer, Value};
+    let args = ["--save", "", "--enable-debug-command", "yes"];
+    let primary = ShoalServer::start_with_bus(&args);
+    let replica = ShoalServer::start_with_bus(&args);
+    let mut p = RespConn::connect(primary.port).unwrap();
+    let mut r = RespConn::connect(replica.port).unwrap();
+    for i in 0..1000 {
+        p.call(&[b"SET", format!("k{i}").as_bytes(), b"v"]);
+    }
+    let port = primary.port.to_string();
+    assert_eq!(
+        r.call(&[b"REPLICAOF", b"127.0.0.1", port.as_bytes()]),
+        Value::Status("OK".into())
+    );
+    assert_eq!(
+        r.call(&[b"REPLICAOF", b"127.0.0.1", port.as_bytes()]),
+        Value::Status("OK Already connected to specified master".into())
+    );
+    p.call(&[b"SET", b"last", b"1"]);
+    assert_eq!(p.call(&[b"WAIT", b"1", b"10000"]), Value::Int(1));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.call(&[b"DEBUG", b"DIGEST"]) != r.call(&[b"DEBUG", b"DIGEST"]) {
+        assert!(Instant::now() < deadline, "the replica did not catch up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let Value::Array(role) = r.call(&[b"ROLE"]) else {
+        panic!("ROLE");
+    };
+    assert_eq!(role[0], Value::Bulk(b"slave".to_vec()));
+    assert_eq!(role[2], Value::Int(i64::from(primary.port)));
+    assert_eq!(role[3], Value::Bulk(b"connected".to_vec()));
+    let Value::Array(role) = p.call(&[b"ROLE"]) else {
+        panic!("ROLE");
+    };
+    assert_eq!(role[0], Value::Bulk(b"master".to_vec()));
+    let Value::Array(replicas) = &role[2] else {
+        panic!("ROLE replicas");
+    };
+    assert_eq!(replicas.len(), 1);
+    let Value::Bulk(info) = p.call(&[b"INFO", b"replication"]) else {
+        panic!("INFO");
+    };
+    let info = String::from_utf8(info).unwrap();
+    let line = format!(
+        "slave0:ip=127.0.0.1,port={},state=online,offset=",
+        replica.port
+    );
+    assert!(info.contains(&line), "{info}");
+    assert_eq!(
+        r.call(&[b"SET", b"x", b"1"]),
+        Value::Error("READONLY You can't write against a read only replica.".into())
+    );
+    assert_eq!(
+        r.call(&[b"REPLICAOF", b"NO", b"ONE"]),
+        Value::Status("OK".into())
+    );
+    assert_eq!(r.call(&[b"SET", b"x", b"1"]), Value::Status("OK".into()));
+}

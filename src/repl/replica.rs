@@ -295,6 +295,19 @@ impl Applier {
     }
 }
 
+/// Tells the primary how far our log is applied and fsynced (REPLCONF ACK).
+async fn acknowledge(engine: &Engine, control: &mut SendStream) -> io::Result<()> {
+    let applied = engine.log().end().0;
+    let aof = &engine.persist.aof;
+    let fsynced = if aof.is_enabled() {
+        aof.durable_offset().min(applied)
+    } else {
+        0
+    };
+    let ack = ToPrimary::Ack { applied, fsynced };
+    control.write_all(&wire::encode(&ack)?).await
+}
+
 /// Applies the log as it comes and acknowledges what is applied (and fsynced).
 async fn apply_log(
     engine: &Arc<Engine>,
@@ -303,8 +316,11 @@ async fn apply_log(
     mut from_primary: RecvStream,
 ) -> io::Result<()> {
     let mut applier = Applier::new(engine);
+    // Redis's replicas send REPLCONF ACK every second besides after each write.
+    let mut every_second = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
+            _ = every_second.tick() => acknowledge(engine, &mut control).await?,
             chunk = log.recv() => {
                 let chunk = chunk.ok_or_else(|| closed("the log stream ended"))??;
                 tokio::task::block_in_place(|| applier.apply(engine, &chunk))?;
@@ -314,11 +330,7 @@ async fn apply_log(
                     tokio::task::block_in_place(|| applier.apply(engine, &more))?;
                 }
                 engine.repl.touch_link();
-                let end = engine.log().end().0;
-                let aof = &engine.persist.aof;
-                let fsynced = if aof.is_enabled() { aof.durable_offset().min(end) } else { 0 };
-                let ack = ToPrimary::Ack { applied: end, fsynced };
-                control.write_all(&wire::encode(&ack)?).await?;
+                acknowledge(engine, &mut control).await?;
             }
             message = wire::read::<ToReplica>(&mut from_primary) => {
                 match message? {

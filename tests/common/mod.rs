@@ -248,7 +248,23 @@ pub struct ShoalServer {
 impl ShoalServer {
     /// Starts `shoal-server` with `args` after its port, bind and working directory.
     pub fn start(args: &[&str]) -> ShoalServer {
-        let port = free_port();
+        ShoalServer::start_on(free_port(), args)
+    }
+
+    /// [`ShoalServer::start`] with a port whose cluster bus port (+10000, UDP) is free too,
+    /// for replication by `REPLICAOF host port`.
+    pub fn start_with_bus(args: &[&str]) -> ShoalServer {
+        loop {
+            let port = free_port();
+            let bus_free =
+                port < 55_000 && std::net::UdpSocket::bind(("127.0.0.1", port + 10_000)).is_ok();
+            if bus_free {
+                return ShoalServer::start_on(port, args);
+            }
+        }
+    }
+
+    fn start_on(port: u16, args: &[&str]) -> ShoalServer {
         let dir = std::env::temp_dir().join(format!("shoal-server-{port}"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let child = Command::new(env!("CARGO_BIN_EXE_shoal-server"))
