@@ -57,7 +57,7 @@ pub mod log;
 pub mod node;
 pub mod persist;
 pub(crate) mod process;
-pub(crate) mod repl;
+pub mod repl;
 pub mod reply;
 pub mod resp;
 pub mod slot;

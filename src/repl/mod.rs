@@ -36,7 +36,7 @@ use std::time::Instant;
 
 /// A 40-hex-digit replication ID.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReplId(pub String);
+pub(crate) struct ReplId(pub String);
 
 impl ReplId {
     pub fn random() -> ReplId {
@@ -51,7 +51,7 @@ impl ReplId {
 
 /// The history this node's log belongs to.
 #[derive(Clone, Debug)]
-pub struct Ids {
+pub(crate) struct Ids {
     pub replid: ReplId,
     /// The previous primary's ID after a promotion, valid up to `second_offset`.
     pub replid2: ReplId,
@@ -61,7 +61,7 @@ pub struct Ids {
 
 /// Where a replica's link stands (ROLE's state, INFO's `master_link_status`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum LinkStatus {
+pub(crate) enum LinkStatus {
     Connecting,
     Sync,
     Connected,
@@ -69,7 +69,7 @@ pub enum LinkStatus {
 
 /// The primary a replica follows.
 #[derive(Clone, Debug)]
-pub struct Upstream {
+pub(crate) struct Upstream {
     pub host: String,
     pub port: u16,
     pub bus: SocketAddr,
@@ -77,14 +77,14 @@ pub struct Upstream {
 
 /// This node's role.
 #[derive(Clone, Debug)]
-pub enum Role {
+pub(crate) enum Role {
     Primary,
     Replica(Upstream),
 }
 
 /// A replica as its primary sees it.
 #[derive(Clone, Debug)]
-pub struct ReplicaInfo {
+pub(crate) struct ReplicaInfo {
     pub id: u64,
     pub ip: String,
     pub port: u16,

@@ -24,22 +24,37 @@ pub enum ToPrimary {
     /// The first message: where the replica's data stands (PSYNC replid offset), and the RESP
     /// port it serves on (REPLCONF listening-port), for INFO and ROLE.
     Sync {
+        /// The history the replica's data belongs to.
         replid: String,
         /// The next log byte the replica wants; `None`: it has nothing to continue from.
         offset: Option<u64>,
+        /// The replica's RESP port.
         listening_port: u16,
     },
     /// REPLCONF ACK: everything before `applied` is applied (and before `fsynced`, on disk).
-    Ack { applied: u64, fsynced: u64 },
+    Ack {
+        /// The replica's log end.
+        applied: u64,
+        /// How much of it is on the replica's disk (0 without an AOF).
+        fsynced: u64,
+    },
 }
 
 /// A primary to a replica.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum ToReplica {
     /// +FULLRESYNC: a snapshot equal to the log at `offset` follows, then the log from there.
-    FullResync { replid: String, offset: u64 },
+    FullResync {
+        /// The primary's history, which the replica adopts.
+        replid: String,
+        /// The log offset the snapshot equals.
+        offset: u64,
+    },
     /// +CONTINUE: the log follows from the offset the replica asked for.
-    Continue { replid: String },
+    Continue {
+        /// The primary's current ID (new after a promotion).
+        replid: String,
+    },
     /// Keeps `master_last_io_seconds_ago` fresh when no writes flow.
     Ping,
 }
