@@ -20,15 +20,6 @@ ROUNDS=${ROUNDS:-3}
 
 # shellcheck source=benches/lib.sh
 source benches/lib.sh
-now_ms() { date +%s%3N; }
-ready() { # port
-    for _ in $(seq 5000); do
-        redis-cli -p "$1" ping 2>/dev/null | grep -q PONG && return
-        sleep 0.002
-    done
-    echo "server on $1 did not start" >&2
-    exit 1
-}
 
 declare -A BIN=([shoal]=target/release/shoal-server [redis]=$(command -v redis-server))
 declare -A PORT=([shoal]=$(free_port) [redis]=$(free_port))
@@ -46,8 +37,6 @@ stop() { redis-cli -p "${PORT[$1]}" shutdown nosave >/dev/null 2>&1 || true; wai
 cli() { local name=$1; shift; redis-cli -p "${PORT[$name]}" "$@"; }
 field() { cli "$1" info persistence | tr -d '\r' | awk -F: -v f="$2" '$1 == f { print $2 }'; }
 rss_kb() { local kb; kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true); echo "${kb:-0}"; }
-best() { sort -n | head -1; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 
 write_keys "$KEYS" "$TMP/load.resp"
 

@@ -128,8 +128,6 @@ pub struct WriteLog {
     limits: LogLimits,
     data_ready: Condvar,
     space_ready: Condvar,
-    /// Wakes async readers (replica senders) that wait for the next append.
-    appended: event_listener::Event,
 }
 
 /// One command's worth of log content: RESP commands, each tagged with its database.
@@ -189,14 +187,7 @@ impl WriteLog {
             limits,
             data_ready: Condvar::new(),
             space_ready: Condvar::new(),
-            appended: event_listener::Event::new(),
         }
-    }
-
-    /// A listener woken by the next append (or by closing): register it before looking at
-    /// the log, so that no append between the look and the wait is missed.
-    pub fn listen(&self) -> event_listener::EventListener {
-        self.appended.listen()
     }
 
     /// Appends bytes that are already a log (a replica's copy of its primary's stream, whole
@@ -218,10 +209,7 @@ impl WriteLog {
         if inner.readers_waiting > 0 {
             self.data_ready.notify_all();
         }
-        let end = Offset(inner.end);
-        drop(inner);
-        self.appended.notify(usize::MAX);
-        end
+        Offset(inner.end)
     }
 
     /// Empties the log and makes `offset` its end: a replica after a full resync continues
@@ -239,8 +227,6 @@ impl WriteLog {
         }
         self.data_ready.notify_all();
         self.space_ready.notify_all();
-        drop(inner);
-        self.appended.notify(usize::MAX);
     }
 
     /// Commands appended so far.
@@ -304,10 +290,7 @@ impl WriteLog {
         if inner.readers_waiting > 0 {
             self.data_ready.notify_all();
         }
-        let end = Offset(inner.end);
-        drop(inner);
-        self.appended.notify(usize::MAX);
-        end
+        Offset(inner.end)
     }
 
     /// Takes the log lock for an append. The critical section is a few dozen nanoseconds, so
@@ -370,7 +353,6 @@ impl WriteLog {
         self.inner.lock().closed = true;
         self.data_ready.notify_all();
         self.space_ready.notify_all();
-        self.appended.notify(usize::MAX);
     }
 
     /// The database the log's last command ran in (`None`: the next one says it).

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Replication, shoal-server against redis-server 7 on loopback, side by side in one run: a
+# primary and one replica of each, KEYS keys of 16-byte values (default 1M).
+#   RESULT full_sync_ms <shoal> <redis> <ratio>   REPLICAOF of a fresh replica until its
+#                                                 offset equals the primary's (Redis:
+#                                                 diskless, no delay)
+#   RESULT set_P16_replica <shoal> <redis>        SET -P 16 with the replica attached, over
+#                                                 the same primary alone (rps ratios)
+#   RESULT catch_up_ms <shoal> <redis>            after the last reply of SETS pipelined SETs,
+#                                                 until the replica's offset equals the
+#                                                 primary's
+#
+#   benches/repl_vs_redis.sh
+#   KEYS=200000 SETS=200000 benches/repl_vs_redis.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+KEYS=${KEYS:-1000000}
+SETS=${SETS:-1000000}
+
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
+
+declare -A BIN=([shoal]=target/release/shoal-server [redis]=$(command -v redis-server))
+declare -A PID PORT
+
+start() { # name bin-key [extra flags]; sets PID[name], PORT[name]
+    local name=$1 bin=$2
+    PORT[$name]=$(free_port_with_bus)
+    mkdir -p "$TMP/$name"
+    "${BIN[$bin]}" --port "${PORT[$name]}" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$TMP/$name" --logfile "$TMP/$name.log" "${@:3}" &
+    PID[$name]=$!
+    PIDS+=($!)
+    ready "${PORT[$name]}"
+}
+stop() { redis-cli -p "${PORT[$1]}" shutdown nosave >/dev/null 2>&1 || true; wait "${PID[$1]}" 2>/dev/null || true; }
+cli() { local name=$1; shift; redis-cli -p "${PORT[$name]}" "$@"; }
+offset() { cli "$1" info replication | tr -d '\r' | awk -F: '$1 == "master_repl_offset" { print $2 }'; }
+set_rps() { # name
+    redis-benchmark -p "${PORT[$1]}" -c 50 -n "$SETS" -r "$KEYS" -d 16 -P 16 -t set --csv 2>/dev/null |
+        awk -F'","' 'NR==2 { gsub(/"/, "", $2); print $2 }'
+}
+# caught_up PRIMARY REPLICA: waits until both offsets are equal.
+caught_up() {
+    local want
+    want=$(offset "$1")
+    until [ "$(offset "$2")" = "$want" ]; do sleep 0.001; done
+}
+
+write_keys "$KEYS" "$TMP/load.resp"
+
+declare -A SYNC_MS ALONE WITH CATCH_UP
+for sys in shoal redis; do
+    start "${sys}_p" "$sys" --repl-diskless-sync yes --repl-diskless-sync-delay 0
+    cli "${sys}_p" --pipe <"$TMP/load.resp" >/dev/null
+    ALONE[$sys]=$(set_rps "${sys}_p")
+    start "${sys}_r" "$sys"
+    t0=$(now_ms)
+    cli "${sys}_r" replicaof 127.0.0.1 "${PORT[${sys}_p]}" >/dev/null
+    until cli "${sys}_r" info replication | grep -q '^master_link_status:up'; do sleep 0.001; done
+    caught_up "${sys}_p" "${sys}_r"
+    SYNC_MS[$sys]=$(($(now_ms) - t0))
+    [ "$(cli "${sys}_r" dbsize)" = "$(cli "${sys}_p" dbsize)" ] || { echo "$sys replica has $(cli "${sys}_r" dbsize) keys" >&2; exit 1; }
+    WITH[$sys]=$(set_rps "${sys}_p")
+    t0=$(now_ms)
+    caught_up "${sys}_p" "${sys}_r"
+    CATCH_UP[$sys]=$(($(now_ms) - t0))
+    stop "${sys}_r"
+    stop "${sys}_p"
+done
+echo "RESULT full_sync_ms ${SYNC_MS[shoal]} ${SYNC_MS[redis]} $(ratio "${SYNC_MS[shoal]}" "${SYNC_MS[redis]}")"
+echo "RESULT set_P16_replica $(ratio "${WITH[shoal]}" "${ALONE[shoal]}") $(ratio "${WITH[redis]}" "${ALONE[redis]}")" \
+    "(rps shoal ${ALONE[shoal]} -> ${WITH[shoal]}, redis ${ALONE[redis]} -> ${WITH[redis]})"
+echo "RESULT catch_up_ms ${CATCH_UP[shoal]} ${CATCH_UP[redis]}"
