@@ -9,6 +9,8 @@
 #   RESULT catch_up_ms <shoal> <redis>            after the last reply of SETS pipelined SETs,
 #                                                 until the replica's offset equals the
 #                                                 primary's
+#   RESULT wait_ms_p50 / wait_ms_p99 <shoal> <redis>   SET then WAIT 1 0 from one client, the
+#                                                 pair's round trip (2000 pairs)
 #
 #   benches/repl_vs_redis.sh
 #   KEYS=200000 SETS=200000 benches/repl_vs_redis.sh
@@ -37,6 +39,23 @@ start() { # name bin-key [extra flags]; sets PID[name], PORT[name]
 stop() { redis-cli -p "${PORT[$1]}" shutdown nosave >/dev/null 2>&1 || true; wait "${PID[$1]}" 2>/dev/null || true; }
 cli() { local name=$1; shift; redis-cli -p "${PORT[$name]}" "$@"; }
 offset() { cli "$1" info replication | tr -d '\r' | awk -F: '$1 == "master_repl_offset" { print $2 }'; }
+wait_ms() { # name: "p50 p99" of SET + WAIT 1 0 round trips
+    python3 - "${PORT[$1]}" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+pair = b"*3\r\n$3\r\nSET\r\n$1\r\nw\r\n$1\r\n1\r\n*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$1\r\n0\r\n"
+times = []
+for _ in range(2000):
+    t0 = time.perf_counter()
+    s.sendall(pair)
+    got = b""
+    while got.count(b"\r\n") < 2:
+        got += s.recv(64)
+    times.append((time.perf_counter() - t0) * 1000)
+times.sort()
+print("%.3f %.3f" % (times[len(times) // 2], times[len(times) * 99 // 100]))
+PY
+}
 set_rps() { # name
     redis-benchmark -p "${PORT[$1]}" -c 50 -n "$SETS" -r "$KEYS" -d 16 -P 16 -t set --csv 2>/dev/null |
         awk -F'","' 'NR==2 { gsub(/"/, "", $2); print $2 }'
@@ -50,7 +69,7 @@ caught_up() {
 
 write_keys "$KEYS" "$TMP/load.resp"
 
-declare -A SYNC_MS ALONE WITH CATCH_UP
+declare -A SYNC_MS ALONE WITH CATCH_UP WAIT_MS
 for sys in shoal redis; do
     start "${sys}_p" "$sys" --repl-diskless-sync yes --repl-diskless-sync-delay 0
     cli "${sys}_p" --pipe <"$TMP/load.resp" >/dev/null
@@ -66,6 +85,7 @@ for sys in shoal redis; do
     t0=$(now_ms)
     caught_up "${sys}_p" "${sys}_r"
     CATCH_UP[$sys]=$(($(now_ms) - t0))
+    WAIT_MS[$sys]=$(wait_ms "${sys}_p")
     stop "${sys}_r"
     stop "${sys}_p"
 done
@@ -73,3 +93,7 @@ echo "RESULT full_sync_ms ${SYNC_MS[shoal]} ${SYNC_MS[redis]} $(ratio "${SYNC_MS
 echo "RESULT set_P16_replica $(ratio "${WITH[shoal]}" "${ALONE[shoal]}") $(ratio "${WITH[redis]}" "${ALONE[redis]}")" \
     "(rps shoal ${ALONE[shoal]} -> ${WITH[shoal]}, redis ${ALONE[redis]} -> ${WITH[redis]})"
 echo "RESULT catch_up_ms ${CATCH_UP[shoal]} ${CATCH_UP[redis]}"
+read -r shoal_p50 shoal_p99 <<<"${WAIT_MS[shoal]}"
+read -r redis_p50 redis_p99 <<<"${WAIT_MS[redis]}"
+echo "RESULT wait_ms_p50 $shoal_p50 $redis_p50"
+echo "RESULT wait_ms_p99 $shoal_p99 $redis_p99"

@@ -104,6 +104,8 @@ pub(crate) struct State {
     next_replica_id: AtomicU64,
     /// Woken whenever a replica acknowledges (WAIT, WAITAOF).
     acked: event_listener::Event,
+    /// Wakes the log senders at once: a client waits for replicas (WAIT).
+    hurry: event_listener::Event,
     /// Changes with every role change: sessions of an older epoch stop.
     epoch: AtomicU64,
     loading: AtomicBool,
@@ -130,6 +132,7 @@ impl Default for State {
             replicas: Mutex::new(Vec::new()),
             next_replica_id: AtomicU64::new(0),
             acked: event_listener::Event::new(),
+            hurry: event_listener::Event::new(),
             epoch: AtomicU64::new(0),
             loading: AtomicBool::new(false),
             applying: RwLock::new(()),
@@ -175,6 +178,15 @@ impl State {
             r.state == "online" && if fsynced { r.fsynced } else { r.applied } >= offset.0
         };
         replicas.iter().filter(covered).count() as i64
+    }
+
+    /// Sends what the log holds to the replicas now rather than at the next poll.
+    pub fn hurry(&self) {
+        self.hurry.notify(usize::MAX);
+    }
+
+    fn listen_hurry(&self) -> event_listener::EventListener {
+        self.hurry.listen()
     }
 
     /// A listener woken by the next replica acknowledgement.
