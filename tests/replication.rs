@@ -306,3 +306,74 @@ fn shoal_servers_replicate_with_replicaof() {
     );
     assert_eq!(r.call(&[b"SET", b"x", b"1"]), Value::Status("OK".into()));
 }
+
+/// min-replicas-to-write refuses writes with NOREPLICAS until enough replicas acknowledge;
+/// replica-serve-stale-data no answers MASTERDOWN while the link is down.
+#[test]
+fn min_replicas_and_stale_data_follow_redis() {
+    let primary = open(Config::new());
+    assert_eq!(
+        primary.execute(&["CONFIG", "SET", "min-replicas-to-write", "1"]),
+        Reply::OK
+    );
+    assert_eq!(
+        primary.execute(&["SET", "a", "1"]),
+        Reply::error("NOREPLICAS Not enough good replicas to write.")
+    );
+    let replica = open(Config::new());
+    replica
+        .replicate_from(primary.replication_addr().unwrap())
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while primary.execute(&["SET", "a", "1"]) != Reply::OK {
+        assert!(
+            Instant::now() < deadline,
+            "writes still refused with a replica"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_caught_up(&primary, &replica);
+    // The link goes down (a primary that is not there); reads of stale data are refused.
+    replica.execute(&["CONFIG", "SET", "replica-serve-stale-data", "no"]);
+    replica
+        .replicate_from("127.0.0.1:9".parse().unwrap())
+        .unwrap();
+    assert_eq!(
+        replica.execute(&["GET", "a"]),
+        Reply::error(
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
+        )
+    );
+    assert!(
+        !replica.execute(&["INFO", "replication"]).is_error(),
+        "INFO is answered while stale"
+    );
+}
+
+/// A replica does not expire keys itself: a logically expired key reads as absent but stays
+/// until the primary's DEL arrives.
+#[test]
+fn replicas_leave_expiry_to_the_primary() {
+    let primary = open(Config::new());
+    primary.execute(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    let replica = open(Config::new());
+    replica
+        .replicate_from(primary.replication_addr().unwrap())
+        .unwrap();
+    assert_eq!(primary.execute(&["SET", "k", "v", "PX", "50"]), Reply::OK);
+    wait_caught_up(&primary, &replica);
+    std::thread::sleep(Duration::from_millis(120));
+    assert_eq!(replica.execute(&["GET", "k"]), Reply::Nil);
+    assert_eq!(
+        replica.execute(&["DBSIZE"]),
+        Reply::Int(1),
+        "kept for the primary's DEL"
+    );
+    // The primary expires it on access and sends the DEL.
+    assert_eq!(primary.execute(&["GET", "k"]), Reply::Nil);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while replica.execute(&["DBSIZE"]) != Reply::Int(0) {
+        assert!(Instant::now() < deadline, "the DEL did not arrive");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

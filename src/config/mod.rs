@@ -146,6 +146,13 @@ pub struct Config {
     pub masterauth: Option<String>,
     /// Replicas refuse writes from clients (`replica-read-only`).
     pub replica_read_only: bool,
+    /// A replica whose link is down still answers reads (`replica-serve-stale-data`).
+    pub replica_serve_stale_data: bool,
+    /// A primary refuses writes unless this many replicas acknowledged within
+    /// `min_replicas_max_lag_secs` (`min-replicas-to-write`; 0: no such rule).
+    pub min_replicas_to_write: u64,
+    /// (`min-replicas-max-lag`.)
+    pub min_replicas_max_lag_secs: u64,
     /// UDP port of the node's QUIC endpoint (`cluster-port`); 0: the RESP port + 10000, as
     /// Redis places its cluster bus.
     pub cluster_port: u16,
@@ -441,6 +448,9 @@ impl Default for Config {
             tls: TlsSettings::default(),
             masterauth: None,
             replica_read_only: true,
+            replica_serve_stale_data: true,
+            min_replicas_to_write: 0,
+            min_replicas_max_lag_secs: 10,
             cluster_port: 0,
             bus_addr: None,
             other: BTreeMap::new(),
@@ -689,6 +699,7 @@ struct Hot {
     slowlog_len_max: AtomicUsize,
     latency_monitor_threshold_ms: AtomicU64,
     latency_tracking: AtomicBool,
+    min_replicas_to_write: AtomicU64,
 }
 
 impl Hot {
@@ -714,6 +725,8 @@ impl Hot {
             .store(c.latency_monitor_threshold_ms, Ordering::Relaxed);
         self.latency_tracking
             .store(c.latency_tracking, Ordering::Relaxed);
+        self.min_replicas_to_write
+            .store(c.min_replicas_to_write, Ordering::Relaxed);
     }
 }
 
@@ -739,6 +752,11 @@ impl Live {
             zset_max_listpack_entries: v(3),
             zset_max_listpack_value: v(4),
         }
+    }
+
+    /// `min-replicas-to-write`, read on every write.
+    pub fn min_replicas_to_write(&self) -> u64 {
+        self.hot.min_replicas_to_write.load(Ordering::Relaxed)
     }
 
     /// `proto-max-bulk-len`.

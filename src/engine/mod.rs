@@ -867,13 +867,29 @@ impl Engine {
                 "LOADING Redis is loading the dataset in memory",
             ));
         }
+        let replica = self.repl.is_replica();
+        let stale = replica && !command.has(cmd::flags::STALE) && self.repl.is_stale();
+        if stale && !self.settings().replica_serve_stale_data {
+            return Some(CmdError::new(
+                "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+            ));
+        }
         if !command.is_write() {
             return None;
         }
-        if self.repl.is_replica() && self.settings().replica_read_only {
+        if replica && self.settings().replica_read_only {
             return Some(CmdError::new(
                 "READONLY You can't write against a read only replica.",
             ));
+        }
+        let wanted = self.live.min_replicas_to_write();
+        if !replica && wanted > 0 {
+            let max_lag_secs = self.settings().min_replicas_max_lag_secs;
+            if self.repl.good_replicas(max_lag_secs) < wanted {
+                return Some(CmdError::new(
+                    "NOREPLICAS Not enough good replicas to write.",
+                ));
+            }
         }
         crate::persist::write_refusal(self).map(|e| CmdError(e.into()))
     }

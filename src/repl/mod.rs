@@ -98,6 +98,8 @@ pub(crate) struct ReplicaInfo {
 /// Replication state shared with the engine.
 pub(crate) struct State {
     role: RwLock<Role>,
+    /// `role` is a replica: read by every command, so kept apart from the lock.
+    following: AtomicBool,
     ids: Mutex<Ids>,
     link: Mutex<(LinkStatus, Option<Instant>)>,
     replicas: Mutex<Vec<ReplicaInfo>>,
@@ -123,6 +125,7 @@ impl Default for State {
     fn default() -> State {
         State {
             role: RwLock::new(Role::Primary),
+            following: AtomicBool::new(false),
             ids: Mutex::new(Ids {
                 replid: ReplId::random(),
                 replid2: ReplId::none(),
@@ -150,7 +153,16 @@ impl State {
     }
 
     pub fn is_replica(&self) -> bool {
-        matches!(*self.role.read(), Role::Replica(_))
+        self.following.load(Ordering::Acquire)
+    }
+
+    fn set_role(&self, role: Role) {
+        let mut current = self.role.write();
+        self.following
+            .store(matches!(role, Role::Replica(_)), Ordering::Release);
+        *current = role;
+        // Sessions of the old role stop; replicas reconnect and learn the new history.
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     pub fn ids(&self) -> Ids {
@@ -160,6 +172,20 @@ impl State {
     /// Keeps the primary's stream from being applied (a snapshot beginning).
     pub fn hold_applying(&self) -> parking_lot::RwLockWriteGuard<'_, ()> {
         self.applying.write()
+    }
+
+    /// A replica whose link to its primary is not up.
+    pub fn is_stale(&self) -> bool {
+        self.link.lock().0 != LinkStatus::Connected
+    }
+
+    /// Online replicas that acknowledged within `max_lag_secs` (min-replicas-to-write).
+    pub fn good_replicas(&self, max_lag_secs: u64) -> u64 {
+        let replicas = self.replicas.lock();
+        let good = |r: &&ReplicaInfo| {
+            r.state == "online" && r.last_ack.elapsed().as_secs() <= max_lag_secs
+        };
+        replicas.iter().filter(good).count() as u64
     }
 
     /// Whether a full resync is loading its snapshot (clients get LOADING).
@@ -441,8 +467,7 @@ impl Control for Manager {
         tracing::info!("Connecting to MASTER {host}:{port}");
         let upstream = Upstream { host, port, bus };
         let repl = &engine.repl;
-        *repl.role.write() = Role::Replica(upstream.clone());
-        repl.epoch.fetch_add(1, Ordering::AcqRel);
+        repl.set_role(Role::Replica(upstream.clone()));
         repl.set_link(LinkStatus::Connecting);
         let task = replica::follow(Arc::downgrade(&engine), endpoint, upstream);
         if let Some(old) = self.follower.lock().replace(self.handle.spawn(task)) {
@@ -463,9 +488,7 @@ impl Control for Manager {
         }
         let end = engine.log().end().0;
         repl.shift(ReplId::random(), end);
-        *repl.role.write() = Role::Primary;
-        // Our replicas reconnect and learn the new ID with a partial resync.
-        repl.epoch.fetch_add(1, Ordering::AcqRel);
+        repl.set_role(Role::Primary);
         tracing::info!("MASTER MODE enabled (user request from 'id=... cmd=replicaof')");
     }
 }

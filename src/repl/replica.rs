@@ -197,14 +197,23 @@ async fn receive_snapshot(engine: &Engine, mut stream: RecvStream) -> io::Result
 }
 
 /// Replaces the dataset with the snapshot at `path`, equal to the primary's log at `offset`.
-/// Clients get LOADING meanwhile; a snapshot that fails to load leaves the node empty and
-/// still loading-free, and the sync starts over.
+/// Clients get LOADING meanwhile. A snapshot damaged on the way fails its checksum and is
+/// refused before anything is dropped; one that still fails to decode leaves the node empty
+/// (never half loaded), and the sync starts over.
 fn load(
     engine: &Arc<Engine>,
     path: &std::path::Path,
     offset: u64,
     replid: ReplId,
 ) -> io::Result<()> {
+    let image = std::fs::read(path)?;
+    // A damaged snapshot is refused while the old data is still there.
+    if !crate::persist::rdb::checksum_matches(&image) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the snapshot from the primary fails its checksum",
+        ));
+    }
     let repl = &engine.repl;
     repl.loading.store(true, Ordering::Release);
     let aof_on = engine.persist.aof.is_enabled();
@@ -214,7 +223,8 @@ fn load(
     let loaded = (|| {
         let mut client = Applier::new(engine).client;
         engine.execute_waiting(&mut client, &[b"FLUSHALL"]);
-        crate::persist::recovery::load_rdb(engine, path)
+        // Keys already expired stay: the primary's DELs remove them, as on a Redis replica.
+        crate::persist::recovery::load_rdb_bytes(engine, path, &image, false)
             .map_err(|e| io::Error::other(e.to_string()))?;
         engine.log().reset(Offset(offset));
         repl.adopt(replid);

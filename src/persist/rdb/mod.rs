@@ -19,6 +19,20 @@ pub const RDB_VERSION_MAX: u32 = 11;
 pub static CRC64: crc::Crc<u64, crc::Table<16>> =
     crc::Crc::<u64, crc::Table<16>>::new(&crc::CRC_64_REDIS);
 
+/// Whether an RDB image ends with a CRC-64 trailer that matches the rest (a zero trailer
+/// means the writer computed none). Checked before a replica drops its data for a snapshot
+/// that arrived whole but damaged.
+pub fn checksum_matches(image: &[u8]) -> bool {
+    let Some(body_len) = image.len().checked_sub(8) else {
+        return false;
+    };
+    let (body, trailer) = image.split_at(body_len);
+    let mut stored = [0u8; 8];
+    stored.copy_from_slice(trailer);
+    let stored = u64::from_le_bytes(stored);
+    stored == 0 || CRC64.checksum(body) == stored
+}
+
 /// What is wrong with an RDB image, and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("byte {offset}: {what}")]
