@@ -112,6 +112,11 @@ fn replica_follows_full_then_live_and_refuses_writes() {
     session.execute(&["SET", "waited", "1"]);
     assert_eq!(session.execute(&["WAIT", "1", "5000"]), Reply::Int(1));
     assert_eq!(session.execute(&["WAIT", "2", "100"]), Reply::Int(1));
+    let refused = replica.execute(&["WAIT", "0", "0"]);
+    assert!(
+        matches!(&refused, Reply::Error(e) if e.starts_with("ERR WAIT cannot be used with replica instances")),
+        "{refused:?}"
+    );
 }
 
 fn stat(node: &Node, name: &str) -> u64 {
@@ -376,4 +381,37 @@ fn replicas_leave_expiry_to_the_primary() {
         assert!(Instant::now() < deadline, "the DEL did not arrive");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// WAITAOF counts replicas that have the write on their own disk.
+#[test]
+fn waitaof_counts_replicas_with_the_write_on_disk() {
+    let dir = common::temp_dir("repl-waitaof");
+    let primary = open(Config::new());
+    let replica = open(
+        Config::new()
+            .dir(&dir)
+            .save_points(&[])
+            .append_only(shoal::Fsync::Always),
+    );
+    replica
+        .replicate_from(primary.replication_addr().unwrap())
+        .unwrap();
+    let mut session = primary.session();
+    session.execute(&["SET", "k", "v"]);
+    let reply = session.execute(&["WAITAOF", "0", "1", "10000"]);
+    assert_eq!(reply, Reply::Array(vec![Reply::Int(0), Reply::Int(1)]));
+    wait_caught_up(&primary, &replica);
+    drop(replica);
+    // What the replica fsynced is there after a restart.
+    let restarted = Node::open(
+        Config::new()
+            .dir(&dir)
+            .save_points(&[])
+            .append_only(shoal::Fsync::Always),
+    )
+    .unwrap();
+    assert_eq!(restarted.execute(&["GET", "k"]), Reply::bulk(b"v"));
+    drop(restarted);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -81,6 +81,9 @@ fn bgrewriteaof(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
 
 /// WAIT numreplicas timeout: replicas that received the caller's last write.
 fn wait(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    if cx.engine.repl.is_replica() {
+        return Err(CmdError::new("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated."));
+    }
     let replicas = parse_i64(argv[1])?;
     let timeout = parse_timeout_ms(argv[2])?;
     cx.wait_for_acks(AckGoal::Received { replicas }, timeout)
@@ -103,6 +106,9 @@ fn waitaof(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
         return Err(CmdError::new("ERR value is out of range, must be positive"));
     }
     let timeout = parse_timeout_ms(argv[3])?;
+    if cx.engine.repl.is_replica() {
+        return Err(CmdError::new("ERR WAITAOF cannot be used with replica instances. Please also note that writes to replicas are just local and are not propagated."));
+    }
     if local && !cx.engine.persist.aof.is_configured() {
         return Err(CmdError::new(crate::engine::acks::AOF_OFF));
     }
