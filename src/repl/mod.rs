@@ -444,6 +444,11 @@ impl Manager {
         }
         if let Some(endpoint) = self.endpoint.lock().take() {
             endpoint.close();
+            // Blocking here is only possible outside the runtime's own threads.
+            if tokio::runtime::Handle::try_current().is_err() {
+                self.handle
+                    .block_on(endpoint.wait_closed(std::time::Duration::from_millis(200)));
+            }
         }
         if let Some(runtime) = self.runtime.lock().take() {
             runtime.shutdown_background();

@@ -24,8 +24,9 @@ const ALPN: &[u8] = b"shoal-peer/1";
 const SERVER_NAME: &str = "shoal-peer";
 /// Keep-alives keep an idle link (a replica of a primary without writes) from timing out.
 const KEEP_ALIVE_MS: u64 = 1_000;
-/// A link silent this long is dead (the replication layer has its own, `repl-timeout`).
-const IDLE_TIMEOUT_MS: u64 = 30_000;
+/// A link silent this long is dead: with keep-alives every second, a peer that vanished
+/// without closing (killed, cut off) is noticed within this.
+const IDLE_TIMEOUT_MS: u64 = 10_000;
 /// Verdicts the accepting side sends after checking a proof.
 const ACCEPTED: u8 = 1;
 const REFUSED: u8 = 0;
@@ -175,6 +176,12 @@ impl Endpoint {
     /// Stops accepting and closes every link.
     pub fn close(&self) {
         self.inner.close(0u32.into(), b"closing");
+    }
+
+    /// Waits until the peers were told of the close (or `timeout` passed), so that they
+    /// notice at once rather than at their idle timeout.
+    pub async fn wait_closed(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.inner.wait_idle()).await;
     }
 }
 
