@@ -37,7 +37,13 @@
 //! log/           the write log: offsets, retained history, reliable readers with back-pressure
 //! persist/       RDB files (rdb/: encode, decode, packed encodings), point-in-time snapshots
 //!                by copy-before-write per slot (snapshot.rs), start-up load (recovery.rs),
-//!                SAVE/BGSAVE/save points/shutdown policy and INFO figures (mod.rs)
+//!                the multi-part AOF (aof.rs, storage.rs), a dataset as commands
+//!                (commands.rs), SAVE/BGSAVE/save points/shutdown policy and INFO (mod.rs)
+//! repl/          replication: role, IDs and replicas' acknowledgements (mod.rs), control
+//!                messages (wire.rs), the primary's sessions (primary.rs), following a
+//!                primary (replica.rs); WAIT/WAITAOF wait in engine/acks.rs
+//! transport/     the QUIC endpoint between nodes and peer authentication (quic.rs is the
+//!                only module that imports quinn)
 //! slot.rs        SlotId and key hashing; glob.rs the pattern matcher; reply.rs Reply
 //! config/        Config and its live copy (mod.rs), every Redis directive (catalog.rs),
 //!                reading and writing them by name (directives.rs), redis.conf files and
