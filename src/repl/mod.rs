@@ -17,8 +17,8 @@
 //! serving the old primary's other replicas partially (`replid2`).
 //!
 //! `State` is what the engine and commands see (role, IDs, replicas and their acknowledged
-//! offsets); [`Manager`] owns the I/O: the QUIC endpoint, the accept loop ([`primary`]) and
-//! the link to a primary ([`replica`]).
+//! offsets); `Manager` owns the I/O: the QUIC endpoint, the accept loop (`primary.rs`) and
+//! the link to a primary (`replica.rs`).
 
 mod primary;
 mod replica;
