@@ -415,3 +415,23 @@ fn waitaof_counts_replicas_with_the_write_on_disk() {
     drop(restarted);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `repl-ping-replica-period` keeps an idle replica's `master_last_io_seconds_ago` fresh;
+/// `replica-priority` shows in INFO.
+#[test]
+fn pings_keep_an_idle_link_fresh() {
+    let primary = open(Config::new());
+    primary.execute(&["CONFIG", "SET", "repl-ping-replica-period", "1"]);
+    let replica = open(Config::new());
+    replica.execute(&["CONFIG", "SET", "replica-priority", "42"]);
+    replica
+        .replicate_from(primary.replication_addr().unwrap())
+        .unwrap();
+    wait_caught_up(&primary, &replica);
+    std::thread::sleep(Duration::from_millis(2600));
+    let idle: u64 = info_field(&replica, "replication", "master_last_io_seconds_ago")
+        .parse()
+        .unwrap();
+    assert!(idle <= 1, "last I/O {idle} s ago with pings every second");
+    assert_eq!(info_field(&replica, "replication", "slave_priority"), "42");
+}

@@ -153,6 +153,12 @@ pub struct Config {
     pub min_replicas_to_write: u64,
     /// (`min-replicas-max-lag`.)
     pub min_replicas_max_lag_secs: u64,
+    /// A primary pings its replicas this often when no writes flow (`repl-ping-replica-period`).
+    pub repl_ping_period_secs: u64,
+    /// A link silent this long is dropped, by either side (`repl-timeout`).
+    pub repl_timeout_secs: u64,
+    /// INFO's `slave_priority` (`replica-priority`; failover uses it later).
+    pub replica_priority: u64,
     /// UDP port of the node's QUIC endpoint (`cluster-port`); 0: the RESP port + 10000, as
     /// Redis places its cluster bus.
     pub cluster_port: u16,
@@ -451,6 +457,9 @@ impl Default for Config {
             replica_serve_stale_data: true,
             min_replicas_to_write: 0,
             min_replicas_max_lag_secs: 10,
+            repl_ping_period_secs: 10,
+            repl_timeout_secs: 60,
+            replica_priority: 100,
             cluster_port: 0,
             bus_addr: None,
             other: BTreeMap::new(),

@@ -257,6 +257,14 @@ impl State {
         self.acked.notify(usize::MAX);
     }
 
+    /// How long replica `id` has been silent, if it is online (one still receiving its
+    /// snapshot is not expected to acknowledge).
+    fn silence(&self, id: u64) -> Option<std::time::Duration> {
+        let replicas = self.replicas.lock();
+        let replica = replicas.iter().find(|r| r.id == id)?;
+        (replica.state == "online").then(|| replica.last_ack.elapsed())
+    }
+
     fn remove_replica(&self, id: u64) {
         self.replicas.lock().retain(|r| r.id != id);
         self.acked.notify(usize::MAX);
@@ -519,12 +527,13 @@ pub(crate) fn info(engine: &Engine, out: &mut String) {
                 "role:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\n\
                  master_last_io_seconds_ago:{}\r\nmaster_sync_in_progress:{}\r\n\
                  slave_read_repl_offset:{end}\r\nslave_repl_offset:{end}\r\n\
-                 slave_priority:100\r\nslave_read_only:{}\r\nreplica_announced:1\r\n",
+                 slave_priority:{}\r\nslave_read_only:{}\r\nreplica_announced:1\r\n",
                 up.host,
                 up.port,
                 if up_now { "up" } else { "down" },
                 last_io.map_or(-1, |t| t.elapsed().as_secs() as i64),
                 (status == LinkStatus::Sync) as u8,
+                engine.settings().replica_priority,
                 engine.settings().replica_read_only as u8,
             );
         }

@@ -17,10 +17,8 @@ const READ_BYTES_MAX: usize = 256 * 1024;
 const IDLE_POLL: Duration = Duration::from_millis(1);
 /// Snapshot chunks in flight between the snapshot writer and the link.
 const SNAPSHOT_CHUNKS_MAX: usize = 16;
-/// How often a session looks for a role change, and sends a ping every
-/// [`PINGS_EVERY_TICKS`] ticks (Redis's `repl-ping-replica-period` is 10 s).
+/// How often a session looks for a role change, a silent replica and a ping to send.
 const TICK_MS: u64 = 1_000;
-const PINGS_EVERY_TICKS: u32 = 10;
 
 fn invalid(what: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.into())
@@ -90,6 +88,7 @@ async fn serve(engine: Weak<Engine>, link: &Link) -> io::Result<()> {
             repl.update_replica(id, |r| {
                 r.state = "online";
                 r.applied = from;
+                r.last_ack = std::time::Instant::now();
             });
             (reader, None)
         }
@@ -114,7 +113,7 @@ async fn serve(engine: Weak<Engine>, link: &Link) -> io::Result<()> {
     tokio::select! {
         sent = pump_log(&engine, reader, log_stream) => sent,
         acked = read_acks(&engine, id, acks) => acked,
-        stopped = watch(&engine, epoch, control) => stopped,
+        stopped = watch(&engine, id, epoch, control) => stopped,
         sent = snapshot_sent => sent.and(Err(io::Error::other("snapshot stream ended"))),
     }
 }
@@ -174,7 +173,10 @@ async fn full_resync(
             stats.keys,
             stats.bytes
         );
-        engine.repl.update_replica(id, |r| r.state = "online");
+        engine.repl.update_replica(id, |r| {
+            r.state = "online";
+            r.last_ack = std::time::Instant::now();
+        });
         std::future::pending::<io::Result<()>>().await
     });
     Ok((reader, task))
@@ -245,18 +247,24 @@ async fn read_acks(engine: &Engine, id: u64, mut acks: RecvStream) -> io::Result
     Err(io::Error::other("the replica closed the link"))
 }
 
-/// Pings the replica now and then; ends the session when the node's role changes (its
-/// replicas reconnect and learn the new replication ID).
-async fn watch(engine: &Engine, epoch: u64, mut control: SendStream) -> io::Result<()> {
-    let mut ticks = 0u32;
+/// Pings the replica every `repl-ping-replica-period`; ends the session when the node's role
+/// changes (its replicas reconnect and learn the new replication ID) or when the replica has
+/// not acknowledged anything for `repl-timeout`.
+async fn watch(engine: &Engine, id: u64, epoch: u64, mut control: SendStream) -> io::Result<()> {
+    let mut last_ping = std::time::Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(TICK_MS)).await;
         if engine.repl.epoch() != epoch {
             return Err(io::Error::other("the role changed"));
         }
-        ticks += 1;
-        if ticks.is_multiple_of(PINGS_EVERY_TICKS) {
+        let settings = engine.settings();
+        let silent = engine.repl.silence(id);
+        if silent.is_some_and(|s| s.as_secs() > settings.repl_timeout_secs) {
+            return Err(io::Error::other("Disconnecting timedout replica"));
+        }
+        if last_ping.elapsed().as_secs() >= settings.repl_ping_period_secs.max(1) {
             control.write_all(&wire::encode(&ToReplica::Ping)?).await?;
+            last_ping = std::time::Instant::now();
         }
     }
 }

@@ -330,7 +330,13 @@ async fn apply_log(
     let mut every_second = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
-            _ = every_second.tick() => acknowledge(engine, &mut control).await?,
+            _ = every_second.tick() => {
+                let silent = engine.repl.link().1.map(|t| t.elapsed().as_secs());
+                if silent.is_some_and(|s| s > engine.settings().repl_timeout_secs) {
+                    return Err(closed("MASTER timeout: no data nor PING received"));
+                }
+                acknowledge(engine, &mut control).await?;
+            }
             chunk = log.recv() => {
                 let chunk = chunk.ok_or_else(|| closed("the log stream ended"))??;
                 tokio::task::block_in_place(|| applier.apply(engine, &chunk))?;
