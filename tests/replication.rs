@@ -435,3 +435,63 @@ fn pings_keep_an_idle_link_fresh() {
     assert!(idle <= 1, "last I/O {idle} s ago with pings every second");
     assert_eq!(info_field(&replica, "replication", "slave_priority"), "42");
 }
+
+/// A fake primary built from the public transport: it sends a damaged snapshot, a cut one
+/// and a malformed control message. The replica drops each link and keeps its own data.
+#[test]
+fn damaged_syncs_leave_the_replica_data_alone() {
+    use shoal::repl::wire::{self, ToReplica, LOG_STREAM, SNAPSHOT_STREAM};
+    use shoal::transport::{Endpoint, PeerAuth};
+    let dir = common::temp_dir("repl-damaged");
+    let source = Node::open(Config::new().dir(&dir).save_points(&[])).unwrap();
+    write_round(&source, 0);
+    source.save().unwrap();
+    let image = std::fs::read(dir.join("dump.rdb")).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(async {
+        let auth = std::sync::Arc::new(parking_lot::RwLock::new(PeerAuth::default()));
+        Endpoint::bind(loopback(), auth).unwrap()
+    });
+    let replica = open(Config::new());
+    replica.execute(&["SET", "mine", "1"]);
+    replica.replicate_from(fake.local_addr().unwrap()).unwrap();
+    let mut flipped = image.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x20;
+    let cut = image[..image.len() - 100].to_vec();
+    for snapshot in [Some(flipped), Some(cut), None] {
+        runtime.block_on(async {
+            let link = fake.accept().await.unwrap();
+            let (mut control, mut from_replica) = link.accept_bi().await.unwrap();
+            let _sync: wire::ToPrimary = wire::read(&mut from_replica).await.unwrap().unwrap();
+            let Some(snapshot) = snapshot else {
+                // Not a message at all.
+                control
+                    .write_all(&[0, 0, 0, 3, 0xff, 0xff, 0xff])
+                    .await
+                    .unwrap();
+                let _ = tokio::time::timeout(Duration::from_secs(5), link.closed()).await;
+                return;
+            };
+            let full = ToReplica::FullResync {
+                replid: "f".repeat(40),
+                offset: 1000,
+            };
+            control
+                .write_all(&wire::encode(&full).unwrap())
+                .await
+                .unwrap();
+            let mut stream = link.open_uni().await.unwrap();
+            stream.write_all(&[SNAPSHOT_STREAM]).await.unwrap();
+            stream.write_all(&snapshot).await.unwrap();
+            stream.finish();
+            let mut log = link.open_uni().await.unwrap();
+            log.write_all(&[LOG_STREAM]).await.unwrap();
+            let _ = tokio::time::timeout(Duration::from_secs(5), link.closed()).await;
+        });
+        assert_eq!(replica.execute(&["GET", "mine"]), Reply::bulk(b"1"));
+        assert_eq!(replica.execute(&["DBSIZE"]), Reply::Int(1));
+    }
+    drop(replica);
+    let _ = std::fs::remove_dir_all(&dir);
+}

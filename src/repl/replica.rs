@@ -55,6 +55,15 @@ pub(super) async fn follow(engine: Weak<Engine>, endpoint: Endpoint, upstream: U
 
 async fn sync(engine: &Arc<Engine>, endpoint: &Endpoint, upstream: &Upstream) -> io::Result<()> {
     let link = endpoint.connect(upstream.bus).await.map_err(link_error)?;
+    let outcome = run(engine, &link).await;
+    // Whatever ended the session, the link goes with it (the task buffering the log
+    // stream would otherwise keep it open).
+    link.close("replication stopped");
+    outcome
+}
+
+/// One session on an established link: the handshake, a sync, then the live log.
+async fn run(engine: &Arc<Engine>, link: &Link) -> io::Result<()> {
     tracing::info!("MASTER <-> REPLICA sync started");
     let (mut control, mut from_primary) = link.open_bi().await.map_err(link_error)?;
     let ids = engine.repl.ids();
@@ -67,7 +76,7 @@ async fn sync(engine: &Arc<Engine>, endpoint: &Endpoint, upstream: &Upstream) ->
     let answer = wire::read::<ToReplica>(&mut from_primary)
         .await?
         .ok_or_else(|| closed("the primary closed the link"))?;
-    let mut streams = TaggedStreams::new(&link);
+    let mut streams = TaggedStreams::new(link);
     let log = match answer {
         ToReplica::Continue { replid } => {
             tracing::info!("Successful partial resynchronization with master.");
