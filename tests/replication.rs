@@ -495,3 +495,38 @@ fn damaged_syncs_leave_the_replica_data_alone() {
     drop(replica);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// As in Redis, the backlog starts with the first replica and is freed once the primary has
+/// had none for `repl-backlog-ttl`.
+#[test]
+fn backlog_lives_while_replicas_do() {
+    let primary = open(Config::new());
+    primary.execute(&["CONFIG", "SET", "repl-backlog-ttl", "1"]);
+    assert_eq!(
+        info_field(&primary, "replication", "repl_backlog_active"),
+        "0"
+    );
+    // Something to copy, so that "caught up" means the replica did sync.
+    primary.execute(&["SET", "k", "v"]);
+    let replica = open(Config::new());
+    replica
+        .replicate_from(primary.replication_addr().unwrap())
+        .unwrap();
+    wait_caught_up(&primary, &replica);
+    assert_eq!(
+        info_field(&primary, "replication", "repl_backlog_active"),
+        "1"
+    );
+    write_round(&primary, 0);
+    wait_caught_up(&primary, &replica);
+    drop(replica);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while info_field(&primary, "replication", "repl_backlog_active") != "0" {
+        assert!(Instant::now() < deadline, "the backlog was not freed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let histlen: u64 = info_field(&primary, "replication", "repl_backlog_histlen")
+        .parse()
+        .unwrap();
+    assert!(histlen < 64 * 1024, "history kept: {histlen} bytes");
+}

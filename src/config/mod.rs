@@ -157,6 +157,9 @@ pub struct Config {
     pub repl_ping_period_secs: u64,
     /// A link silent this long is dropped, by either side (`repl-timeout`).
     pub repl_timeout_secs: u64,
+    /// A primary without replicas for this long frees its backlog (`repl-backlog-ttl`; 0:
+    /// never).
+    pub repl_backlog_ttl_secs: u64,
     /// INFO's `slave_priority` (`replica-priority`; failover uses it later).
     pub replica_priority: u64,
     /// UDP port of the node's QUIC endpoint (`cluster-port`); 0: the RESP port + 10000, as
@@ -460,6 +463,7 @@ impl Default for Config {
             repl_ping_period_secs: 10,
             repl_timeout_secs: 60,
             replica_priority: 100,
+            repl_backlog_ttl_secs: 3600,
             cluster_port: 0,
             bus_addr: None,
             other: BTreeMap::new(),

@@ -414,10 +414,11 @@ impl Engine {
     }
 
     /// Periodic work of the node's background tick beside the expiry sweep: samples the
-    /// instantaneous rates INFO reports.
+    /// instantaneous rates INFO reports, frees a replication backlog nobody uses.
     pub fn cron(&self) {
         use std::sync::atomic::Ordering::Relaxed;
         crate::keyspace::tick_access_clock();
+        crate::repl::on_tick(self);
         self.stats.sample_rates(
             self.now_ms(),
             self.clients.net_input_bytes.load(Relaxed),

@@ -88,11 +88,17 @@ impl Inner {
 
     /// Drops sealed chunks beyond the retained history that no reliable reader still needs.
     fn trim(&mut self, limits: &LogLimits) {
+        self.trim_to(limits.retain_bytes as u64);
+    }
+
+    /// Drops sealed chunks while at least `retain_bytes` stay and no reliable reader needs
+    /// them.
+    fn trim_to(&mut self, retain_bytes: u64) {
         let pinned = self.min_reliable().unwrap_or(u64::MAX);
         while let Some(front) = self.sealed.front() {
             let front_end = self.start + front.len() as u64;
             let kept_without = self.end - front_end;
-            if kept_without < limits.retain_bytes as u64 || front_end > pinned {
+            if kept_without < retain_bytes || front_end > pinned {
                 break;
             }
             self.start = front_end;
@@ -353,6 +359,12 @@ impl WriteLog {
         self.inner.lock().closed = true;
         self.data_ready.notify_all();
         self.space_ready.notify_all();
+    }
+
+    /// Frees the retained history (`repl-backlog-ttl` passed without replicas): only what a
+    /// reliable reader still needs, and the chunk being filled, stay.
+    pub fn discard_history(&self) {
+        self.inner.lock().trim_to(0);
     }
 
     /// The database the log's last command ran in (`None`: the next one says it).

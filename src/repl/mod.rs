@@ -108,6 +108,11 @@ pub(crate) struct State {
     acked: event_listener::Event,
     /// Wakes the log senders at once: a client waits for replicas (WAIT).
     hurry: event_listener::Event,
+    /// Since when a primary has had no replica (`None`: it has one, or is a replica).
+    alone_since: Mutex<Option<Instant>>,
+    /// The backlog holds history (INFO's `repl_backlog_active`); freed after
+    /// `repl-backlog-ttl` without replicas.
+    backlog_active: AtomicBool,
     /// Changes with every role change: sessions of an older epoch stop.
     epoch: AtomicU64,
     loading: AtomicBool,
@@ -137,6 +142,9 @@ impl Default for State {
             acked: event_listener::Event::new(),
             hurry: event_listener::Event::new(),
             epoch: AtomicU64::new(0),
+            alone_since: Mutex::new(Some(Instant::now())),
+            // As in Redis, a primary's backlog starts with its first replica.
+            backlog_active: AtomicBool::new(false),
             loading: AtomicBool::new(false),
             applying: RwLock::new(()),
             sync_full: AtomicU64::new(0),
@@ -160,6 +168,8 @@ impl State {
         let mut current = self.role.write();
         self.following
             .store(matches!(role, Role::Replica(_)), Ordering::Release);
+        let alone = self.replicas.lock().is_empty() && matches!(role, Role::Primary);
+        *self.alone_since.lock() = alone.then(Instant::now);
         *current = role;
         // Sessions of the old role stop; replicas reconnect and learn the new history.
         self.epoch.fetch_add(1, Ordering::AcqRel);
@@ -238,6 +248,8 @@ impl State {
 
     fn add_replica(&self, ip: String, port: u16) -> u64 {
         let id = self.next_replica_id.fetch_add(1, Ordering::Relaxed);
+        *self.alone_since.lock() = None;
+        self.backlog_active.store(true, Ordering::Relaxed);
         self.replicas.lock().push(ReplicaInfo {
             id,
             ip,
@@ -266,12 +278,18 @@ impl State {
     }
 
     fn remove_replica(&self, id: u64) {
-        self.replicas.lock().retain(|r| r.id != id);
+        let mut replicas = self.replicas.lock();
+        replicas.retain(|r| r.id != id);
+        if replicas.is_empty() {
+            *self.alone_since.lock() = Some(Instant::now());
+        }
+        drop(replicas);
         self.acked.notify(usize::MAX);
     }
 
     /// Starts following a new history (after a full resync).
     fn adopt(&self, replid: ReplId) {
+        self.backlog_active.store(true, Ordering::Relaxed);
         let mut ids = self.ids.lock();
         ids.replid = replid;
         ids.replid2 = ReplId::none();
@@ -296,6 +314,24 @@ impl State {
         let previous = ids.replid2.0 == replid && ids.second_offset.is_some_and(|s| offset <= s);
         let log = engine.log();
         (ours || previous) && log.start().0 <= offset && offset <= log.end().0
+    }
+}
+
+/// Frees the backlog of a primary that has had no replica for `repl-backlog-ttl` (a replica
+/// keeps its own: it may be promoted). Called by the node's background tick.
+pub(crate) fn on_tick(engine: &Engine) {
+    let repl = &engine.repl;
+    if repl.is_replica() || !repl.backlog_active.load(Ordering::Relaxed) {
+        return;
+    }
+    let ttl_secs = engine.settings().repl_backlog_ttl_secs;
+    let alone = *repl.alone_since.lock();
+    if ttl_secs > 0 && alone.is_some_and(|t| t.elapsed().as_secs() >= ttl_secs) {
+        engine.log().discard_history();
+        repl.backlog_active.store(false, Ordering::Relaxed);
+        tracing::info!(
+            "Replication backlog freed after {ttl_secs} seconds without connected replicas."
+        );
     }
 }
 
@@ -556,11 +592,12 @@ pub(crate) fn info(engine: &Engine, out: &mut String) {
     let _ = write!(
         out,
         "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\n\
-         master_repl_offset:{end}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:1\r\n\
+         master_repl_offset:{end}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:{}\r\n\
          repl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
         ids.replid.0,
         ids.replid2.0,
         ids.second_offset.map_or(-1, |s| s as i64),
+        repl.backlog_active.load(Ordering::Relaxed) as u8,
         engine.config().backlog_bytes_max,
         start + 1,
         end - start,
