@@ -229,18 +229,25 @@ fn load(
     if aof_on {
         crate::persist::aof::disable(engine);
     }
-    let loaded = (|| {
+    let loaded = {
         let mut client = Applier::new(engine).client;
         engine.execute_waiting(&mut client, &[b"FLUSHALL"]);
         // Keys already expired stay: the primary's DELs remove them, as on a Redis replica.
-        crate::persist::recovery::load_rdb_bytes(engine, path, &image, false)
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        engine.log().reset(Offset(offset));
-        repl.adopt(replid);
+        let result = crate::persist::recovery::load_rdb_bytes(engine, path, &image, false);
+        // Loaded, the data is the primary's history at `offset`; not loaded, it is no
+        // history at all (a new ID), so that the next sync cannot continue from it.
+        let (at, id) = match &result {
+            Ok(_) => (offset, replid),
+            Err(_) => (0, ReplId::random()),
+        };
+        engine.log().reset(Offset(at));
+        repl.adopt(id);
         // Our own replicas follow a history that just ended.
         repl.epoch.fetch_add(1, Ordering::AcqRel);
-        Ok(())
-    })();
+        result
+            .map(|_| ())
+            .map_err(|e| io::Error::other(e.to_string()))
+    };
     repl.loading.store(false, Ordering::Release);
     if aof_on {
         // As Redis does after a sync: a new AOF from the dataset as loaded.
