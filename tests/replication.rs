@@ -530,3 +530,44 @@ fn backlog_lives_while_replicas_do() {
         .unwrap();
     assert!(histlen < 64 * 1024, "history kept: {histlen} bytes");
 }
+
+/// `tls-replication yes`: nodes prove themselves with certificates of one CA; a node whose
+/// certificate another CA signed cannot replicate.
+#[test]
+fn tls_replication_checks_certificates() {
+    let dir = common::temp_dir("repl-tls");
+    let (ours, theirs) = (dir.join("ours"), dir.join("theirs"));
+    let leaves = [
+        ("primary", vec!["primary".to_string()]),
+        ("replica", vec!["replica".to_string()]),
+    ];
+    for (folder, ca) in [(&ours, "Our CA"), (&theirs, "Their CA")] {
+        std::fs::create_dir_all(folder).unwrap();
+        common::certs::write_certificates(folder, ca, &leaves);
+    }
+    let with_certs = |folder: &std::path::Path, leaf: &str| {
+        let mut config = Config::new();
+        config.tls.cert_file = Some(folder.join(format!("{leaf}.crt")));
+        config.tls.key_file = Some(folder.join(format!("{leaf}.key")));
+        config.tls.ca_cert_file = Some(ours.join("ca.crt"));
+        config.other.insert("tls-replication", "yes".into());
+        open(config)
+    };
+    let primary = with_certs(&ours, "primary");
+    write_round(&primary, 0);
+    let stranger = with_certs(&theirs, "replica");
+    stranger
+        .replicate_from(primary.replication_addr().unwrap())
+        .unwrap();
+    let replica = with_certs(&ours, "replica");
+    replica
+        .replicate_from(primary.replication_addr().unwrap())
+        .unwrap();
+    wait_caught_up(&primary, &replica);
+    assert_eq!(
+        info_field(&stranger, "replication", "master_link_status"),
+        "down"
+    );
+    assert_eq!(stranger.execute(&["DBSIZE"]), Reply::Int(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
