@@ -304,7 +304,7 @@ fn persistence(engine: &Engine, f: &mut Fields<'_>) {
         .put("rdb_last_cow_size", saves.last_copied_bytes)
         .put("rdb_last_load_keys_expired", saves.last_load_keys_expired)
         .put("rdb_last_load_keys_loaded", saves.last_load_keys_loaded)
-        .put("aof_enabled", u8::from(aof.enabled))
+        .put("aof_enabled", u8::from(engine.persist.aof.is_configured()))
         .put("aof_rewrite_in_progress", u8::from(aof.rewriting))
         .put("aof_rewrite_scheduled", 0)
         .put("aof_last_rewrite_time_sec", -1)
