@@ -153,11 +153,42 @@ impl<'a> TaggedStreams<'a> {
     }
 }
 
+/// The primary's log as received and not yet applied.
+struct LogFeed {
+    chunks: mpsc::UnboundedReceiver<io::Result<Bytes>>,
+    /// Bytes in `chunks`: the reader stops at [`BUFFERED_BYTES_MAX`].
+    held: Arc<AtomicUsize>,
+}
+
+impl LogFeed {
+    fn taken(&self, chunk: io::Result<Bytes>) -> io::Result<Bytes> {
+        let chunk = chunk?;
+        self.held.fetch_sub(chunk.len(), Ordering::AcqRel);
+        Ok(chunk)
+    }
+
+    /// The next chunk, waiting for it.
+    async fn next(&mut self) -> io::Result<Bytes> {
+        let chunk = self.chunks.recv().await;
+        self.taken(chunk.ok_or_else(|| closed("the log stream ended"))?)
+    }
+
+    /// The next chunk if one already arrived.
+    fn next_ready(&mut self) -> Option<io::Result<Bytes>> {
+        let chunk = self.chunks.try_recv().ok()?;
+        Some(self.taken(chunk))
+    }
+}
+
 /// Reads the log stream into a channel as fast as it comes, holding at most
 /// [`BUFFERED_BYTES_MAX`] not yet applied.
-fn buffer(mut stream: RecvStream) -> mpsc::UnboundedReceiver<io::Result<Bytes>> {
-    let (sender, receiver) = mpsc::unbounded_channel();
+fn buffer(mut stream: RecvStream) -> LogFeed {
+    let (sender, chunks) = mpsc::unbounded_channel();
     let held = Arc::new(AtomicUsize::new(0));
+    let feed = LogFeed {
+        chunks,
+        held: held.clone(),
+    };
     tokio::spawn(async move {
         loop {
             let next = match stream.read_chunk(CHUNK_BYTES_MAX).await {
@@ -179,7 +210,7 @@ fn buffer(mut stream: RecvStream) -> mpsc::UnboundedReceiver<io::Result<Bytes>> 
             }
         }
     });
-    receiver
+    feed
 }
 
 /// Receives the snapshot into a temporary file in `dir` (Redis's disk-based load).
@@ -337,7 +368,7 @@ async fn acknowledge(engine: &Engine, control: &mut SendStream) -> io::Result<()
 /// Applies the log as it comes and acknowledges what is applied (and fsynced).
 async fn apply_log(
     engine: &Arc<Engine>,
-    mut log: mpsc::UnboundedReceiver<io::Result<Bytes>>,
+    mut log: LogFeed,
     mut control: SendStream,
     mut from_primary: RecvStream,
 ) -> io::Result<()> {
@@ -353,11 +384,11 @@ async fn apply_log(
                 }
                 acknowledge(engine, &mut control).await?;
             }
-            chunk = log.recv() => {
-                let chunk = chunk.ok_or_else(|| closed("the log stream ended"))??;
+            chunk = log.next() => {
+                let chunk = chunk?;
                 tokio::task::block_in_place(|| applier.apply(engine, &chunk))?;
                 // Take whatever else already arrived: one acknowledgement for all of it.
-                while let Ok(more) = log.try_recv() {
+                while let Some(more) = log.next_ready() {
                     let more = more?;
                     tokio::task::block_in_place(|| applier.apply(engine, &more))?;
                 }
