@@ -39,7 +39,11 @@ pub struct Endpoint {
     inner: quinn::Endpoint,
     auth: SharedAuth,
     client: quinn::ClientConfig,
+    /// Handshakes under way, run side by side so that a slow or silent peer holds up no one.
+    handshakes: Arc<tokio::sync::Mutex<Handshakes>>,
 }
+
+type Handshakes = tokio::task::JoinSet<Result<Link, (SocketAddr, LinkError)>>;
 
 impl Endpoint {
     /// Binds `addr` (UDP). Call it inside a tokio runtime. The error names the certificate
@@ -65,6 +69,7 @@ impl Endpoint {
             inner,
             auth,
             client,
+            handshakes: Arc::default(),
         })
     }
 
@@ -92,18 +97,29 @@ impl Endpoint {
     /// The next authenticated link; `None` once the endpoint is closed. Peers that fail the
     /// handshake or their proof are refused and logged here, never returned.
     pub async fn accept(&self) -> Option<Link> {
+        let mut handshakes = self.handshakes.lock().await;
         loop {
-            let incoming = self.inner.accept().await?;
-            let remote = incoming.remote_address();
-            let checked = within_handshake_timeout(async {
-                let conn = incoming.await.map_err(|e| LinkError::Quic(e.to_string()))?;
-                self.check(&conn).await?;
-                Ok(Link { conn })
-            })
-            .await;
-            match checked {
-                Ok(link) => return Some(link),
-                Err(e) => tracing::warn!("Refused peer {remote}: {e}"),
+            tokio::select! {
+                incoming = self.inner.accept() => {
+                    let incoming = incoming?;
+                    let endpoint = self.clone();
+                    handshakes.spawn(async move {
+                        let remote = incoming.remote_address();
+                        let checked = within_handshake_timeout(async {
+                            let conn = incoming.await.map_err(quic)?;
+                            endpoint.check(&conn).await?;
+                            Ok(Link { conn })
+                        });
+                        checked.await.map_err(|e| (remote, e))
+                    });
+                }
+                Some(done) = handshakes.join_next(), if !handshakes.is_empty() => {
+                    match done {
+                        Ok(Ok(link)) => return Some(link),
+                        Ok(Err((remote, e))) => tracing::warn!("Refused peer {remote}: {e}"),
+                        Err(e) => tracing::warn!("A peer handshake failed: {e}"),
+                    }
+                }
             }
         }
     }
