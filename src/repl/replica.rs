@@ -255,6 +255,8 @@ fn load(
         ));
     }
     let repl = &engine.repl;
+    // A role change while loading (REPLICAOF NO ONE, another primary) ends this history.
+    let epoch = repl.epoch();
     repl.loading.store(true, Ordering::Release);
     let aof_on = engine.persist.aof.is_enabled();
     if aof_on {
@@ -268,7 +270,8 @@ fn load(
         // Loaded, the data is the primary's history at `offset`; not loaded, it is no
         // history at all (a new ID), so that the next sync cannot continue from it.
         let (at, id) = match &result {
-            Ok(_) => (offset, replid),
+            Ok(_) if repl.epoch() == epoch => (offset, replid),
+            Ok(_) => (offset, ReplId::random()),
             Err(_) => (0, ReplId::random()),
         };
         engine.log().reset(Offset(at));
