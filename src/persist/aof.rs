@@ -473,6 +473,8 @@ pub(crate) fn enable(engine: &Arc<Engine>, sweepers: usize) -> Result<(), Error>
 pub(crate) fn disable(engine: &Engine) {
     close(engine);
     let aof = &engine.persist.aof;
+    // A rewrite that began meanwhile must not hand its file to a later writer.
+    *aof.rotation.lock() = None;
     aof.enabled.store(false, Ordering::SeqCst);
     aof.always.store(false, Ordering::SeqCst);
     *aof.files.lock() = None;
@@ -486,6 +488,8 @@ fn start(
     incr: Box<dyn StorageFile>,
 ) -> Result<(), Error> {
     let aof = &engine.persist.aof;
+    // A switch asked for by a rewrite of an earlier writer is not this writer's.
+    *aof.rotation.lock() = None;
     let total = files.total_bytes();
     aof.current_bytes.store(total, Ordering::Relaxed);
     aof.base_bytes.store(total, Ordering::Relaxed);

@@ -300,7 +300,13 @@ pub(crate) fn on_tick(engine: &Engine) {
         tracing::info!("Starting automatic rewriting of AOF on {aof_percentage}% growth");
         let _ = bgrewriteaof(engine);
     }
-    if !settings.persistence || settings.save.is_empty() || engine.persist.bgsave_in_progress() {
+    // Not while a replica loads its primary's snapshot: the load bypasses copy-before-write.
+    let loading = engine.repl.is_loading();
+    if !settings.persistence
+        || settings.save.is_empty()
+        || engine.persist.bgsave_in_progress()
+        || loading
+    {
         return;
     }
     let now_ms = engine.now_ms();

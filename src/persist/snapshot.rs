@@ -215,6 +215,7 @@ fn write_snapshot<W: Write + Send + 'static>(
     let (bytes, out) = writer
         .join()
         .map_err(|_| io::Error::other("the snapshot writer panicked"))??;
+    let keys = keys?;
     let stats = SnapshotStats {
         offset,
         commands,
@@ -292,8 +293,14 @@ fn begin(engine: &Engine, capture: &Arc<Capture>, on_begin: impl FnOnce(Offset))
     (offset, engine.log.commands())
 }
 
-/// Serializes every slot still pending, spread over `threads`; returns the keys written.
-fn sweep(engine: &Engine, encoding: Encoding, chunks: &SyncSender<Vec<u8>>, threads: usize) -> u64 {
+/// Serializes every slot still pending, spread over `threads`; returns the keys written. A
+/// sweeper that panicked left slots out: the snapshot is an error, not a short file.
+fn sweep(
+    engine: &Engine,
+    encoding: Encoding,
+    chunks: &SyncSender<Vec<u8>>,
+    threads: usize,
+) -> io::Result<u64> {
     let keyspace = &engine.keyspace;
     let slots: Vec<(usize, &Slot)> = (0..keyspace.db_count())
         .filter_map(|db| keyspace.used(db).map(|slots| (db, slots)))
@@ -305,7 +312,12 @@ fn sweep(engine: &Engine, encoding: Encoding, chunks: &SyncSender<Vec<u8>>, thre
             .chunks(share)
             .map(|part| scope.spawn(move || sweep_part(part, encoding, chunks)))
             .collect();
-        workers.into_iter().map(|w| w.join().unwrap_or(0)).sum()
+        workers.into_iter().try_fold(0, |keys, w| {
+            let part = w
+                .join()
+                .map_err(|_| io::Error::other("a snapshot sweeper panicked"))?;
+            Ok(keys + part)
+        })
     })
 }
 

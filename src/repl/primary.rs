@@ -131,6 +131,10 @@ async fn full_resync(
     id: u64,
 ) -> io::Result<(LogReader, tokio::task::JoinHandle<io::Result<()>>)> {
     let repl = &engine.repl;
+    if repl.is_loading() {
+        // Our own data is being replaced: the replica will try again after the load.
+        return Err(io::Error::other("loading the primary's snapshot"));
+    }
     repl.sync_full
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (begun, begin) = oneshot::channel();

@@ -272,7 +272,11 @@ fn load(
         let (at, id) = match &result {
             Ok(_) if repl.epoch() == epoch => (offset, replid),
             Ok(_) => (offset, ReplId::random()),
-            Err(_) => (0, ReplId::random()),
+            Err(_) => {
+                // What the failed load inserted goes too: never a half dataset.
+                engine.execute_waiting(&mut client, &[b"FLUSHALL"]);
+                (0, ReplId::random())
+            }
         };
         engine.log().reset(Offset(at));
         repl.adopt(id);
