@@ -798,6 +798,7 @@ pub(crate) fn rewrite(engine: &Engine) -> io::Result<()> {
     // snapshot's offset on is part of the history even if the snapshot fails.
     let (incr_name, incr_seq) = files.manifest.next_incr(&files.name);
     let incr = storage(engine).create(&files.dir.join(&incr_name))?;
+    let before = files.manifest.clone();
     let mut with_incr = files.manifest.clone();
     with_incr.incrs.push((incr_name.clone(), incr_seq));
     files.store(with_incr)?;
@@ -817,7 +818,20 @@ pub(crate) fn rewrite(engine: &Engine) -> io::Result<()> {
                 *aof.rotation.lock() = Some(Rotation { at, file });
             }
         },
-    )?;
+    );
+    let saved = match saved {
+        Ok(saved) => saved,
+        Err(e) => {
+            if incr.take().is_some() {
+                // The snapshot never began, so nothing goes to the new file; listed, it would
+                // make the file the writer still appends to look like a middle one, whose
+                // torn tail could not be cut after a crash.
+                let _ = files.store(before);
+                let _ = std::fs::remove_file(files.dir.join(&incr_name));
+            }
+            return Err(e);
+        }
+    };
     let old = files.manifest.clone();
     files.store(Manifest {
         base: Some((base_name, base_seq)),
