@@ -425,7 +425,8 @@ pub(crate) fn open(engine: &Arc<Engine>) -> Result<(), Error> {
         .log
         .reader(engine.log.end(), true)
         .map_err(|e| Error::Io(io::Error::other(e.to_string())))?;
-    start(engine, files, reader, incr)
+    publish(engine, files, reader.position());
+    start_writer(engine, reader, incr)
 }
 
 /// Starts the AOF from the dataset as it is (at start-up without AOF files, or for CONFIG SET
@@ -443,18 +444,40 @@ pub(crate) fn enable(engine: &Arc<Engine>, sweepers: usize) -> Result<(), Error>
     let (base_name, base_seq, format) = files
         .manifest
         .next_base(&files.name, engine.settings().aof_use_rdb_preamble);
-    let mut reader = None;
-    snapshot::save(
+    // The writer starts exactly where the snapshot is (no write can happen in `on_begin`),
+    // and at once: held back until the base is written, its reader would make writers wait
+    // while they hold slot locks the snapshot's sweep needs.
+    let mut started: Option<Result<Offset, Error>> = None;
+    let mut incr = Some(incr);
+    let saved = snapshot::save(
         engine,
         &files.dir.join(&base_name),
         snapshot::Target { sweepers, format },
-        // No write can happen yet: the writer starts exactly where the snapshot is.
-        |at| reader = Some(engine.log.reader(at, true)),
-    )?;
-    let reader = reader
-        .transpose()
-        .map_err(|e| Error::Io(io::Error::other(e.to_string())))?
-        .ok_or_else(|| Error::Io(io::Error::other("the snapshot did not start")))?;
+        |at| {
+            let reader = engine
+                .log
+                .reader(at, true)
+                .map_err(|e| Error::Io(io::Error::other(e.to_string())));
+            let file = incr.take();
+            started = Some(reader.and_then(|reader| match file {
+                Some(file) => start_writer(engine, reader, file).map(|()| at),
+                None => Err(Error::Io(io::Error::other("no incr file"))),
+            }));
+        },
+    );
+    let at = match (saved, started) {
+        (Ok(_), Some(Ok(at))) => at,
+        (saved, started) => {
+            // The writer (if it started) stops; its file was never listed.
+            close(engine);
+            let _ = std::fs::remove_file(files.dir.join(&incr_name));
+            saved?;
+            return Err(match started {
+                Some(Err(e)) => e,
+                _ => Error::Io(io::Error::other("the snapshot did not start")),
+            });
+        }
+    };
     let old = std::mem::take(&mut files.manifest);
     files.store(Manifest {
         base: Some((base_name.clone(), base_seq)),
@@ -465,7 +488,8 @@ pub(crate) fn enable(engine: &Arc<Engine>, sweepers: usize) -> Result<(), Error>
             let _ = std::fs::remove_file(files.dir.join(name));
         }
     }
-    start(engine, files, reader, incr)
+    publish(engine, files, at);
+    Ok(())
 }
 
 /// Stops the AOF on a running node (CONFIG SET appendonly no): the writer finishes and
@@ -481,26 +505,19 @@ pub(crate) fn disable(engine: &Engine) {
     aof.synced.notify(usize::MAX);
 }
 
-fn start(
-    engine: &Arc<Engine>,
-    files: Files,
-    reader: LogReader,
-    incr: Box<dyn StorageFile>,
-) -> Result<(), Error> {
+/// Turns the AOF on over `files`, durable up to `at` (what the base and the files hold).
+fn publish(engine: &Engine, files: Files, at: Offset) {
     let aof = &engine.persist.aof;
-    // A switch asked for by a rewrite of an earlier writer is not this writer's.
-    *aof.rotation.lock() = None;
     let total = files.total_bytes();
     aof.current_bytes.store(total, Ordering::Relaxed);
     aof.base_bytes.store(total, Ordering::Relaxed);
-    aof.durable.store(reader.position().0, Ordering::SeqCst);
+    aof.durable.store(at.0, Ordering::SeqCst);
     aof.always.store(
         engine.settings().append_fsync == Fsync::Always,
         Ordering::SeqCst,
     );
-    aof.enabled.store(true, Ordering::SeqCst);
     *aof.files.lock() = Some(files);
-    start_writer(engine, reader, incr)
+    aof.enabled.store(true, Ordering::SeqCst);
 }
 
 fn cores() -> usize {
@@ -592,6 +609,8 @@ fn start_writer(
     reader: LogReader,
     file: Box<dyn StorageFile>,
 ) -> Result<(), Error> {
+    // A switch asked for by a rewrite of an earlier writer is not this writer's.
+    *engine.persist.aof.rotation.lock() = None;
     let stop = Arc::new(AtomicBool::new(false));
     let handle = {
         let (engine, stop) = (Arc::clone(engine), Arc::clone(&stop));
@@ -744,8 +763,15 @@ impl Writer {
         Ok(())
     }
 
+    /// Fsyncs by the policy. Until the AOF is on (its base is still being written) nothing
+    /// counts as durable: what is fsynced then is marked once it is on.
     fn sync_by_policy(&mut self, stopping: bool) -> io::Result<()> {
+        let aof = &self.engine.persist.aof;
+        let on = aof.enabled.load(Ordering::Acquire);
         if !self.unsynced {
+            if on && aof.durable.load(Ordering::Acquire) < self.position {
+                aof.mark_durable(self.position);
+            }
             return Ok(());
         }
         let policy = self.engine.settings().append_fsync;
@@ -754,15 +780,18 @@ impl Writer {
             Fsync::EverySec => self.last_sync.elapsed() >= EVERYSEC,
             Fsync::No => false,
         };
-        let aof = &self.engine.persist.aof;
         let due =
             due || aof.fsync_wanted.load(Ordering::Acquire) > aof.durable.load(Ordering::Acquire);
-        aof.always.store(policy == Fsync::Always, Ordering::Relaxed);
+        if on {
+            aof.always.store(policy == Fsync::Always, Ordering::Relaxed);
+        }
         if due || stopping {
             self.file.sync()?;
             self.unsynced = false;
             self.last_sync = Instant::now();
-            aof.mark_durable(self.position);
+            if on {
+                aof.mark_durable(self.position);
+            }
         }
         Ok(())
     }
