@@ -10,6 +10,11 @@ use crate::keyspace::bytes::CompactBytes;
 use crate::keyspace::value::{EncodingLimits, HashValue, ListValue, SetValue, Value, ZSetValue};
 use std::borrow::Cow;
 
+/// Items reserved up front for a collection whatever its length field says: a length is
+/// only bounded by the bytes left, and each item takes several times its encoded size in
+/// memory, so a damaged file could otherwise ask for many times its own size at once.
+const PREALLOCATED_ITEMS_MAX: usize = 1 << 16;
+
 /// How to load.
 pub struct LoadOptions<'a> {
     pub limits: &'a EncodingLimits,
@@ -297,7 +302,7 @@ impl<'a> Reader<'a> {
             ty::STRING => Value::Str(CompactBytes::new(&self.string()?)),
             ty::LIST => {
                 let n = self.count(1)?;
-                let mut list = ListValue::with_capacity(n);
+                let mut list = ListValue::with_capacity(n.min(PREALLOCATED_ITEMS_MAX));
                 for _ in 0..n {
                     list.push_back(CompactBytes::new(&self.string()?));
                 }
@@ -305,7 +310,7 @@ impl<'a> Reader<'a> {
             }
             ty::SET => {
                 let n = self.count(1)?;
-                let mut members = Vec::with_capacity(n);
+                let mut members = Vec::with_capacity(n.min(PREALLOCATED_ITEMS_MAX));
                 for _ in 0..n {
                     members.push(self.string()?);
                 }
@@ -313,7 +318,7 @@ impl<'a> Reader<'a> {
             }
             ty::ZSET | ty::ZSET_2 => {
                 let n = self.count(2)?;
-                let mut pairs = Vec::with_capacity(n);
+                let mut pairs = Vec::with_capacity(n.min(PREALLOCATED_ITEMS_MAX));
                 for _ in 0..n {
                     let member = self.string()?;
                     let score = if kind == ty::ZSET_2 {
@@ -327,7 +332,7 @@ impl<'a> Reader<'a> {
             }
             ty::HASH => {
                 let n = self.count(2)?;
-                let mut pairs = Vec::with_capacity(n);
+                let mut pairs = Vec::with_capacity(n.min(PREALLOCATED_ITEMS_MAX));
                 for _ in 0..n {
                     pairs.push((self.string()?, self.string()?));
                 }
