@@ -9,7 +9,7 @@ mod conn;
 mod decode;
 mod encode;
 mod listener;
-mod tls;
+pub(crate) mod tls;
 mod workers;
 
 pub use decode::{parse_command, split_args, Limits, Parsed, Parser, ProtocolError};

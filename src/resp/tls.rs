@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
 
-fn config_error(what: String) -> io::Error {
+pub(crate) fn config_error(what: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, what)
 }
 
@@ -21,7 +21,7 @@ fn required<'a>(file: &'a Option<std::path::PathBuf>, directive: &str) -> io::Re
         .ok_or_else(|| config_error(format!("TLS: {directive} must be set when tls-port is")))
 }
 
-fn certificates(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
+pub(crate) fn certificates(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|e| config_error(format!("TLS: cannot read {}: {e}", path.display())))?;

@@ -4,6 +4,7 @@ use super::{
     proof, verify, LinkError, PeerTls, SharedAuth, Side, HANDSHAKE_TIMEOUT_MS, PROOF_BYTES,
     PROOF_INPUT_BYTES, PROOF_LABEL,
 };
+use crate::resp::tls::{certificates, config_error};
 use bytes::Bytes;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -244,26 +245,9 @@ fn transport_config() -> quinn::TransportConfig {
     transport
 }
 
-fn config_error(what: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, what)
-}
-
 /// A rustls error, in the configuration error the node reports.
 fn tls_error(e: rustls::Error) -> io::Error {
     config_error(format!("TLS: {e}"))
-}
-
-fn certificates(path: &std::path::Path) -> io::Result<Vec<CertificateDer<'static>>> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| config_error(format!("TLS: cannot read {}: {e}", path.display())))?;
-    if certs.is_empty() {
-        return Err(config_error(format!(
-            "TLS: no certificate in {}",
-            path.display()
-        )));
-    }
-    Ok(certs)
 }
 
 /// Both directions verified against the CA (`tls-replication yes`).
