@@ -11,7 +11,7 @@ use shoal::persist::storage::{Storage, StorageFile};
 use shoal::{Config, Fsync, Node, Reply};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -113,34 +113,53 @@ impl StorageFile for CutFile {
     }
 }
 
-/// A disk with `free_bytes` of room: a write that does not fit is cut short (as write(2) is
-/// on a full disk) and the next one fails with "No space left on device".
-struct FullDisk {
+/// A faulty disk. It has `free_bytes` of room: a write that does not fit is cut short (as
+/// write(2) is on a full disk) and the next one fails with "No space left on device". And
+/// the next `failing_syncs` fsyncs fail, dropping what was written since the last good one
+/// (as Linux may drop dirty pages it could not write back), while later fsyncs succeed.
+#[derive(Clone, Default)]
+struct FaultyDisk {
     free_bytes: Arc<AtomicU64>,
+    failing_syncs: Arc<AtomicU64>,
 }
 
-struct FullDiskFile {
+struct FaultyFile {
     file: File,
-    free_bytes: Arc<AtomicU64>,
+    synced_bytes: u64,
+    disk: FaultyDisk,
 }
 
-impl Storage for FullDisk {
+impl FaultyDisk {
+    fn new() -> FaultyDisk {
+        let disk = FaultyDisk::default();
+        disk.free_bytes.store(u64::MAX, Ordering::SeqCst);
+        disk
+    }
+
+    fn open(&self, file: File) -> io::Result<Box<dyn StorageFile>> {
+        let synced_bytes = file.metadata()?.len();
+        let disk = self.clone();
+        Ok(Box::new(FaultyFile {
+            file,
+            synced_bytes,
+            disk,
+        }))
+    }
+}
+
+impl Storage for FaultyDisk {
     fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
-        let file = File::create(path)?;
-        let free_bytes = Arc::clone(&self.free_bytes);
-        Ok(Box::new(FullDiskFile { file, free_bytes }))
+        self.open(File::create(path)?)
     }
 
     fn append(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
-        let file = OpenOptions::new().append(true).open(path)?;
-        let free_bytes = Arc::clone(&self.free_bytes);
-        Ok(Box::new(FullDiskFile { file, free_bytes }))
+        self.open(OpenOptions::new().append(true).open(path)?)
     }
 }
 
-impl StorageFile for FullDiskFile {
+impl StorageFile for FaultyFile {
     fn write_some(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        let free = self.free_bytes.load(Ordering::SeqCst);
+        let free = self.disk.free_bytes.load(Ordering::SeqCst);
         if free == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::StorageFull,
@@ -149,12 +168,21 @@ impl StorageFile for FullDiskFile {
         }
         let n = bytes.len().min(usize::try_from(free).unwrap_or(usize::MAX));
         self.file.write_all(&bytes[..n])?;
-        self.free_bytes.fetch_sub(n as u64, Ordering::SeqCst);
+        self.disk.free_bytes.fetch_sub(n as u64, Ordering::SeqCst);
         Ok(n)
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.file.sync_data()
+        let fail = self.disk.failing_syncs.load(Ordering::SeqCst) > 0;
+        if fail {
+            self.disk.failing_syncs.fetch_sub(1, Ordering::SeqCst);
+            self.file.set_len(self.synced_bytes)?;
+            self.file.seek(io::SeekFrom::End(0))?;
+            return Err(io::Error::other("Input/output error"));
+        }
+        self.file.sync_data()?;
+        self.synced_bytes = self.file.metadata()?.len();
+        Ok(())
     }
 }
 
@@ -268,11 +296,10 @@ fn everysec_loses_at_most_about_two_seconds() {
 #[test]
 fn a_full_disk_refuses_writes_until_there_is_room() {
     let dir = temp_dir("crash-full-disk");
-    let free_bytes = Arc::new(AtomicU64::new(u64::MAX));
+    let disk = FaultyDisk::new();
+    let free_bytes = Arc::clone(&disk.free_bytes);
     let mut cfg = config(&dir, Fsync::Always);
-    cfg.aof_storage = Some(Arc::new(FullDisk {
-        free_bytes: Arc::clone(&free_bytes),
-    }));
+    cfg.aof_storage = Some(Arc::new(disk));
     let node = Node::open(cfg).unwrap();
     assert_eq!(node.execute(&["SET", "before", "1"]), Reply::OK);
     // Room for part of the next command only.
@@ -312,6 +339,44 @@ fn a_full_disk_refuses_writes_until_there_is_room() {
     let node = Node::open(config(&dir, Fsync::Always)).unwrap();
     assert_eq!(node.execute(&["DEBUG", "DIGEST"]), expected);
     assert_eq!(node.execute(&["EXISTS", "refused"]), Reply::Int(0));
+    drop(node);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An fsync fails and the kernel drops the pages it could not write; later fsyncs succeed.
+/// The write whose fsync failed is not acknowledged, writes are refused until the AOF is
+/// rebuilt from memory, and a restart then finds every write the node holds (a writer that
+/// retried the fsync and called the file durable would have lost it).
+#[test]
+fn a_failed_fsync_rebuilds_the_aof_from_memory() {
+    let dir = temp_dir("crash-fsync-error");
+    let disk = FaultyDisk::new();
+    let failing_syncs = Arc::clone(&disk.failing_syncs);
+    let mut cfg = config(&dir, Fsync::Always);
+    cfg.aof_storage = Some(Arc::new(disk));
+    let node = Node::open(cfg).unwrap();
+    assert_eq!(node.execute(&["SET", "before", "1"]), Reply::OK);
+    failing_syncs.store(1, Ordering::SeqCst);
+    let dropped = node.execute(&["SET", "dropped", "1"]);
+    assert!(
+        matches!(&dropped, Reply::Error(e) if e.starts_with("MISCONF Errors writing to the AOF file: fsync failed")),
+        "{dropped:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while node.execute(&["SET", "after", "1"]) != Reply::OK {
+        assert!(Instant::now() < deadline, "the AOF was not rebuilt");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let info = node.execute(&["INFO", "persistence"]);
+    assert!(
+        format!("{info:?}").contains("aof_last_write_status:ok"),
+        "{info:?}"
+    );
+    let expected = node.execute(&["DEBUG", "DIGEST"]);
+    drop(node);
+    let node = Node::open(config(&dir, Fsync::Always)).unwrap();
+    assert_eq!(node.execute(&["DEBUG", "DIGEST"]), expected);
+    assert_eq!(node.execute(&["GET", "dropped"]), Reply::bulk(b"1"));
     drop(node);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -40,6 +40,8 @@ const EVERYSEC: Duration = Duration::from_secs(1);
 const POLL_PAUSE: Duration = Duration::from_millis(1);
 /// After a failed write, the writer retries this often.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// A failed AOF start is retried after 2, 4, ... seconds, at most this long.
+const REBUILD_DELAY_MAX_MS: u64 = 60_000;
 
 /// The AOF's shared state.
 #[derive(Default)]
@@ -56,6 +58,18 @@ pub(crate) struct Aof {
     fsync_wanted: AtomicU64,
     /// A write or fsync failed and has not succeeded since (INFO's `aof_last_write_status`).
     failing: AtomicBool,
+    /// The files lack part of the history since their base: an fsync failed (the kernel may
+    /// have dropped the unsynced pages, so a later fsync that succeeds proves nothing) or the
+    /// writer lost its place in the log. Writes stay refused until [`rebuild`] writes a new
+    /// base from memory.
+    broken: AtomicBool,
+    /// When the next [`rebuild`] may start (ms since the Unix epoch), and how many failed in
+    /// a row: a failing disk is not asked to take a whole snapshot every tick.
+    rebuild_after_ms: AtomicU64,
+    rebuild_failures: AtomicU64,
+    /// Held while the AOF is switched on or off, so that `CONFIG SET appendonly`, a replica's
+    /// load and a rebuild never leave two writers or an abandoned one.
+    switching: Mutex<()>,
     /// Why, for the MISCONF error.
     failure: Mutex<String>,
     synced: event_listener::Event,
@@ -150,14 +164,16 @@ impl Aof {
         self.synced.listen()
     }
 
+    /// Failing comes before off: a rebuild turns the writer off, and what it had not
+    /// fsynced must not count as acknowledged meanwhile.
     fn check(&self, offset: Offset) -> Option<io::Result<()>> {
-        if self.durable.load(Ordering::Acquire) >= offset.0 || !self.enabled.load(Ordering::Relaxed)
-        {
+        if self.durable.load(Ordering::Acquire) >= offset.0 {
             return Some(Ok(()));
         }
-        self.failing
-            .load(Ordering::Acquire)
-            .then(|| Err(io::Error::other(self.refusal())))
+        if self.failing.load(Ordering::Acquire) {
+            return Some(Err(io::Error::other(self.refusal())));
+        }
+        (!self.enabled.load(Ordering::Relaxed)).then_some(Ok(()))
     }
 
     /// Waits until the log up to `offset` is fsynced; an error when the AOF cannot be written
@@ -465,7 +481,26 @@ pub(crate) fn enable(engine: &Arc<Engine>, sweepers: usize) -> Result<(), Error>
             }));
         },
     );
+    let aof = &engine.persist.aof;
+    let _switch = aof.switching.lock();
     let at = match (saved, started) {
+        // `appendonly no` meanwhile stopped this writer (a later `yes` waits for a restart),
+        // or its file broke before it was listed.
+        (Ok(_), Some(Ok(_)))
+            if !aof.is_configured()
+                || aof.writer.lock().is_none()
+                || aof.broken.load(Ordering::SeqCst) =>
+        {
+            close(engine);
+            let _ = std::fs::remove_file(files.dir.join(&incr_name));
+            let _ = std::fs::remove_file(files.dir.join(&base_name));
+            return match aof.broken.load(Ordering::SeqCst) {
+                true => Err(Error::Io(io::Error::other(
+                    "the new AOF file failed to fsync",
+                ))),
+                false => Ok(()),
+            };
+        }
         (Ok(_), Some(Ok(at))) => at,
         (saved, started) => {
             // The writer (if it started) stops; its file was never listed.
@@ -492,9 +527,19 @@ pub(crate) fn enable(engine: &Arc<Engine>, sweepers: usize) -> Result<(), Error>
     Ok(())
 }
 
-/// Stops the AOF on a running node (CONFIG SET appendonly no): the writer finishes and
-/// fsyncs what it has; the files stay.
+/// CONFIG SET appendonly no: the writer finishes and fsyncs what it has; the files stay, and
+/// their failures no longer refuse writes (as in Redis).
 pub(crate) fn disable(engine: &Engine) {
+    let aof = &engine.persist.aof;
+    let _switch = aof.switching.lock();
+    aof.set_configured(false);
+    stop(engine);
+    aof.broken.store(false, Ordering::SeqCst);
+    aof.mark_failing(false, &"");
+}
+
+/// Stops the writer and turns the AOF off, keeping its files and whether it fails.
+fn stop(engine: &Engine) {
     close(engine);
     let aof = &engine.persist.aof;
     // A rewrite that began meanwhile must not hand its file to a later writer.
@@ -503,6 +548,53 @@ pub(crate) fn disable(engine: &Engine) {
     aof.always.store(false, Ordering::SeqCst);
     *aof.files.lock() = None;
     aof.synced.notify(usize::MAX);
+}
+
+/// Stops the AOF for a while (a replica loading its primary's data): [`restart`] brings it
+/// back. The caller holds the rewrite claim.
+pub(crate) fn pause(engine: &Engine) {
+    let _switch = engine.persist.aof.switching.lock();
+    stop(engine);
+}
+
+/// Starts the AOF again from a new base if `appendonly` is set: after CONFIG SET appendonly
+/// yes, after a replica loaded its primary's data, when the files are broken (see
+/// [`Aof::broken`]) and when a start failed. The caller holds the rewrite claim.
+pub(crate) fn restart(engine: &Arc<Engine>) -> Result<(), Error> {
+    let aof = &engine.persist.aof;
+    {
+        let _switch = aof.switching.lock();
+        if !aof.is_configured() {
+            return Ok(());
+        }
+        if aof.broken.load(Ordering::SeqCst) {
+            tracing::warn!("Rebuilding the AOF from memory: its files lack writes the disk lost");
+        }
+        stop(engine);
+        // From here on only the new writer can break its files.
+        aof.broken.store(false, Ordering::SeqCst);
+    }
+    let result = enable(engine, 1);
+    let failures = if result.is_ok() {
+        0
+    } else {
+        aof.rebuild_failures.fetch_add(1, Ordering::Relaxed) + 1
+    };
+    aof.rebuild_failures.store(failures, Ordering::Relaxed);
+    let delay_ms = (1000u64 << failures.min(6)).min(REBUILD_DELAY_MAX_MS);
+    aof.rebuild_after_ms
+        .store(engine.now_ms() + delay_ms, Ordering::Relaxed);
+    result
+}
+
+/// Whether the AOF is set but not running as it should (a start failed, or its files are
+/// broken) and a [`restart`] may be tried now.
+pub(crate) fn wants_restart(engine: &Engine) -> bool {
+    let aof = &engine.persist.aof;
+    aof.is_configured()
+        && (!aof.is_enabled() || aof.broken.load(Ordering::Relaxed))
+        && !aof.rewriting.load(Ordering::Relaxed)
+        && engine.now_ms() >= aof.rebuild_after_ms.load(Ordering::Relaxed)
 }
 
 /// Turns the AOF on over `files`, durable up to `at` (what the base and the files hold).
@@ -671,8 +763,14 @@ impl Writer {
     }
 
     fn run(mut self, stop: &AtomicBool) {
+        // Where a stop finishes: the log's end when it was asked, not wherever later writes
+        // have moved it to.
+        let mut stop_at = None;
         loop {
             let stopping = stop.load(Ordering::SeqCst);
+            if stopping && stop_at.is_none() {
+                stop_at = Some(self.engine.log.end().0);
+            }
             if self.pending.is_empty() {
                 let always = self.engine.persist.aof.always.load(Ordering::Relaxed);
                 let wait = if always && !stopping {
@@ -688,7 +786,7 @@ impl Writer {
                     Err(lagged) => {
                         // A reliable reader is never dropped behind; if it were, the file
                         // could no longer be completed.
-                        tracing::warn!("the AOF writer fell behind the log: {lagged}");
+                        self.lose(&format!("the AOF writer fell behind the log: {lagged}"));
                         return;
                     }
                 }
@@ -698,7 +796,11 @@ impl Writer {
                 .and_then(|()| self.sync_by_policy(stopping));
             let aof = &self.engine.persist.aof;
             match result {
-                Ok(()) => aof.mark_failing(false, &""),
+                // Before the AOF is on, the node's writes do not depend on this file yet.
+                Ok(()) if aof.enabled.load(Ordering::Acquire) => aof.mark_failing(false, &""),
+                Ok(()) => {}
+                // `lose` said why.
+                Err(_) if aof.broken.load(Ordering::SeqCst) => return,
                 Err(e) => {
                     aof.mark_failing(true, &e);
                     if stopping {
@@ -711,7 +813,7 @@ impl Writer {
                     continue;
                 }
             }
-            if stopping && self.pending.is_empty() && self.position >= self.engine.log.end().0 {
+            if self.pending.is_empty() && stop_at.is_some_and(|end| self.position >= end) {
                 return;
             }
         }
@@ -748,6 +850,25 @@ impl Writer {
         Ok(())
     }
 
+    /// An fsync that fails breaks the file: the kernel may have dropped the pages it could
+    /// not write and will not report them again.
+    fn sync(&mut self) -> io::Result<()> {
+        let synced = self.file.sync();
+        if let Err(e) = &synced {
+            self.lose(&format!(
+                "fsync failed ({e}); the AOF is being rebuilt from memory"
+            ));
+        }
+        synced
+    }
+
+    /// The file no longer holds the whole history: writes are refused until a rebuild.
+    fn lose(&self, why: &str) {
+        let aof = &self.engine.persist.aof;
+        aof.broken.store(true, Ordering::SeqCst);
+        aof.mark_failing(true, &why);
+    }
+
     fn rotate_at(&self) -> Option<u64> {
         let rotation = self.engine.persist.aof.rotation.lock();
         rotation.as_ref().map(|r| r.at.0)
@@ -755,7 +876,7 @@ impl Writer {
 
     /// Finishes the old incr file (fsynced) and goes on in the rewrite's new one.
     fn rotate(&mut self) -> io::Result<()> {
-        self.file.sync()?;
+        self.sync()?;
         let Some(rotation) = self.engine.persist.aof.rotation.lock().take() else {
             return Ok(());
         };
@@ -766,7 +887,7 @@ impl Writer {
     /// Fsyncs by the policy. Until the AOF is on (its base is still being written) nothing
     /// counts as durable: what is fsynced then is marked once it is on.
     fn sync_by_policy(&mut self, stopping: bool) -> io::Result<()> {
-        let aof = &self.engine.persist.aof;
+        let aof = Arc::clone(&self.engine.persist.aof);
         let on = aof.enabled.load(Ordering::Acquire);
         if !self.unsynced {
             if on && aof.durable.load(Ordering::Acquire) < self.position {
@@ -786,7 +907,7 @@ impl Writer {
             aof.always.store(policy == Fsync::Always, Ordering::Relaxed);
         }
         if due || stopping {
-            self.file.sync()?;
+            self.sync()?;
             self.unsynced = false;
             self.last_sync = Instant::now();
             if on {

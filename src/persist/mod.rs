@@ -175,18 +175,22 @@ pub(crate) fn bgsave(engine: &Engine, schedule: bool) -> Result<bool, NotStarted
 /// the AOF follows the log from it; off, the writer finishes what it has.
 pub(crate) fn set_append_only(engine: &Engine, on: bool) {
     let aof = &engine.persist.aof;
-    aof.set_configured(on);
     if !on {
-        if aof.info().enabled {
-            aof::disable(engine);
-        }
+        aof::disable(engine);
         return;
     }
-    if !aof.info().enabled {
-        let _ = start_rewrite(engine, |engine| {
-            aof::enable(engine, 1).map_err(|e| format!("turning the AOF on: {e}"))
-        });
+    aof.set_configured(true);
+    if !aof.is_enabled() {
+        restart_aof(engine);
     }
+}
+
+/// Starts the AOF from a new base in the background (nothing when a rewrite, a replica's
+/// load or another start holds the claim: the tick tries again).
+fn restart_aof(engine: &Engine) {
+    let _ = start_rewrite(engine, |engine| {
+        aof::restart(engine).map_err(|e| format!("turning the AOF on: {e}"))
+    });
 }
 
 /// BGREWRITEAOF: an AOF rewrite on a background thread.
@@ -294,6 +298,9 @@ fn record(engine: &Engine, result: &std::io::Result<SnapshotStats>, background: 
 /// The background tick: starts a background save when a `save` point is due (`changes`
 /// writes in `secs` seconds), waiting a while after a failure as Redis does.
 pub(crate) fn on_tick(engine: &Engine) {
+    if aof::wants_restart(engine) {
+        restart_aof(engine);
+    }
     let settings = engine.settings();
     let aof_percentage = settings.aof_rewrite_percentage;
     if aof::wants_rewrite(engine, aof_percentage, settings.aof_rewrite_min_bytes) {

@@ -258,10 +258,13 @@ fn load(
     // A role change while loading (REPLICAOF NO ONE, another primary) ends this history.
     let epoch = repl.epoch();
     repl.loading.store(true, Ordering::Release);
-    let aof_on = engine.persist.aof.is_enabled();
-    if aof_on {
-        crate::persist::aof::disable(engine);
+    // The AOF pauses: its files would describe a history the load replaces. The rewrite
+    // claim keeps CONFIG SET appendonly and BGREWRITEAOF from starting a writer meanwhile.
+    let aof = &engine.persist.aof;
+    while !aof.begin_rewrite() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    crate::persist::aof::pause(engine);
     let loaded = {
         let mut client = Applier::new(engine).client;
         engine.execute_waiting(&mut client, &[b"FLUSHALL"]);
@@ -287,9 +290,12 @@ fn load(
             .map_err(|e| io::Error::other(e.to_string()))
     };
     repl.loading.store(false, Ordering::Release);
-    if aof_on {
-        // As Redis does after a sync: a new AOF from the dataset as loaded.
-        crate::persist::aof::enable(engine, 1).map_err(|e| io::Error::other(e.to_string()))?;
+    // As Redis does after a sync: a new AOF from the dataset as loaded (if it fails, the
+    // node's tick tries again).
+    let restarted = crate::persist::aof::restart(engine);
+    aof.end_rewrite(restarted.is_ok());
+    if let Err(e) = restarted {
+        tracing::warn!("Turning the AOF back on after the sync failed: {e}");
     }
     if loaded.is_ok() {
         tracing::info!("MASTER <-> REPLICA sync: Finished with success");
