@@ -258,7 +258,7 @@ impl Node {
     pub fn replicate_from(&self, primary: std::net::SocketAddr) -> Result<()> {
         use crate::repl::Control;
         let manager = crate::repl::manager(&self.inner.engine)?;
-        manager.replicate_from(primary.ip().to_string(), primary.port(), primary);
+        manager.replicate_from(primary.ip().to_string(), primary.port(), Some(primary));
         Ok(())
     }
 

@@ -241,8 +241,19 @@ fn wrong_secret_is_refused() {
         "down"
     );
     assert_eq!(intruder.execute(&["DBSIZE"]), Reply::Int(0));
+    // The right secret as a user that does not exist (there are no ACL users).
+    let mut stranger = Config::new().masterauth("s3cret");
+    stranger.masteruser = Some("admin".into());
+    let stranger = open(stranger);
+    stranger
+        .replicate_from(primary.replication_addr().unwrap())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(stranger.execute(&["DBSIZE"]), Reply::Int(0));
     assert_eq!(info_field(&primary, "replication", "connected_slaves"), "0");
-    let replica = open(Config::new().masterauth("s3cret"));
+    let mut replica = Config::new().masterauth("s3cret");
+    replica.masteruser = Some("default".into());
+    let replica = open(replica);
     replica
         .replicate_from(primary.replication_addr().unwrap())
         .unwrap();
@@ -254,14 +265,35 @@ fn wrong_secret_is_refused() {
 #[test]
 fn shoal_servers_replicate_with_replicaof() {
     use common::{RespConn, ShoalServer, Value};
-    let args = ["--save", "", "--enable-debug-command", "yes"];
-    let primary = ShoalServer::start_with_bus(&args);
+    let args = [
+        "--save",
+        "",
+        "--enable-debug-command",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "0",
+    ];
+    // Not at the RESP port + 10000: the replica asks the primary where its endpoint is.
+    let bus_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .unwrap()
+        .port()
+        .to_string();
+    let primary = ShoalServer::start(&[&args[..], &["--cluster-port", &bus_port]].concat());
     let replica = ShoalServer::start_with_bus(&args);
     let mut p = RespConn::connect(primary.port).unwrap();
     let mut r = RespConn::connect(replica.port).unwrap();
     for i in 0..1000 {
         p.call(&[b"SET", format!("k{i}").as_bytes(), b"v"]);
     }
+    assert_eq!(
+        p.call(&[b"REPLCONF", b"shoal-bus-port", b"*"]),
+        Value::Int(bus_port.parse().unwrap())
+    );
+    assert_eq!(
+        p.call(&[b"REPLCONF", b"bogus", b"1"]),
+        Value::Error("ERR Unrecognized REPLCONF option: bogus".into())
+    );
     let port = primary.port.to_string();
     assert_eq!(
         r.call(&[b"REPLICAOF", b"127.0.0.1", port.as_bytes()]),
@@ -570,4 +602,38 @@ fn tls_replication_checks_certificates() {
     );
     assert_eq!(stranger.execute(&["DBSIZE"]), Reply::Int(0));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `repl-diskless-sync-delay`: a full sync waits for other replicas to share its snapshot;
+/// `repl-diskless-sync-max-replicas` starts it as soon as that many wait.
+#[test]
+fn diskless_sync_delay_lets_replicas_share_a_snapshot() {
+    let delayed = |delay_secs, max_replicas| {
+        let mut config = Config::new();
+        config.repl_diskless_sync_delay_secs = delay_secs;
+        config.repl_diskless_sync_max_replicas = max_replicas;
+        let primary = open(config);
+        write_round(&primary, 0);
+        primary
+    };
+    let primary = delayed(1, 0);
+    let replica = open(Config::new());
+    let started = Instant::now();
+    replica
+        .replicate_from(primary.replication_addr().unwrap())
+        .unwrap();
+    wait_caught_up(&primary, &replica);
+    assert!(started.elapsed() >= Duration::from_secs(1), "no delay");
+    // A delay far beyond the test's patience: only the second replica can start the sync.
+    let primary = delayed(600, 2);
+    let replicas = [open(Config::new()), open(Config::new())];
+    for replica in &replicas {
+        replica
+            .replicate_from(primary.replication_addr().unwrap())
+            .unwrap();
+    }
+    for replica in &replicas {
+        wait_caught_up(&primary, replica);
+    }
+    assert_eq!(stat(&primary, "sync_full"), 2);
 }

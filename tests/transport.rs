@@ -21,6 +21,7 @@ fn secrets(accept: Option<&str>, connect: Option<&str>) -> PeerAuth {
         tls: None,
         accept_secret: accept.map(String::from),
         connect_secret: connect.map(String::from),
+        connect_user: None,
     }
 }
 

@@ -1,4 +1,4 @@
-//! Replication: REPLICAOF (and SLAVEOF), ROLE.
+//! Replication: REPLICAOF (and SLAVEOF), ROLE, REPLCONF.
 
 use super::args::is;
 use super::flags::*;
@@ -11,7 +11,46 @@ pub const COMMANDS: &[Command] = &[
     Command::new("replicaof", 3, ADMIN | STALE, KeySpec::None, replicaof),
     Command::new("slaveof", 3, ADMIN | STALE, KeySpec::None, replicaof),
     Command::new("role", 1, FAST | LOADING | STALE, KeySpec::None, role),
+    Command::new(
+        "replconf",
+        -1,
+        ADMIN | NO_AUTH | LOADING | STALE,
+        KeySpec::None,
+        replconf,
+    ),
 ];
+
+/// The REPLCONF option a Shoal replica asks (`REPLCONF shoal-bus-port *`) before it links:
+/// the UDP port of this node's
+/// QUIC endpoint (replication does not run over this connection). No secret: it is answered
+/// before AUTH, so that a replica never sends `masterauth` over plain TCP.
+pub const BUS_PORT_OPTION: &str = "shoal-bus-port";
+
+/// REPLCONF option value [option value ...]: what Redis replicas send is accepted; the bus
+/// port query answers with the port.
+fn replconf(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    if argv.len().is_multiple_of(2) {
+        return Err(CmdError::new(crate::reply::err::SYNTAX));
+    }
+    if argv.len() == 3 && is(argv[1], BUS_PORT_OPTION) {
+        return crate::repl::bus_port(cx.engine)
+            .map(|port| Reply::Int(i64::from(port)))
+            .ok_or_else(|| CmdError::new("ERR this node has no replication endpoint"));
+    }
+    if !cx.conn()?.authenticated {
+        return Err(CmdError::new(crate::reply::err::NOAUTH));
+    }
+    for pair in argv[1..].chunks(2) {
+        let known = ["listening-port", "ip-address", "capa", "rdb-only"];
+        if !known.iter().any(|name| is(pair[0], name)) {
+            let option = String::from_utf8_lossy(pair[0]);
+            return Err(CmdError(
+                format!("ERR Unrecognized REPLCONF option: {option}").into(),
+            ));
+        }
+    }
+    Ok(Reply::OK)
+}
 
 /// REPLICAOF host port | NO ONE.
 fn replicaof(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {

@@ -298,6 +298,9 @@ fn set_bound(c: &mut Config, name: &str, v: &Value) -> Result<bool, String> {
             c.dbfilename = name;
         }
         "masterauth" => c.masterauth = optional_text(v),
+        "masteruser" => c.masteruser = optional_text(v),
+        "repl-diskless-sync-delay" => c.repl_diskless_sync_delay_secs = number(v)?,
+        "repl-diskless-sync-max-replicas" => c.repl_diskless_sync_max_replicas = number(v)?,
         "replica-read-only" => c.replica_read_only = flag(v)?,
         "replica-serve-stale-data" => c.replica_serve_stale_data = flag(v)?,
         "min-replicas-to-write" => c.min_replicas_to_write = number(v)?,
@@ -331,6 +334,9 @@ fn get_bound(c: &Config, name: &str) -> Option<String> {
         "protected-mode" => yes_no(c.protected_mode),
         "requirepass" => c.requirepass.clone().unwrap_or_default(),
         "masterauth" => c.masterauth.clone().unwrap_or_default(),
+        "masteruser" => c.masteruser.clone().unwrap_or_default(),
+        "repl-diskless-sync-delay" => c.repl_diskless_sync_delay_secs.to_string(),
+        "repl-diskless-sync-max-replicas" => c.repl_diskless_sync_max_replicas.to_string(),
         "replica-read-only" => yes_no(c.replica_read_only),
         "replica-serve-stale-data" => yes_no(c.replica_serve_stale_data),
         "min-replicas-to-write" => c.min_replicas_to_write.to_string(),

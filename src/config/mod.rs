@@ -144,6 +144,15 @@ pub struct Config {
     pub tls: TlsSettings,
     /// Replication: what a replica proves to its primary (`masterauth`).
     pub masterauth: Option<String>,
+    /// The user it proves it as (`masteruser`; `None`: the default user).
+    pub masteruser: Option<String>,
+    /// A primary asked for a full sync waits this long for more replicas to share its
+    /// snapshot (`repl-diskless-sync-delay`). Embedded nodes default to 0; shoal-server to
+    /// Redis's 5.
+    pub repl_diskless_sync_delay_secs: u64,
+    /// ... and starts as soon as this many wait (`repl-diskless-sync-max-replicas`; 0: no
+    /// such limit).
+    pub repl_diskless_sync_max_replicas: usize,
     /// Replicas refuse writes from clients (`replica-read-only`).
     pub replica_read_only: bool,
     /// A replica whose link is down still answers reads (`replica-serve-stale-data`).
@@ -456,6 +465,9 @@ impl Default for Config {
             notify_keyspace_events: String::new(),
             tls: TlsSettings::default(),
             masterauth: None,
+            masteruser: None,
+            repl_diskless_sync_delay_secs: 0,
+            repl_diskless_sync_max_replicas: 0,
             replica_read_only: true,
             replica_serve_stale_data: true,
             min_replicas_to_write: 0,
@@ -499,6 +511,7 @@ impl Config {
             port: 6379,
             enable_debug_command: Access::No,
             persistence: true,
+            repl_diskless_sync_delay_secs: 5,
             ..Config::default()
         }
     }

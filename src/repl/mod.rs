@@ -72,7 +72,9 @@ pub(crate) enum LinkStatus {
 pub(crate) struct Upstream {
     pub host: String,
     pub port: u16,
-    pub bus: SocketAddr,
+    /// Its QUIC endpoint; `None` (REPLICAOF host port): asked of its RESP port before each
+    /// link, as `cluster-port` may place it anywhere.
+    pub bus: Option<SocketAddr>,
 }
 
 /// This node's role.
@@ -124,6 +126,8 @@ pub(crate) struct State {
     pub sync_partial_err: AtomicU64,
     /// Created with the node when it has a bus address or a primary, else on first use.
     manager: Mutex<Option<Arc<Manager>>>,
+    /// Replicas waiting to share the next snapshot.
+    full_syncs: Mutex<primary::Waiting>,
 }
 
 impl Default for State {
@@ -151,6 +155,7 @@ impl Default for State {
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
             manager: Mutex::new(None),
+            full_syncs: Mutex::new(primary::Waiting::default()),
         }
     }
 }
@@ -337,7 +342,7 @@ pub(crate) fn on_tick(engine: &Engine) {
 
 /// Changes of role asked for by REPLICAOF, embedded calls or the configuration.
 pub(crate) trait Control: Send + Sync {
-    fn replicate_from(&self, host: String, port: u16, bus: SocketAddr);
+    fn replicate_from(&self, host: String, port: u16, bus: Option<SocketAddr>);
     fn promote(&self);
 }
 
@@ -367,10 +372,22 @@ pub(crate) fn start(engine: &Arc<Engine>) -> std::io::Result<()> {
     }
     let manager = manager(engine)?;
     if let Some((host, port)) = config.replicaof() {
-        let bus = resolve(&host, port.saturating_add(10_000)).map_err(std::io::Error::other)?;
-        manager.replicate_from(host, port, bus);
+        manager.replicate_from(host, port, None);
     }
     Ok(())
+}
+
+/// The UDP port replicas link to (REPLCONF shoal-bus-port), if this node accepts them.
+pub(crate) fn bus_port(engine: &Engine) -> Option<u16> {
+    let bind = engine.config().bus_bind_addr()?;
+    match bind.port() {
+        0 => engine
+            .repl
+            .manager_if_started()?
+            .local_addr()
+            .map(|a| a.port()),
+        port => Some(port),
+    }
 }
 
 /// Stops replication (the node is closing).
@@ -387,24 +404,9 @@ pub(crate) fn replicaof(engine: &Engine, target: Option<(String, u16)>) -> Resul
     let manager = manager(&this).map_err(|e| e.to_string())?;
     match target {
         None => manager.promote(),
-        Some((host, port)) => {
-            let bus_port = port
-                .checked_add(10_000)
-                .ok_or_else(|| "Invalid master port".to_string())?;
-            let bus = resolve(&host, bus_port)?;
-            manager.replicate_from(host, port, bus);
-        }
+        Some((host, port)) => manager.replicate_from(host, port, None),
     }
     Ok(())
-}
-
-fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
-    use std::net::ToSocketAddrs;
-    (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("can't resolve {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("can't resolve {host}"))
 }
 
 /// The I/O side: the endpoint and the tasks that use it.
@@ -471,6 +473,7 @@ impl Manager {
         let mut auth = self.auth.write();
         auth.accept_secret = settings.requirepass.clone();
         auth.connect_secret = settings.masterauth.clone();
+        auth.connect_user = settings.masteruser.clone();
         if auth.tls.is_none() && settings.tls_replication() {
             auth.tls = settings.peer_tls();
         }
@@ -501,7 +504,7 @@ impl Manager {
 }
 
 impl Control for Manager {
-    fn replicate_from(&self, host: String, port: u16, bus: SocketAddr) {
+    fn replicate_from(&self, host: String, port: u16, bus: Option<SocketAddr>) {
         let Some(engine) = self.engine.upgrade() else {
             return;
         };

@@ -6,6 +6,7 @@ use crate::engine::Engine;
 use crate::log::{LogReader, Offset};
 use crate::persist::snapshot;
 use crate::transport::{Endpoint, Link, RecvStream, SendStream};
+use bytes::Bytes;
 use std::io::{self, Write};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -120,10 +121,10 @@ async fn serve(engine: Weak<Engine>, link: &Link) -> io::Result<()> {
     }
 }
 
-/// Starts a full resync: the snapshot is taken (its log reader is positioned while no write
-/// can happen), FullResync names its offset, and a task streams it to the replica. Returns
-/// the log reader and that task, which ends with an error or never (a finished snapshot
-/// marks the replica online).
+/// Starts a full resync: the replica joins a snapshot (see [`join_snapshot`]), FullResync
+/// names its offset, and a task streams it to the replica. Returns the log reader (placed at
+/// the snapshot's offset) and that task, which ends with an error or never (a finished
+/// snapshot marks the replica online).
 async fn full_resync(
     engine: &Arc<Engine>,
     link: &Link,
@@ -137,24 +138,11 @@ async fn full_resync(
     }
     repl.sync_full
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (begun, begin) = oneshot::channel();
-    let (chunks, mut received) = mpsc::channel::<Vec<u8>>(SNAPSHOT_CHUNKS_MAX);
-    let writer = {
-        let engine = engine.clone();
-        tokio::task::spawn_blocking(move || {
-            let target = snapshot::Target {
-                sweepers: 1,
-                format: snapshot::Format::Rdb,
-            };
-            let on_begin = |at: Offset| {
-                let _ = begun.send((at, engine.log().reader(at, false)));
-            };
-            snapshot::stream(&engine, target, ChunkWriter(chunks), on_begin)
-        })
-    };
-    let (offset, reader) = begin
-        .await
-        .map_err(|_| io::Error::other("the snapshot did not start"))?;
+    let Share {
+        offset,
+        reader,
+        mut pieces,
+    } = join_snapshot(engine).await?;
     let reader = reader.map_err(io::Error::other)?;
     let replid = repl.ids().replid.0;
     tracing::info!("Full resync requested by replica: starting BGSAVE for replication (replid {replid}, offset {})", offset.0);
@@ -169,16 +157,15 @@ async fn full_resync(
     let engine = engine.clone();
     let task = tokio::spawn(async move {
         stream.write_all(&[SNAPSHOT_STREAM]).await?;
-        while let Some(chunk) = received.recv().await {
-            stream.write_chunk(chunk.into()).await?;
-        }
-        let stats = writer.await.map_err(io::Error::other)??;
+        let (keys, bytes) = loop {
+            match pieces.recv().await {
+                Some(Piece::Bytes(chunk)) => stream.write_chunk(chunk).await?,
+                Some(Piece::End(end)) => break end.map_err(io::Error::other)?,
+                None => return Err(io::Error::other("the snapshot stopped")),
+            }
+        };
         stream.finish();
-        tracing::info!(
-            "Synchronization with replica succeeded ({} keys, {} bytes)",
-            stats.keys,
-            stats.bytes
-        );
+        tracing::info!("Synchronization with replica succeeded ({keys} keys, {bytes} bytes)");
         engine.repl.update_replica(id, |r| {
             r.state = "online";
             r.last_ack = std::time::Instant::now();
@@ -188,14 +175,125 @@ async fn full_resync(
     Ok((reader, task))
 }
 
-/// The snapshot writer's output: chunks handed to the task that sends them.
-struct ChunkWriter(mpsc::Sender<Vec<u8>>);
+/// Full syncs waiting for a snapshot to share (`repl-diskless-sync-delay`).
+#[derive(Default)]
+pub(super) struct Waiting {
+    /// Numbers the groups, so that a group's timer never starts a later group early.
+    group: u64,
+    joiners: Vec<oneshot::Sender<Share>>,
+}
 
-impl Write for ChunkWriter {
+/// One replica's part of a snapshot.
+struct Share {
+    offset: Offset,
+    reader: Result<LogReader, String>,
+    pieces: mpsc::Receiver<Piece>,
+}
+
+/// What the snapshot sends each replica: its bytes, then how it ended (keys and bytes).
+enum Piece {
+    Bytes(Bytes),
+    End(Result<(u64, u64), String>),
+}
+
+/// Joins the next snapshot for replicas. As in Redis, the first full sync waits
+/// `repl-diskless-sync-delay` seconds for others to join, or until
+/// `repl-diskless-sync-max-replicas` wait; then one snapshot streams to all of them (its
+/// sweep is the cost that is shared; there is no fork to share).
+async fn join_snapshot(engine: &Arc<Engine>) -> io::Result<Share> {
+    let settings = engine.settings();
+    let delay_secs = settings.repl_diskless_sync_delay_secs;
+    let max = settings.repl_diskless_sync_max_replicas;
+    let (joined, share) = oneshot::channel();
+    let ready = {
+        let mut waiting = engine.repl.full_syncs.lock();
+        let first = waiting.joiners.is_empty();
+        if first {
+            waiting.group += 1;
+        }
+        waiting.joiners.push(joined);
+        if delay_secs == 0 || (max > 0 && waiting.joiners.len() >= max) {
+            Some(std::mem::take(&mut waiting.joiners))
+        } else {
+            if first {
+                tracing::info!("Delay next BGSAVE for diskless SYNC ({delay_secs} s, for other replicas to share it)");
+                let delay = Duration::from_secs(delay_secs);
+                tokio::spawn(start_after(Arc::downgrade(engine), waiting.group, delay));
+            }
+            None
+        }
+    };
+    if let Some(joiners) = ready {
+        start_snapshot(engine, joiners);
+    }
+    share
+        .await
+        .map_err(|_| io::Error::other("the snapshot did not start"))
+}
+
+/// Starts group `group` after `delay`, unless it already started.
+async fn start_after(engine: Weak<Engine>, group: u64, delay: Duration) {
+    tokio::time::sleep(delay).await;
+    let Some(engine) = engine.upgrade() else {
+        return;
+    };
+    let joiners = {
+        let mut waiting = engine.repl.full_syncs.lock();
+        if waiting.group != group {
+            return;
+        }
+        std::mem::take(&mut waiting.joiners)
+    };
+    if !joiners.is_empty() {
+        start_snapshot(&engine, joiners);
+    }
+}
+
+/// One snapshot for `joiners`: each gets a log reader at its offset (placed while no write
+/// can happen) and the stream of its bytes. A replica whose link closes is dropped from it.
+fn start_snapshot(engine: &Arc<Engine>, mut joiners: Vec<oneshot::Sender<Share>>) {
+    let engine = engine.clone();
+    tokio::task::spawn_blocking(move || {
+        let senders = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let target = snapshot::Target {
+            sweepers: 1,
+            format: snapshot::Format::Rdb,
+        };
+        let on_begin = |at: Offset| {
+            for joiner in joiners.drain(..) {
+                let (sender, pieces) = mpsc::channel(SNAPSHOT_CHUNKS_MAX);
+                let reader = engine.log().reader(at, false).map_err(|e| e.to_string());
+                let share = Share {
+                    offset: at,
+                    reader,
+                    pieces,
+                };
+                if joiner.send(share).is_ok() {
+                    senders.lock().push(sender);
+                }
+            }
+        };
+        let result = snapshot::stream(&engine, target, FanOut(senders.clone()), on_begin);
+        let end = result
+            .map(|stats| (stats.keys, stats.bytes))
+            .map_err(|e| e.to_string());
+        for sender in senders.lock().drain(..) {
+            let _ = sender.blocking_send(Piece::End(end.clone()));
+        }
+    });
+}
+
+/// The snapshot writer's output: each chunk to every replica still listening.
+struct FanOut(Arc<parking_lot::Mutex<Vec<mpsc::Sender<Piece>>>>);
+
+impl Write for FanOut {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.0
-            .blocking_send(bytes.to_vec())
-            .map_err(|_| io::Error::other("the replica's link closed"))?;
+        let chunk = Bytes::copy_from_slice(bytes);
+        let mut senders = self.0.lock();
+        senders.retain(|s| s.blocking_send(Piece::Bytes(chunk.clone())).is_ok());
+        if senders.is_empty() {
+            return Err(io::Error::other("every replica's link closed"));
+        }
         Ok(bytes.len())
     }
 

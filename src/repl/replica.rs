@@ -10,6 +10,7 @@ use crate::resp::Protocol;
 use crate::transport::{Endpoint, Link, RecvStream, SendStream};
 use bytes::Bytes;
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -18,6 +19,8 @@ use tokio::sync::mpsc;
 
 /// After a lost link the replica tries again this soon (Redis reconnects every second).
 const RETRY_MS: u64 = 1_000;
+/// How long the primary's RESP port has to tell where its QUIC endpoint is.
+const BUS_QUERY_TIMEOUT_MS: u64 = 2_000;
 /// Largest piece of the log taken from the link at a time.
 const CHUNK_BYTES_MAX: usize = 1 << 20;
 /// Log bytes a replica holds while it loads a snapshot (Redis's `client-output-buffer-limit
@@ -54,12 +57,64 @@ pub(super) async fn follow(engine: Weak<Engine>, endpoint: Endpoint, upstream: U
 }
 
 async fn sync(engine: &Arc<Engine>, endpoint: &Endpoint, upstream: &Upstream) -> io::Result<()> {
-    let link = endpoint.connect(upstream.bus).await.map_err(link_error)?;
+    let bus = match upstream.bus {
+        Some(bus) => bus,
+        None => find_bus(&upstream.host, upstream.port).await?,
+    };
+    let link = endpoint.connect(bus).await.map_err(link_error)?;
     let outcome = run(engine, &link).await;
     // Whatever ended the session, the link goes with it (the task buffering the log
     // stream would otherwise keep it open).
     link.close("replication stopped");
     outcome
+}
+
+/// The primary's QUIC endpoint: its RESP port tells (REPLCONF shoal-bus-port); a primary
+/// that cannot be asked (TLS only, or not a Shoal) is taken to be at the RESP port + 10000,
+/// where Redis places its cluster bus.
+async fn find_bus(host: &str, port: u16) -> io::Result<SocketAddr> {
+    let fallback = port.checked_add(10_000);
+    let asked = tokio::time::timeout(Duration::from_millis(BUS_QUERY_TIMEOUT_MS), async {
+        let mut conn = tokio::net::TcpStream::connect((host, port)).await?;
+        ask_bus_port(&mut conn).await
+    })
+    .await
+    .unwrap_or_else(|_| Err(io::Error::other("no answer")));
+    let bus_port = match (asked, fallback) {
+        (Ok(port), _) => port,
+        (Err(e), Some(guess)) => {
+            tracing::debug!("{host}:{port} did not tell its bus port ({e}); trying {guess}");
+            guess
+        }
+        (Err(e), None) => return Err(e),
+    };
+    tokio::net::lookup_host((host, bus_port))
+        .await?
+        .next()
+        .ok_or_else(|| io::Error::other(format!("can't resolve {host}")))
+}
+
+/// Sends the query and reads its integer reply (at most a short line).
+async fn ask_bus_port(conn: &mut tokio::net::TcpStream) -> io::Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let option = crate::cmd::replication::BUS_PORT_OPTION;
+    let query = format!(
+        "*3\r\n$8\r\nREPLCONF\r\n${}\r\n{option}\r\n$1\r\n*\r\n",
+        option.len()
+    );
+    conn.write_all(query.as_bytes()).await?;
+    let mut line = Vec::new();
+    while !line.ends_with(b"\r\n") {
+        let mut byte = [0u8; 1];
+        if conn.read(&mut byte).await? == 0 || line.len() > 32 {
+            return Err(io::Error::other("no integer reply"));
+        }
+        line.push(byte[0]);
+    }
+    std::str::from_utf8(&line)
+        .ok()
+        .and_then(|l| l.strip_prefix(':')?.trim_end().parse().ok())
+        .ok_or_else(|| io::Error::other(String::from_utf8_lossy(&line).trim_end().to_string()))
 }
 
 /// One session on an established link: the handshake, a sync, then the live log.

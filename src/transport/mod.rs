@@ -43,7 +43,14 @@ pub struct PeerAuth {
     pub accept_secret: Option<String>,
     /// What this node proves when it connects (`masterauth`).
     pub connect_secret: Option<String>,
+    /// The user it proves it as (`masteruser`; `None`: the default user). Shoal has no ACL
+    /// users besides `default`, so a peer naming another is refused, as Redis refuses AUTH
+    /// for a user that does not exist.
+    pub connect_user: Option<String>,
 }
+
+/// The one user a peer may authenticate as.
+const DEFAULT_USER: &str = "default";
 
 /// PEM files for certificate authentication.
 #[derive(Clone, Debug)]
@@ -64,27 +71,38 @@ enum Side {
     Accepting,
 }
 
-/// What a proof signs: the side, then the session's exported keying material.
-fn signed(session: &[u8; PROOF_INPUT_BYTES], side: Side) -> Vec<u8> {
-    let side: &[u8] = match side {
-        Side::Connecting => b"connecting",
-        Side::Accepting => b"accepting",
-    };
-    [side, session].concat()
+/// What a proof is about: the session (its exported keying material), the side computing
+/// it and the user the connecting side claims to be.
+struct Claim<'a> {
+    session: &'a [u8; PROOF_INPUT_BYTES],
+    side: Side,
+    user: &'a str,
 }
 
-/// The proof that `secret` is known, bound to a session by its exported keying material.
-fn proof(secret: &str, session: &[u8; PROOF_INPUT_BYTES], side: Side) -> [u8; PROOF_BYTES] {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
-    let mut out = [0u8; PROOF_BYTES];
-    out.copy_from_slice(hmac::sign(&key, &signed(session, side)).as_ref());
-    out
-}
+impl Claim<'_> {
+    /// What the proof signs: the side, the user (length first), the session.
+    fn signed(&self) -> Vec<u8> {
+        let side: &[u8] = match self.side {
+            Side::Connecting => b"connecting",
+            Side::Accepting => b"accepting",
+        };
+        let user_len = [self.user.len().min(usize::from(u8::MAX)) as u8];
+        [side, &user_len, self.user.as_bytes(), self.session].concat()
+    }
 
-/// Whether `tag` proves `secret` for this session and side (in constant time).
-fn verify(secret: &str, session: &[u8; PROOF_INPUT_BYTES], side: Side, tag: &[u8]) -> bool {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
-    hmac::verify(&key, &signed(session, side), tag).is_ok()
+    /// The proof that `secret` is known.
+    fn prove(&self, secret: &str) -> [u8; PROOF_BYTES] {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+        let mut out = [0u8; PROOF_BYTES];
+        out.copy_from_slice(hmac::sign(&key, &self.signed()).as_ref());
+        out
+    }
+
+    /// Whether `tag` proves `secret` (in constant time).
+    fn verify(&self, secret: &str, tag: &[u8]) -> bool {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+        hmac::verify(&key, &self.signed(), tag).is_ok()
+    }
 }
 
 /// Why a link was refused.
@@ -109,18 +127,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn proofs_depend_on_secret_session_and_side() {
+    fn proofs_depend_on_secret_session_side_and_user() {
         let session = [7u8; PROOF_INPUT_BYTES];
-        let tag = proof("s3cret", &session, Side::Connecting);
-        assert!(verify("s3cret", &session, Side::Connecting, &tag));
-        assert!(!verify("other", &session, Side::Connecting, &tag));
-        assert!(!verify(
-            "s3cret",
-            &[8u8; PROOF_INPUT_BYTES],
-            Side::Connecting,
-            &tag
-        ));
-        assert!(!verify("s3cret", &session, Side::Accepting, &tag));
-        assert!(!verify("s3cret", &session, Side::Connecting, &tag[..31]));
+        let claim = |session, side, user| Claim {
+            session,
+            side,
+            user,
+        };
+        let tag = claim(&session, Side::Connecting, "default").prove("s3cret");
+        assert!(claim(&session, Side::Connecting, "default").verify("s3cret", &tag));
+        assert!(!claim(&session, Side::Connecting, "default").verify("other", &tag));
+        let other_session = [8u8; PROOF_INPUT_BYTES];
+        assert!(!claim(&other_session, Side::Connecting, "default").verify("s3cret", &tag));
+        assert!(!claim(&session, Side::Accepting, "default").verify("s3cret", &tag));
+        assert!(!claim(&session, Side::Connecting, "admin").verify("s3cret", &tag));
+        assert!(!claim(&session, Side::Connecting, "default").verify("s3cret", &tag[..31]));
     }
 }

@@ -1,7 +1,7 @@
 //! The QUIC endpoint (quinn + rustls, TLS 1.3): the only module that imports quinn.
 
 use super::{
-    proof, verify, LinkError, PeerTls, SharedAuth, Side, HANDSHAKE_TIMEOUT_MS, PROOF_BYTES,
+    Claim, LinkError, PeerTls, SharedAuth, Side, DEFAULT_USER, HANDSHAKE_TIMEOUT_MS, PROOF_BYTES,
     PROOF_INPUT_BYTES, PROOF_LABEL,
 };
 use crate::resp::tls::{certificates, config_error};
@@ -125,13 +125,26 @@ impl Endpoint {
         }
     }
 
-    /// Connecting side: sends our proof, then checks the verdict and the other side's proof.
+    /// Connecting side: sends the user and our proof, then checks the verdict and the other
+    /// side's proof.
     async fn prove(&self, conn: &quinn::Connection) -> Result<(), LinkError> {
         let session = session_material(conn)?;
-        let secret = self.auth.read().connect_secret.clone();
+        let (secret, user) = {
+            let auth = self.auth.read();
+            let user = auth.connect_user.as_deref().unwrap_or(DEFAULT_USER);
+            (auth.connect_secret.clone(), user.to_string())
+        };
+        let user_len = u8::try_from(user.len())
+            .map_err(|_| LinkError::Refused("masteruser is longer than 255 bytes".into()))?;
         let (mut send, mut recv) = conn.open_bi().await.map_err(quic)?;
-        let tag = proof(secret.as_deref().unwrap_or(""), &session, Side::Connecting);
-        send.write_all(&tag).await.map_err(quic)?;
+        let claim = |side| Claim {
+            session: &session,
+            side,
+            user: &user,
+        };
+        let tag = claim(Side::Connecting).prove(secret.as_deref().unwrap_or(""));
+        let hello = [&[user_len], user.as_bytes(), &tag].concat();
+        send.write_all(&hello).await.map_err(quic)?;
         let _ = send.finish();
         // A certificate the peer rejects shows here, as the link closing with its TLS alert.
         let mut verdict = [0u8; 1];
@@ -139,16 +152,19 @@ impl Endpoint {
             .await
             .map_err(|e| closed_why(conn, e))?;
         if verdict[0] != ACCEPTED {
-            return Err(LinkError::Refused(
-                "the peer refused our secret (masterauth)".into(),
-            ));
+            // The close that follows says why (the user or the secret).
+            let closed = tokio::time::timeout(Duration::from_secs(1), conn.closed()).await;
+            return Err(match closed {
+                Ok(_) => closed_why(conn, "refused"),
+                Err(_) => LinkError::Refused("the peer refused our masteruser/masterauth".into()),
+            });
         }
         let mut tag = [0u8; PROOF_BYTES];
         recv.read_exact(&mut tag)
             .await
             .map_err(|e| closed_why(conn, e))?;
         if let Some(secret) = secret {
-            if !verify(&secret, &session, Side::Accepting, &tag) {
+            if !claim(Side::Accepting).verify(&secret, &tag) {
                 conn.close(CLOSE_REFUSED.into(), b"unproven");
                 return Err(LinkError::Refused(
                     "the peer could not prove it knows our secret (masterauth)".into(),
@@ -158,33 +174,47 @@ impl Endpoint {
         Ok(())
     }
 
-    /// Accepting side: checks the peer's proof, answers with a verdict and our own proof.
+    /// Accepting side: checks the peer's user and proof, answers with a verdict and our own
+    /// proof.
     async fn check(&self, conn: &quinn::Connection) -> Result<(), LinkError> {
         let session = session_material(conn)?;
         let secret = self.auth.read().accept_secret.clone();
         let (mut send, mut recv) = conn.accept_bi().await.map_err(quic)?;
+        let mut user_len = [0u8; 1];
+        recv.read_exact(&mut user_len).await.map_err(quic)?;
+        let mut user = vec![0u8; usize::from(user_len[0])];
+        recv.read_exact(&mut user).await.map_err(quic)?;
+        let user = String::from_utf8_lossy(&user).into_owned();
         let mut tag = [0u8; PROOF_BYTES];
         recv.read_exact(&mut tag).await.map_err(quic)?;
-        let proven = secret
+        let claim = |side| Claim {
+            session: &session,
+            side,
+            user: &user,
+        };
+        let refusal = if user != DEFAULT_USER {
+            Some(format!(
+                "unknown user '{user}' (its masteruser; the only user is 'default')"
+            ))
+        } else if !secret
             .as_deref()
-            .is_none_or(|s| verify(s, &session, Side::Connecting, &tag));
-        if !proven {
+            .is_none_or(|s| claim(Side::Connecting).verify(s, &tag))
+        {
+            Some("wrong secret (its masterauth is not our requirepass)".to_string())
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
             let _ = send.write_all(&[REFUSED]).await;
             let _ = send.finish();
             // Give the verdict a moment to leave before the close discards it.
             tokio::time::sleep(Duration::from_millis(50)).await;
-            conn.close(CLOSE_REFUSED.into(), b"wrong secret");
-            return Err(LinkError::Refused(
-                "wrong secret (its masterauth is not our requirepass)".into(),
-            ));
+            conn.close(CLOSE_REFUSED.into(), why.as_bytes());
+            return Err(LinkError::Refused(why));
         }
         let mut verdict = Vec::with_capacity(1 + PROOF_BYTES);
         verdict.push(ACCEPTED);
-        verdict.extend_from_slice(&proof(
-            secret.as_deref().unwrap_or(""),
-            &session,
-            Side::Accepting,
-        ));
+        verdict.extend_from_slice(&claim(Side::Accepting).prove(secret.as_deref().unwrap_or("")));
         send.write_all(&verdict).await.map_err(quic)?;
         let _ = send.finish();
         Ok(())
