@@ -53,6 +53,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub(crate) mod cmd;
 pub mod config;
 mod engine;

@@ -148,6 +148,10 @@ impl Node {
         let engine = Arc::new(Engine::new(config));
         crate::persist::attach(&engine);
         let config = engine.config();
+        if config.cluster_enabled {
+            let cluster = crate::cluster::Cluster::open(config, engine.now_ms())?;
+            let _ = engine.cluster.set(cluster);
+        }
         if config.persistence && config.append_only {
             crate::persist::aof::open(&engine)?;
         } else if config.persistence {

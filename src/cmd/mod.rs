@@ -6,6 +6,7 @@
 //! `COMMAND INFO` and cluster routing all come from here.
 
 pub mod args;
+pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod connection;
@@ -325,7 +326,7 @@ impl NameKey {
 impl CommandTable {
     pub fn new() -> CommandTable {
         // Each family with the group COMMAND DOCS files it under.
-        let families: [(&'static str, &'static [Command]); 14] = [
+        let families: [(&'static str, &'static [Command]); 15] = [
             ("connection", connection::COMMANDS),
             ("server", config::COMMANDS),
             ("server", info::COMMANDS),
@@ -340,6 +341,7 @@ impl CommandTable {
             ("server", server::COMMANDS),
             ("server", persist::COMMANDS),
             ("server", replication::COMMANDS),
+            ("cluster", cluster::COMMANDS),
         ];
         let mut entries = Vec::new();
         for (group, commands) in families {

@@ -74,7 +74,8 @@ fn replicaof(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
         }
         Some((host, port))
     };
-    crate::repl::replicaof(cx.engine, target).map_err(|e| CmdError(format!("ERR {e}").into()))?;
+    crate::repl::replicaof(cx.engine, target, None)
+        .map_err(|e| CmdError(format!("ERR {e}").into()))?;
     Ok(Reply::OK)
 }
 

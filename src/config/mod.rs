@@ -174,6 +174,14 @@ pub struct Config {
     /// UDP port of the node's QUIC endpoint (`cluster-port`); 0: the RESP port + 10000, as
     /// Redis places its cluster bus.
     pub cluster_port: u16,
+    /// nodes.conf, in `dir` (`cluster-config-file`).
+    pub cluster_config_file: String,
+    /// A node silent this long is suspected (`cluster-node-timeout`).
+    pub cluster_node_timeout_ms: u64,
+    /// Keys are refused while any slot is unserved (`cluster-require-full-coverage`).
+    pub cluster_require_full_coverage: bool,
+    /// Reads are served while the cluster is down (`cluster-allow-reads-when-down`).
+    pub cluster_allow_reads_when_down: bool,
     /// The QUIC endpoint's address for a node without a RESP listener (an embedded node that
     /// replicates or is replicated); `None`: from `bind`, `port` and `cluster-port`.
     pub bus_addr: Option<std::net::SocketAddr>,
@@ -478,6 +486,10 @@ impl Default for Config {
             repl_backlog_ttl_secs: 3600,
             cluster_port: 0,
             bus_addr: None,
+            cluster_config_file: "nodes.conf".into(),
+            cluster_node_timeout_ms: 15_000,
+            cluster_require_full_coverage: true,
+            cluster_allow_reads_when_down: false,
             other: BTreeMap::new(),
             renamed_commands: Vec::new(),
         }

@@ -112,6 +112,8 @@ pub struct ConnState {
     pub close_after_reply: bool,
     /// MONITOR turned this connection into a monitor.
     pub monitor: bool,
+    /// Cluster mode: ASKING, READONLY and the routing table's copy.
+    pub cluster: ClusterClient,
 }
 
 /// Facts about the running node (INFO server, persistence, replication).
@@ -165,6 +167,16 @@ pub struct Client {
     pub(crate) conn: ConnState,
 }
 
+/// A client's cluster-mode state.
+#[derive(Default)]
+pub struct ClusterClient {
+    /// ASKING: the next command may use a slot being imported.
+    pub(crate) asking: bool,
+    /// READONLY: reads of its master's slots are served by this replica.
+    pub(crate) readonly: bool,
+    pub(crate) routes: Option<(Arc<crate::cluster::Routes>, u64)>,
+}
+
 impl Default for Client {
     fn default() -> Self {
         Client::new(Protocol::Resp2)
@@ -189,6 +201,7 @@ impl Client {
                 reply_mode: ReplyMode::On,
                 close_after_reply: false,
                 monitor: false,
+                cluster: ClusterClient::default(),
             },
         }
     }
@@ -311,6 +324,8 @@ pub struct Engine {
     /// Snapshots: the one in progress (which writers serialize slots for before changing
     /// them) and what INFO persistence reports.
     pub(crate) persist: crate::persist::State,
+    /// Cluster mode's state and routing table (set once, when the node opens).
+    pub(crate) cluster: std::sync::OnceLock<crate::cluster::Cluster>,
     /// Replication: role, IDs, replicas and their acknowledged offsets.
     pub(crate) repl: Arc<crate::repl::State>,
 }
@@ -377,6 +392,7 @@ impl Engine {
             shutdown: ShutdownRequest::default(),
             persist: crate::persist::State::new(),
             repl: Arc::default(),
+            cluster: std::sync::OnceLock::new(),
         }
     }
 
@@ -508,6 +524,13 @@ impl Engine {
             .store(u32::from(id.0), Ordering::Relaxed);
         if let Err(e) = check_auth(client, command) {
             return self.reject(client, Some(id), e);
+        }
+        // Redirections come first, as in Redis: a replica answers a write with MOVED to its
+        // master, not READONLY.
+        if let Some(cluster) = self.cluster.get() {
+            if let Err(redirect) = self.route(cluster, client, command, argv, first_slot) {
+                return self.reject(client, Some(id), CmdError(redirect.message().into()));
+            }
         }
         if let Some(e) = self.refusal(client, command) {
             return self.reject(client, Some(id), e);
@@ -893,6 +916,60 @@ impl Engine {
             }
         }
         crate::persist::write_refusal(self).map(|e| CmdError(e.into()))
+    }
+
+    /// Cluster mode: whether this node serves the command's keys, by Redis's rules. ASKING
+    /// lasts one command (the whole transaction inside MULTI).
+    fn route(
+        &self,
+        cluster: &crate::cluster::Cluster,
+        client: &mut Client,
+        command: &Command,
+        argv: &[&[u8]],
+        first_slot: Option<SlotId>,
+    ) -> Result<(), crate::cluster::Redirect> {
+        if client.replaying {
+            return Ok(());
+        }
+        let asking = client.conn.cluster.asking;
+        if client.multi.is_none() {
+            client.conn.cluster.asking = false;
+        }
+        let mut indexes = smallvec::SmallVec::<[usize; 8]>::new();
+        command.key_indexes(argv, &mut indexes);
+        if indexes.is_empty() {
+            return Ok(());
+        }
+        let keys: smallvec::SmallVec<[(SlotId, &[u8]); 8]> = indexes
+            .iter()
+            .map(|&i| match (i, first_slot) {
+                (1, Some(slot)) => (slot, argv[1]),
+                _ => (SlotId::of_key(argv[i]), argv[i]),
+            })
+            .collect();
+        let query = crate::cluster::route::Query {
+            keys: &keys,
+            write: command.is_write(),
+            asking,
+            readonly: client.conn.cluster.readonly,
+            allow_reads_when_down: self.settings().cluster_allow_reads_when_down,
+        };
+        let db = client.db;
+        let routes = cluster.routes_cached(&mut client.conn.cluster.routes);
+        routes.route(&query, |key| self.key_present(db, key))
+    }
+
+    /// Whether `key` is in `db` and not expired (the router's look at a migrating slot).
+    fn key_present(&self, db: usize, key: &[u8]) -> bool {
+        let now_ms = self.now_ms();
+        self.keyspace
+            .used_slot(db, SlotId::of_key(key))
+            .is_some_and(|cell| {
+                cell.data
+                    .read()
+                    .get(key)
+                    .is_some_and(|e| !e.is_expired(now_ms))
+            })
     }
 
     /// Whether expired keys stay until someone else deletes them: while loading, and on a

@@ -398,13 +398,18 @@ pub(crate) fn shutdown(engine: &Engine) {
     }
 }
 
-/// REPLICAOF / SLAVEOF from a command: resolves the primary and asks the manager.
-pub(crate) fn replicaof(engine: &Engine, target: Option<(String, u16)>) -> Result<(), String> {
+/// REPLICAOF / SLAVEOF (or CLUSTER REPLICATE, which knows the bus address): follow the
+/// primary at `host` `port`, or stop following (`None`).
+pub(crate) fn replicaof(
+    engine: &Engine,
+    target: Option<(String, u16)>,
+    bus: Option<SocketAddr>,
+) -> Result<(), String> {
     let this = engine.persist.this().ok_or("the node is closing")?;
     let manager = manager(&this).map_err(|e| e.to_string())?;
     match target {
         None => manager.promote(),
-        Some((host, port)) => manager.replicate_from(host, port, None),
+        Some((host, port)) => manager.replicate_from(host, port, bus),
     }
     Ok(())
 }
@@ -444,6 +449,10 @@ impl Manager {
         manager.refresh_auth(engine);
         if let Some(addr) = manager.bind {
             let endpoint = manager.endpoint_at(addr)?;
+            if engine.cluster.get().is_some() {
+                let bus = crate::cluster::bus::run(Arc::downgrade(engine), endpoint.clone());
+                manager.handle.spawn(bus);
+            }
             manager
                 .handle
                 .spawn(primary::accept_loop(Arc::downgrade(engine), endpoint));

@@ -31,16 +31,29 @@ fn link_error(e: crate::transport::LinkError) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-/// Serves every replica that links to `endpoint` until it closes.
+/// Serves every link to `endpoint` until it closes: a replica's, or a cluster node's bus,
+/// as the first byte of its first stream says.
 pub(super) async fn accept_loop(engine: Weak<Engine>, endpoint: Endpoint) {
     while let Some(link) = endpoint.accept().await {
         let engine = engine.clone();
         tokio::spawn(async move {
             let addr = link.remote_addr();
-            if let Err(e) = serve(engine, &link).await {
-                tracing::warn!("Connection with replica {addr} lost: {e}");
+            let served = async {
+                let (control, mut acks) = link.accept_bi().await.map_err(link_error)?;
+                let mut purpose = [0u8; 1];
+                tokio::io::AsyncReadExt::read_exact(&mut acks, &mut purpose).await?;
+                match purpose[0] {
+                    wire::REPLICATION_STREAM => serve(engine, &link, control, acks).await,
+                    crate::cluster::bus::BUS_STREAM => {
+                        crate::cluster::bus::serve(engine, &link, control, acks).await
+                    }
+                    other => Err(invalid(format!("unknown link purpose {other}"))),
+                }
+            };
+            if let Err(e) = served.await {
+                tracing::warn!("Connection with peer {addr} lost: {e}");
             }
-            link.close("replication stopped");
+            link.close("link closed");
         });
     }
 }
@@ -54,8 +67,12 @@ impl Drop for Registered {
     }
 }
 
-async fn serve(engine: Weak<Engine>, link: &Link) -> io::Result<()> {
-    let (mut control, mut acks) = link.accept_bi().await.map_err(link_error)?;
+async fn serve(
+    engine: Weak<Engine>,
+    link: &Link,
+    mut control: SendStream,
+    mut acks: RecvStream,
+) -> io::Result<()> {
     let Some(ToPrimary::Sync {
         replid,
         offset,

@@ -121,6 +121,7 @@ async fn ask_bus_port(conn: &mut tokio::net::TcpStream) -> io::Result<u16> {
 async fn run(engine: &Arc<Engine>, link: &Link) -> io::Result<()> {
     tracing::info!("MASTER <-> REPLICA sync started");
     let (mut control, mut from_primary) = link.open_bi().await.map_err(link_error)?;
+    control.write_all(&[wire::REPLICATION_STREAM]).await?;
     let ids = engine.repl.ids();
     let sync = ToPrimary::Sync {
         replid: ids.replid.0,

@@ -16,6 +16,7 @@
 //! `quic.rs` is the only module that imports quinn; the rest of the crate sees [`Endpoint`],
 //! [`Link`] and byte streams.
 
+pub mod frame;
 mod quic;
 
 pub use quic::{Endpoint, Link, RecvStream, SendStream};

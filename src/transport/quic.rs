@@ -462,6 +462,12 @@ impl Link {
         self.conn.remote_address()
     }
 
+    /// The local IP the peer reached (how a cluster node learns its own address), when the
+    /// platform tells.
+    pub fn local_ip(&self) -> Option<std::net::IpAddr> {
+        self.conn.local_ip()
+    }
+
     /// Opens a stream in both directions.
     pub async fn open_bi(&self) -> Result<(SendStream, RecvStream), LinkError> {
         let (send, recv) = self.conn.open_bi().await.map_err(quic)?;

@@ -1,0 +1,160 @@
+//! The cluster bus over the node's QUIC endpoint: a link to every node the state knows, a
+//! tick that lets the state ping and time out, and the messages in between. Each message is
+//! one frame on a link's bus stream; a node's pings go out on the link it opened, and the
+//! pongs come back on it; the pings of others arrive on links they opened, and are answered
+//! there.
+
+use super::wire::Message;
+use crate::engine::Engine;
+use crate::transport::frame;
+use crate::transport::{Endpoint, Link, RecvStream, SendStream};
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The first byte of a link's first stream when it carries the bus (replication's is
+/// [`crate::repl::wire::REPLICATION_STREAM`]).
+pub const BUS_STREAM: u8 = b'C';
+/// How often the state ticks (Redis's cluster cron runs every 100 ms).
+const TICK_MS: u64 = 100;
+/// Messages waiting for one link; more are dropped (pings are periodic, and the state
+/// resends what matters).
+const LINK_QUEUE_MAX: usize = 64;
+/// A link that could not be set up is tried again after this long.
+const RECONNECT_MS: u64 = 1_000;
+
+/// Runs the bus until the engine goes away.
+pub(crate) async fn run(engine: Weak<Engine>, endpoint: Endpoint) {
+    let mut links: HashMap<SocketAddr, mpsc::Sender<Message>> = HashMap::new();
+    let mut ticker = tokio::time::interval(Duration::from_millis(TICK_MS));
+    loop {
+        ticker.tick().await;
+        let Some(engine) = engine.upgrade() else {
+            return;
+        };
+        let offset = engine.log().end().0;
+        let now_ms = engine.now_ms();
+        let node_timeout_ms = engine.settings().cluster_node_timeout_ms;
+        let (wanted, outgoing) = super::with_state(&engine, |state| {
+            state.set_node_timeout(node_timeout_ms);
+            state.handle_tick(now_ms, offset);
+            (state.wanted_links(), state.poll_outgoing())
+        })
+        .unwrap_or_default();
+        links.retain(|addr, sender| wanted.contains(addr) && !sender.is_closed());
+        for addr in wanted {
+            links
+                .entry(addr)
+                .or_insert_with(|| open_link(Arc::downgrade(&engine), endpoint.clone(), addr));
+        }
+        for out in outgoing {
+            if let Some(link) = links.get(&out.to) {
+                let _ = link.try_send(out.message);
+            }
+        }
+    }
+}
+
+/// A task that keeps a link to `addr` and sends what it is given; the pongs it receives go
+/// to the state. It ends when the sender is dropped.
+fn open_link(engine: Weak<Engine>, endpoint: Endpoint, addr: SocketAddr) -> mpsc::Sender<Message> {
+    let (sender, mut messages) = mpsc::channel(LINK_QUEUE_MAX);
+    tokio::spawn(async move {
+        loop {
+            match endpoint.connect(addr).await {
+                Ok(link) => {
+                    set_link(&engine, addr, true);
+                    let ended = talk(&engine, &link, addr, &mut messages).await;
+                    set_link(&engine, addr, false);
+                    link.close("bus link closed");
+                    match ended {
+                        Ok(()) => return,
+                        Err(e) => tracing::debug!("Cluster bus link to {addr} lost: {e}"),
+                    }
+                }
+                Err(e) => tracing::debug!("Cluster bus link to {addr} failed: {e}"),
+            }
+            if messages.is_closed() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(RECONNECT_MS)).await;
+            // What queued meanwhile is stale.
+            while messages.try_recv().is_ok() {}
+        }
+    });
+    sender
+}
+
+fn set_link(engine: &Weak<Engine>, addr: SocketAddr, up: bool) {
+    if let Some(engine) = engine.upgrade() {
+        super::with_state(&engine, |state| state.handle_link(addr, up));
+    }
+}
+
+/// One established outbound link: our messages out, the replies in. `Ok` when we stopped
+/// wanting the link.
+async fn talk(
+    engine: &Weak<Engine>,
+    link: &Link,
+    addr: SocketAddr,
+    messages: &mut mpsc::Receiver<Message>,
+) -> io::Result<()> {
+    let (mut send, mut recv) = link.open_bi().await.map_err(io::Error::other)?;
+    send.write_all(&[BUS_STREAM]).await?;
+    let local = local_addr(link);
+    loop {
+        tokio::select! {
+            message = messages.recv() => {
+                let Some(message) = message else {
+                    return Ok(());
+                };
+                send.write_all(&frame::encode(&message)?).await?;
+            }
+            reply = frame::read::<Message>(&mut recv) => {
+                let reply = reply?.ok_or_else(|| io::Error::other("the peer closed the bus"))?;
+                let Some(engine) = engine.upgrade() else {
+                    return Ok(());
+                };
+                let now_ms = engine.now_ms();
+                super::with_state(&engine, |state| {
+                    state.handle_message(reply, addr, local, now_ms)
+                });
+            }
+        }
+    }
+}
+
+/// Serves a link another node opened for the bus: its messages in, our replies out.
+pub(crate) async fn serve(
+    engine: Weak<Engine>,
+    link: &Link,
+    mut send: SendStream,
+    mut recv: RecvStream,
+) -> io::Result<()> {
+    let peer = link.remote_addr();
+    let local = local_addr(link);
+    while let Some(message) = frame::read::<Message>(&mut recv).await? {
+        let Some(engine) = engine.upgrade() else {
+            return Ok(());
+        };
+        let now_ms = engine.now_ms();
+        let reply = super::with_state(&engine, |state| {
+            state.handle_message(message, peer, local, now_ms)
+        })
+        .flatten();
+        if let Some(reply) = reply {
+            send.write_all(&frame::encode(&reply)?).await?;
+        }
+    }
+    Ok(())
+}
+
+fn local_addr(link: &Link) -> SocketAddr {
+    let ip = link
+        .local_ip()
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    SocketAddr::new(ip, 0)
+}

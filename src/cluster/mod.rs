@@ -1,0 +1,144 @@
+//! Cluster mode: this node's view of the cluster, kept as a state machine without I/O
+//! (state.rs), the messages nodes exchange on the bus (wire.rs), the driver that runs the
+//! bus over the node's QUIC endpoint (bus.rs), and the routing table every command consults
+//! (route.rs).
+//!
+//! ```text
+//! ids.rs     NodeId, Epoch
+//! slots.rs   SlotSet: 16384-bit maps, slot ranges as CLUSTER NODES lists them
+//! state.rs   nodes, slot owners, epochs, MEET/gossip/PFAIL, nodes.conf (no I/O)
+//! wire.rs    bus messages (serde + bincode)
+//! bus.rs     links to every node, ticks, feeds the state, writes nodes.conf
+//! route.rs   the routing table: local, MOVED, ASK, CROSSSLOT, TRYAGAIN, CLUSTERDOWN
+//! ```
+
+pub(crate) mod bus;
+pub mod ids;
+pub(crate) mod route;
+pub mod slots;
+pub(crate) mod state;
+pub mod wire;
+
+use crate::engine::Engine;
+use crate::error::Error;
+pub use ids::{Epoch, NodeId};
+use parking_lot::{Mutex, MutexGuard, RwLock};
+pub(crate) use route::{Redirect, Routes};
+use state::State;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The cluster side of a node: `None` in standalone mode.
+pub(crate) struct Cluster {
+    state: Mutex<State>,
+    routes: RwLock<Arc<Routes>>,
+    /// Bumped with every new routing table, so that clients refresh their copy cheaply.
+    routes_version: AtomicU64,
+    config_file: PathBuf,
+}
+
+impl Cluster {
+    /// Loads nodes.conf (`cluster-config-file` in `dir`), or starts a new cluster of one.
+    pub fn open(config: &crate::Config, now_ms: u64) -> Result<Cluster, Error> {
+        let config_file = config.dir.join(&config.cluster_config_file);
+        let node_timeout_ms = config.cluster_node_timeout_ms;
+        let cport = config.bus_bind_addr().map_or(0, |a| a.port());
+        let state = match std::fs::read_to_string(&config_file) {
+            Ok(text) => {
+                let mut state =
+                    State::from_config(&text, node_timeout_ms, now_ms).map_err(|(line, why)| {
+                        Error::Corrupt {
+                            file: config_file.clone(),
+                            offset: line as u64,
+                            what: format!("line {line}: {why}"),
+                        }
+                    })?;
+                state.set_own_ports(config.port, cport);
+                state
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::new(
+                NodeId::random(),
+                config.port,
+                cport,
+                node_timeout_ms,
+                now_ms,
+            ),
+            Err(e) => return Err(Error::Io(e)),
+        };
+        let routes = Routes::build(&state, config.cluster_require_full_coverage);
+        let cluster = Cluster {
+            state: Mutex::new(state),
+            routes: RwLock::new(Arc::new(routes)),
+            routes_version: AtomicU64::new(1),
+            config_file,
+        };
+        cluster.save()?;
+        Ok(cluster)
+    }
+
+    /// The state, for a command or the bus driver. Call [`Cluster::commit`] after a change.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock()
+    }
+
+    /// Publishes what changed in `state`: a new routing table, and nodes.conf rewritten.
+    pub fn commit(&self, state: &mut State, require_full_coverage: bool) -> std::io::Result<()> {
+        if state.take_changed() {
+            *self.routes.write() = Arc::new(Routes::build(state, require_full_coverage));
+            self.routes_version.fetch_add(1, Ordering::Release);
+        }
+        if state.take_dirty() {
+            write_atomically(&self.config_file, state.render_config().as_bytes())?;
+        }
+        Ok(())
+    }
+
+    fn save(&self) -> Result<(), Error> {
+        let text = self.state.lock().render_config();
+        write_atomically(&self.config_file, text.as_bytes()).map_err(Error::Io)
+    }
+
+    /// The routing table.
+    pub fn routes(&self) -> Arc<Routes> {
+        self.routes.read().clone()
+    }
+
+    /// The routing table through a client's copy, refreshed if it changed: one load of a
+    /// line that is almost never written, where taking the shared table each time would
+    /// write its reference count from every thread.
+    pub fn routes_cached<'a>(&self, cache: &'a mut Option<(Arc<Routes>, u64)>) -> &'a Routes {
+        let now = self.routes_version.load(Ordering::Acquire);
+        if cache.as_ref().is_none_or(|(_, version)| *version != now) {
+            *cache = Some((self.routes(), now));
+        }
+        &cache.as_ref().expect("just filled").0
+    }
+}
+
+/// Runs `f` on the cluster state of `engine` and commits what it changed; `None` in
+/// standalone mode.
+pub(crate) fn with_state<T>(engine: &Engine, f: impl FnOnce(&mut State) -> T) -> Option<T> {
+    let cluster = engine.cluster.get()?;
+    let mut state = cluster.state();
+    let out = f(&mut state);
+    let full_coverage = engine.settings().cluster_require_full_coverage;
+    if let Err(e) = cluster.commit(&mut state, full_coverage) {
+        tracing::warn!("Could not save the cluster configuration: {e}");
+    }
+    Some(out)
+}
+
+/// Replaces `path` with `bytes`, durably: a crash leaves the old file or the new one.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let temp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let mut file = std::fs::File::create(&temp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,1222 @@
+//! The cluster's configuration as this node sees it, as a state machine without I/O: the bus
+//! driver feeds it messages and ticks (`handle_*`), and takes what it must send (`poll_*`).
+//! Commands (CLUSTER ADDSLOTS, MEET, ...) change it directly.
+//!
+//! It follows the Redis Cluster specification: nodes learn each other by MEET and gossip,
+//! slots belong to the master that claims them with the highest config epoch, a config
+//! epoch collision is settled by node ID, and a node that answers no ping for the node
+//! timeout is suspected (PFAIL).
+
+use super::ids::{Epoch, NodeId};
+use super::slots::{render_ranges, SlotSet};
+use super::wire::{Gossip, Header, Message};
+use crate::slot::{SlotId, SLOT_COUNT};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+
+/// Node flags, as CLUSTER NODES names them.
+pub mod flags {
+    pub const MYSELF: u16 = 1 << 0;
+    pub const MASTER: u16 = 1 << 1;
+    pub const SLAVE: u16 = 1 << 2;
+    pub const PFAIL: u16 = 1 << 3;
+    pub const FAIL: u16 = 1 << 4;
+    pub const HANDSHAKE: u16 = 1 << 5;
+    pub const NOADDR: u16 = 1 << 6;
+    /// Internal: this handshake was asked by CLUSTER MEET (the peer must add us).
+    pub const MEET: u16 = 1 << 7;
+    pub const NOFAILOVER: u16 = 1 << 8;
+
+    /// Flags and their names, in Redis's order.
+    pub const NAMES: [(u16, &str); 8] = [
+        (MYSELF, "myself"),
+        (MASTER, "master"),
+        (SLAVE, "slave"),
+        (PFAIL, "fail?"),
+        (FAIL, "fail"),
+        (HANDSHAKE, "handshake"),
+        (NOADDR, "noaddr"),
+        (NOFAILOVER, "nofailover"),
+    ];
+}
+
+/// How long a forgotten node is not re-added from gossip (Redis's blacklist TTL).
+const FORGET_TTL_MS: u64 = 60_000;
+/// A node is pinged when its last pong is older than this (or half the node timeout).
+const PING_PERIOD_MS: u64 = 1_000;
+/// Gossip entries per message, at most.
+const GOSSIP_MAX: usize = 8;
+
+/// One node of the cluster.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub id: NodeId,
+    /// Empty until known (this node's own IP is learned from the first MEET it receives).
+    pub ip: String,
+    pub port: u16,
+    pub cport: u16,
+    pub flags: u16,
+    pub primary: Option<NodeId>,
+    pub config_epoch: Epoch,
+    /// When the ping waiting for its pong was sent (0: none waits).
+    pub ping_sent_ms: u64,
+    pub pong_received_ms: u64,
+    /// Whether the bus link to it is up.
+    pub link_up: bool,
+    /// Masters that reported it failing, and when.
+    pub fail_reports: Vec<(NodeId, u64)>,
+    /// Replication offset it last told.
+    pub repl_offset: u64,
+    pub created_ms: u64,
+}
+
+impl Node {
+    fn new(id: NodeId, flags: u16, now_ms: u64) -> Node {
+        Node {
+            id,
+            ip: String::new(),
+            port: 0,
+            cport: 0,
+            flags,
+            primary: None,
+            config_epoch: Epoch(0),
+            ping_sent_ms: 0,
+            pong_received_ms: 0,
+            link_up: false,
+            fail_reports: Vec::new(),
+            repl_offset: 0,
+            created_ms: now_ms,
+        }
+    }
+
+    pub fn has(&self, flag: u16) -> bool {
+        self.flags & flag != 0
+    }
+
+    pub fn is_master(&self) -> bool {
+        self.has(flags::MASTER)
+    }
+
+    /// Its bus address, if its IP is known.
+    pub fn bus_addr(&self) -> Option<SocketAddr> {
+        let ip = self.ip.parse().ok()?;
+        Some(SocketAddr::new(ip, self.cport))
+    }
+
+    /// `ip:port@cport`, as CLUSTER NODES shows it.
+    pub fn address(&self) -> String {
+        format!("{}:{}@{}", self.ip, self.port, self.cport)
+    }
+
+    pub fn flag_names(&self) -> String {
+        let names: Vec<&str> = flags::NAMES
+            .iter()
+            .filter(|(f, _)| self.has(*f))
+            .map(|(_, n)| *n)
+            .collect();
+        match names.is_empty() {
+            true => "noflags".into(),
+            false => names.join(","),
+        }
+    }
+}
+
+/// Where a message goes: a node's bus address.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub to: SocketAddr,
+    pub message: Message,
+}
+
+/// Why a command changing the configuration was refused (the text after `ERR `).
+pub type Refusal = String;
+
+/// The cluster state.
+pub struct State {
+    myself: NodeId,
+    pub current_epoch: Epoch,
+    pub last_vote_epoch: Epoch,
+    nodes: BTreeMap<NodeId, Node>,
+    /// Who serves each slot.
+    owners: Vec<Option<NodeId>>,
+    migrating: BTreeMap<u16, NodeId>,
+    importing: BTreeMap<u16, NodeId>,
+    /// Nodes forgotten by CLUSTER FORGET, not re-added from gossip until then.
+    forgotten: HashMap<NodeId, u64>,
+    node_timeout_ms: u64,
+    outbox: Vec<Outgoing>,
+    /// The configuration changed since nodes.conf was last written.
+    dirty: bool,
+    /// The configuration changed since the routing table was last built.
+    changed: bool,
+}
+
+impl State {
+    /// A new node alone in its cluster, a master without slots.
+    pub fn new(myself: NodeId, port: u16, cport: u16, node_timeout_ms: u64, now_ms: u64) -> State {
+        let mut me = Node::new(myself, flags::MYSELF | flags::MASTER, now_ms);
+        me.port = port;
+        me.cport = cport;
+        let mut nodes = BTreeMap::new();
+        nodes.insert(myself, me);
+        State {
+            myself,
+            current_epoch: Epoch(0),
+            last_vote_epoch: Epoch(0),
+            nodes,
+            owners: vec![None; SLOT_COUNT],
+            migrating: BTreeMap::new(),
+            importing: BTreeMap::new(),
+            forgotten: HashMap::new(),
+            node_timeout_ms,
+            outbox: Vec::new(),
+            dirty: true,
+            changed: true,
+        }
+    }
+
+    pub fn myself(&self) -> &Node {
+        // The state is built with its own node, and nothing removes it.
+        &self.nodes[&self.myself]
+    }
+
+    fn me_mut(&mut self) -> &mut Node {
+        self.nodes
+            .get_mut(&self.myself)
+            .expect("the state always holds its own node")
+    }
+
+    /// The RESP and bus ports may change between runs (nodes.conf keeps the last ones).
+    pub fn set_own_ports(&mut self, port: u16, cport: u16) {
+        let me = self.me_mut();
+        if (me.port, me.cport) != (port, cport) {
+            (me.port, me.cport) = (port, cport);
+            self.touch();
+        }
+    }
+
+    pub fn myself_id(&self) -> NodeId {
+        self.myself
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.values()
+    }
+
+    pub fn node(&self, id: &NodeId) -> Option<&Node> {
+        self.nodes.get(id)
+    }
+
+    pub fn owner(&self, slot: SlotId) -> Option<NodeId> {
+        self.owners[slot.index()]
+    }
+
+    pub fn migrating(&self) -> &BTreeMap<u16, NodeId> {
+        &self.migrating
+    }
+
+    pub fn importing(&self) -> &BTreeMap<u16, NodeId> {
+        &self.importing
+    }
+
+    pub fn set_node_timeout(&mut self, ms: u64) {
+        self.node_timeout_ms = ms.max(1);
+    }
+
+    /// The slots `id` serves.
+    pub fn slots_of(&self, id: &NodeId) -> SlotSet {
+        let mut set = SlotSet::default();
+        for (i, owner) in self.owners.iter().enumerate() {
+            if owner.as_ref() == Some(id) {
+                set.insert(SlotId::new(i as u16).expect("below 16384"));
+            }
+        }
+        set
+    }
+
+    /// Whether nodes.conf must be written (and clears it).
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Whether the routing table must be rebuilt (and clears it).
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// CLUSTER SAVECONFIG: nodes.conf is written even if nothing changed.
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
+    fn touch(&mut self) {
+        self.dirty = true;
+        self.changed = true;
+    }
+
+    /// Messages to send, taken.
+    pub fn poll_outgoing(&mut self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Every slot is served, and no master serving one has failed.
+    pub fn is_ok(&self, require_full_coverage: bool) -> bool {
+        !require_full_coverage
+            || self.owners.iter().all(|o| {
+                o.and_then(|id| self.nodes.get(&id))
+                    .is_some_and(|n| !n.has(flags::FAIL))
+            })
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Commands
+
+    /// CLUSTER ADDSLOTS: every slot must be free.
+    pub fn add_slots(&mut self, slots: &[SlotId]) -> Result<(), Refusal> {
+        let mut seen = SlotSet::default();
+        for &slot in slots {
+            if self.owners[slot.index()].is_some() {
+                return Err(format!("Slot {slot} is already busy"));
+            }
+            if seen.contains(slot) {
+                return Err(format!("Slot {slot} specified multiple times"));
+            }
+            seen.insert(slot);
+        }
+        for &slot in slots {
+            self.owners[slot.index()] = Some(self.myself);
+            self.importing.remove(&slot.get());
+        }
+        self.touch();
+        Ok(())
+    }
+
+    /// CLUSTER DELSLOTS: every slot must be served by someone.
+    pub fn del_slots(&mut self, slots: &[SlotId]) -> Result<(), Refusal> {
+        let mut seen = SlotSet::default();
+        for &slot in slots {
+            if self.owners[slot.index()].is_none() {
+                return Err(format!("Slot {slot} is already unassigned"));
+            }
+            if seen.contains(slot) {
+                return Err(format!("Slot {slot} specified multiple times"));
+            }
+            seen.insert(slot);
+        }
+        for &slot in slots {
+            self.owners[slot.index()] = None;
+        }
+        self.touch();
+        Ok(())
+    }
+
+    /// CLUSTER FLUSHSLOTS.
+    pub fn flush_slots(&mut self) {
+        for owner in &mut self.owners {
+            if *owner == Some(self.myself) {
+                *owner = None;
+            }
+        }
+        self.touch();
+    }
+
+    /// CLUSTER SET-CONFIG-EPOCH: only on a node that knows no other and has epoch 0.
+    pub fn set_config_epoch(&mut self, epoch: Epoch) -> Result<(), Refusal> {
+        if self.nodes.len() > 1 {
+            return Err("The user can assign a config epoch only when the node does not know any other node.".into());
+        }
+        if self.myself().config_epoch != Epoch(0) {
+            return Err("Node config epoch is already non-zero".into());
+        }
+        self.me_mut().config_epoch = epoch;
+        self.current_epoch = self.current_epoch.max(epoch);
+        self.touch();
+        Ok(())
+    }
+
+    /// CLUSTER BUMPEPOCH: `true` when the epoch was bumped, `false` when it is already the
+    /// greatest.
+    pub fn bump_epoch(&mut self) -> bool {
+        let max = self.nodes.values().map(|n| n.config_epoch).max();
+        let mine = self.myself().config_epoch;
+        if mine != Epoch(0) && Some(mine) == max {
+            return false;
+        }
+        self.current_epoch.0 += 1;
+        let epoch = self.current_epoch;
+        self.me_mut().config_epoch = epoch;
+        self.touch();
+        true
+    }
+
+    /// CLUSTER MEET: a handshake with the node at `ip`, `port` (RESP) and `cport` (bus).
+    pub fn meet(&mut self, ip: std::net::IpAddr, port: u16, cport: u16, now_ms: u64) {
+        let ip = ip.to_string();
+        let known = self
+            .nodes
+            .values()
+            .any(|n| n.has(flags::HANDSHAKE) && n.ip == ip && n.port == port && n.cport == cport);
+        if known {
+            return;
+        }
+        let mut node = Node::new(NodeId::random(), flags::HANDSHAKE | flags::MEET, now_ms);
+        node.ip = ip;
+        node.port = port;
+        node.cport = cport;
+        self.nodes.insert(node.id, node);
+        self.touch();
+    }
+
+    /// CLUSTER FORGET.
+    pub fn forget(&mut self, id: &NodeId, now_ms: u64) -> Result<(), Refusal> {
+        if *id == self.myself {
+            return Err("I tried hard but I can't forget myself...".into());
+        }
+        if !self.nodes.contains_key(id) {
+            return Err(format!("Unknown node {id}"));
+        }
+        if self.myself().primary == Some(*id) {
+            return Err("Can't forget my master!".into());
+        }
+        self.remove_node(id);
+        self.forgotten.insert(*id, now_ms + FORGET_TTL_MS);
+        Ok(())
+    }
+
+    fn remove_node(&mut self, id: &NodeId) {
+        self.nodes.remove(id);
+        for owner in &mut self.owners {
+            if owner.as_ref() == Some(id) {
+                *owner = None;
+            }
+        }
+        self.migrating.retain(|_, to| to != id);
+        self.importing.retain(|_, from| from != id);
+        for node in self.nodes.values_mut() {
+            node.fail_reports.retain(|(by, _)| by != id);
+            if node.primary.as_ref() == Some(id) {
+                node.primary = None;
+            }
+        }
+        self.touch();
+    }
+
+    /// CLUSTER SETSLOT <slot> MIGRATING <id>.
+    pub fn set_migrating(&mut self, slot: SlotId, to: NodeId) -> Result<(), Refusal> {
+        if self.owners[slot.index()] != Some(self.myself) {
+            return Err(format!("I'm not the owner of hash slot {slot}"));
+        }
+        self.known_master(&to)?;
+        self.migrating.insert(slot.get(), to);
+        self.touch();
+        Ok(())
+    }
+
+    /// CLUSTER SETSLOT <slot> IMPORTING <id>.
+    pub fn set_importing(&mut self, slot: SlotId, from: NodeId) -> Result<(), Refusal> {
+        if self.owners[slot.index()] == Some(self.myself) {
+            return Err(format!("I'm already the owner of hash slot {slot}"));
+        }
+        self.known_master(&from)?;
+        self.importing.insert(slot.get(), from);
+        self.touch();
+        Ok(())
+    }
+
+    fn known_master(&self, id: &NodeId) -> Result<(), Refusal> {
+        match self.nodes.get(id) {
+            None => Err(format!("I don't know about node {id}")),
+            Some(n) if !n.is_master() => Err("Target node is not a master".into()),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// CLUSTER SETSLOT <slot> STABLE.
+    pub fn set_stable(&mut self, slot: SlotId) {
+        self.migrating.remove(&slot.get());
+        self.importing.remove(&slot.get());
+        self.touch();
+    }
+
+    /// CLUSTER SETSLOT <slot> NODE <id>. `keys_left` is how many keys of the slot this node
+    /// still holds: a slot can be given away only once empty. Taking a slot that was being
+    /// imported bumps this node's config epoch without agreement, so that the new owner wins.
+    pub fn set_slot_node(
+        &mut self,
+        slot: SlotId,
+        to: NodeId,
+        keys_left: usize,
+    ) -> Result<(), Refusal> {
+        let Some(node) = self.nodes.get(&to) else {
+            return Err(format!("Unknown node {to}"));
+        };
+        if !node.is_master() {
+            return Err("Target node is not a master".into());
+        }
+        let mine = self.owners[slot.index()] == Some(self.myself);
+        if mine && to != self.myself && keys_left > 0 {
+            return Err(format!(
+                "Can't assign hashslot {slot} to a different node while I still hold keys for this hash slot."
+            ));
+        }
+        if keys_left == 0 && self.migrating.contains_key(&slot.get()) {
+            self.migrating.remove(&slot.get());
+        }
+        let imported = to == self.myself && self.importing.remove(&slot.get()).is_some();
+        self.owners[slot.index()] = Some(to);
+        if imported {
+            self.bump_epoch();
+        }
+        self.touch();
+        Ok(())
+    }
+
+    /// CLUSTER REPLICATE: this node becomes a replica of `primary`.
+    pub fn replicate(&mut self, primary: NodeId, keys: usize) -> Result<(), Refusal> {
+        if primary == self.myself {
+            return Err("Can't replicate myself".into());
+        }
+        let Some(node) = self.nodes.get(&primary) else {
+            return Err(format!("Unknown node {primary}"));
+        };
+        if !node.is_master() {
+            return Err("I can only replicate a master, not a replica.".into());
+        }
+        let me = self.myself();
+        if me.is_master() && (keys > 0 || !self.slots_of(&self.myself).is_empty()) {
+            return Err(
+                "To set a master the node must be empty and without assigned slots.".into(),
+            );
+        }
+        self.flush_slots();
+        let me = self.me_mut();
+        me.flags = (me.flags & !flags::MASTER) | flags::SLAVE;
+        me.primary = Some(primary);
+        self.migrating.clear();
+        self.importing.clear();
+        self.touch();
+        Ok(())
+    }
+
+    /// Makes this node a master again (CLUSTER RESET, a failover).
+    pub fn become_master(&mut self) {
+        let me = self.me_mut();
+        me.flags = (me.flags & !flags::SLAVE) | flags::MASTER;
+        me.primary = None;
+        self.touch();
+    }
+
+    /// CLUSTER RESET: forgets every other node and every slot; HARD also takes a new ID and
+    /// zeroes the epochs.
+    pub fn reset(&mut self, hard: bool, now_ms: u64) {
+        let others: Vec<NodeId> = self
+            .nodes
+            .keys()
+            .filter(|id| **id != self.myself)
+            .copied()
+            .collect();
+        for id in others {
+            self.remove_node(&id);
+        }
+        self.owners.iter_mut().for_each(|o| *o = None);
+        self.migrating.clear();
+        self.importing.clear();
+        self.become_master();
+        if hard {
+            let mut me = self
+                .nodes
+                .remove(&self.myself)
+                .expect("the state always holds its own node");
+            me.id = NodeId::random();
+            me.config_epoch = Epoch(0);
+            me.created_ms = now_ms;
+            self.myself = me.id;
+            self.nodes.insert(me.id, me);
+            self.current_epoch = Epoch(0);
+            self.last_vote_epoch = Epoch(0);
+        }
+        self.touch();
+    }
+
+    /// CLUSTER COUNT-FAILURE-REPORTS.
+    pub fn failure_reports(&self, id: &NodeId) -> Option<usize> {
+        self.nodes.get(id).map(|n| n.fail_reports.len())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The bus
+
+    /// This node's header for a message.
+    fn header(&self, repl_offset: u64) -> Header {
+        let me = self.myself();
+        Header {
+            sender: self.myself,
+            current_epoch: self.current_epoch,
+            config_epoch: match me.primary.and_then(|p| self.nodes.get(&p)) {
+                Some(primary) => primary.config_epoch,
+                None => me.config_epoch,
+            },
+            flags: me.flags & !(flags::MYSELF | flags::MEET),
+            primary: me.primary,
+            slots: match me.primary.and_then(|p| self.nodes.get(&p)) {
+                Some(primary) => self.slots_of(&primary.id),
+                None => self.slots_of(&self.myself),
+            },
+            port: me.port,
+            cport: me.cport,
+            repl_offset,
+        }
+    }
+
+    /// A few other nodes for a message's gossip section (not the receiver, not in handshake).
+    fn gossip(&self, to: &NodeId) -> Vec<Gossip> {
+        let mut candidates: Vec<&Node> = self
+            .nodes
+            .values()
+            .filter(|n| n.id != self.myself && n.id != *to)
+            .filter(|n| !n.has(flags::HANDSHAKE | flags::NOADDR))
+            .collect();
+        fastrand::shuffle(&mut candidates);
+        candidates
+            .into_iter()
+            .take(GOSSIP_MAX)
+            .map(|n| Gossip {
+                id: n.id,
+                ip: n.ip.clone(),
+                port: n.port,
+                cport: n.cport,
+                flags: n.flags & !flags::MYSELF,
+                pong_received_ms: n.pong_received_ms,
+            })
+            .collect()
+    }
+
+    fn ping_message(&self, to: &Node, repl_offset: u64) -> Message {
+        let header = self.header(repl_offset);
+        let gossip = self.gossip(&to.id);
+        match to.has(flags::MEET) {
+            true => Message::Meet { header, gossip },
+            false => Message::Ping { header, gossip },
+        }
+    }
+
+    /// The bus links the node wants: every node with an address but itself.
+    pub fn wanted_links(&self) -> Vec<SocketAddr> {
+        self.nodes
+            .values()
+            .filter(|n| n.id != self.myself && !n.has(flags::NOADDR))
+            .filter_map(Node::bus_addr)
+            .collect()
+    }
+
+    /// The link to `addr` came up or went down.
+    pub fn handle_link(&mut self, addr: SocketAddr, up: bool) {
+        for node in self.nodes.values_mut() {
+            if node.bus_addr() == Some(addr) {
+                node.link_up = up;
+                if !up {
+                    node.ping_sent_ms = node.ping_sent_ms.min(node.pong_received_ms.max(1));
+                }
+            }
+        }
+    }
+
+    /// The periodic work: pings, handshake and PFAIL timeouts.
+    pub fn handle_tick(&mut self, now_ms: u64, repl_offset: u64) {
+        let timeout_ms = self.node_timeout_ms;
+        let handshake_timeout_ms = timeout_ms.max(1_000);
+        let stale: Vec<NodeId> = self
+            .nodes
+            .values()
+            .filter(|n| n.has(flags::HANDSHAKE) && now_ms > n.created_ms + handshake_timeout_ms)
+            .map(|n| n.id)
+            .collect();
+        for id in stale {
+            tracing::info!("Clusterhandshake with {id} timed out; removing the node");
+            self.remove_node(&id);
+        }
+        self.forgotten.retain(|_, until| *until > now_ms);
+        let period_ms = PING_PERIOD_MS.min(timeout_ms / 2).max(1);
+        let mut pings = Vec::new();
+        for node in self.nodes.values() {
+            if node.id == self.myself || !node.link_up {
+                continue;
+            }
+            let waiting = node.ping_sent_ms != 0;
+            if !waiting && now_ms.saturating_sub(node.pong_received_ms) >= period_ms {
+                if let Some(to) = node.bus_addr() {
+                    pings.push((node.id, to, self.ping_message(node, repl_offset)));
+                }
+            }
+        }
+        for (id, to, message) in pings {
+            if let Some(node) = self.nodes.get_mut(&id) {
+                node.ping_sent_ms = now_ms;
+            }
+            self.outbox.push(Outgoing { to, message });
+        }
+        self.mark_suspects(now_ms);
+    }
+
+    /// PFAIL for a node whose pong is overdue by the node timeout.
+    fn mark_suspects(&mut self, now_ms: u64) {
+        let timeout_ms = self.node_timeout_ms;
+        let myself = self.myself;
+        let mut changed = false;
+        for node in self.nodes.values_mut() {
+            if node.id == myself || node.has(flags::HANDSHAKE | flags::PFAIL | flags::FAIL) {
+                continue;
+            }
+            let waited_ms = match node.ping_sent_ms {
+                0 => continue,
+                sent => now_ms.saturating_sub(sent),
+            };
+            if waited_ms > timeout_ms {
+                tracing::debug!("*** NODE {} possibly failing", node.id);
+                node.flags |= flags::PFAIL;
+                changed = true;
+            }
+        }
+        if changed {
+            self.changed = true;
+        }
+    }
+
+    /// A message that arrived from the bus. `local` is the address the peer reached us at
+    /// (how this node learns its own IP), `peer` the address it came from; `on_outbound`
+    /// tells a reply to our own ping (PONG on the link we opened to `peer`). Returns the
+    /// reply for the sender, if any.
+    pub fn handle_message(
+        &mut self,
+        message: Message,
+        peer: SocketAddr,
+        local: SocketAddr,
+        now_ms: u64,
+    ) -> Option<Message> {
+        let (header, gossip) = match &message {
+            Message::Ping { header, gossip }
+            | Message::Meet { header, gossip }
+            | Message::Pong { header, gossip } => (header, gossip),
+            Message::Fail { .. } | Message::Update { .. } => {
+                self.handle_notice(message);
+                return None;
+            }
+        };
+        if !header.sender.is_valid() || header.sender == self.myself {
+            return None;
+        }
+        let kind = message.kind();
+        // A node learns its own IP from the address peers reach it at: any ping while it has
+        // none, and every MEET (which peers send to the address they were given).
+        let learn = kind == Kind::Meet || (kind == Kind::Ping && self.myself().ip.is_empty());
+        let ip = local.ip().to_string();
+        if learn && self.myself().ip != ip {
+            self.me_mut().ip = ip;
+            self.touch();
+        }
+        let known = self.nodes.contains_key(&header.sender);
+        if kind == Kind::Pong {
+            self.match_handshake(header, peer, now_ms);
+        } else if kind == Kind::Meet && !known && !self.forgotten.contains_key(&header.sender) {
+            self.add_peer(header, peer, now_ms);
+        }
+        if self.nodes.contains_key(&header.sender) {
+            self.absorb_header(header, peer, kind, now_ms);
+            self.absorb_gossip(&header.sender, gossip, now_ms);
+        }
+        match kind {
+            Kind::Ping | Kind::Meet => {
+                let to = self.nodes.get(&header.sender).cloned();
+                let header = self.header(0);
+                let gossip = to.map(|n| self.gossip(&n.id)).unwrap_or_default();
+                Some(Message::Pong { header, gossip })
+            }
+            Kind::Pong => None,
+        }
+    }
+
+    /// A PONG from a node we were in handshake with: the handshake node takes its real ID
+    /// (or goes, when the ID is already known).
+    fn match_handshake(&mut self, header: &Header, peer: SocketAddr, now_ms: u64) {
+        let handshake = self
+            .nodes
+            .values()
+            .find(|n| n.has(flags::HANDSHAKE) && n.bus_addr() == Some(peer))
+            .map(|n| n.id);
+        let Some(temp) = handshake else {
+            return;
+        };
+        let Some(mut node) = self.nodes.remove(&temp) else {
+            return;
+        };
+        if self.nodes.contains_key(&header.sender) {
+            self.touch();
+            return;
+        }
+        tracing::info!("Handshake with node {} completed.", header.sender);
+        node.id = header.sender;
+        node.flags &= !(flags::HANDSHAKE | flags::MEET);
+        node.created_ms = now_ms;
+        self.nodes.insert(node.id, node);
+        self.touch();
+    }
+
+    /// A node that MEETs us: known from now on.
+    fn add_peer(&mut self, header: &Header, peer: SocketAddr, now_ms: u64) {
+        let mut node = Node::new(header.sender, flags::MASTER, now_ms);
+        node.ip = peer.ip().to_string();
+        node.port = header.port;
+        node.cport = header.cport;
+        self.nodes.insert(node.id, node);
+        self.touch();
+    }
+
+    /// What a known sender says about itself: addresses, role, epochs, slots.
+    fn absorb_header(&mut self, header: &Header, peer: SocketAddr, kind: Kind, now_ms: u64) {
+        if header.current_epoch > self.current_epoch {
+            self.current_epoch = header.current_epoch;
+            self.dirty = true;
+        }
+        let id = header.sender;
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        let mut touched = false;
+        if kind == Kind::Pong {
+            node.pong_received_ms = now_ms;
+            node.ping_sent_ms = 0;
+            if node.has(flags::PFAIL) {
+                node.flags &= !flags::PFAIL;
+                touched = true;
+            }
+        }
+        let ip = peer.ip().to_string();
+        if node.ip != ip || node.port != header.port || node.cport != header.cport {
+            node.ip = ip;
+            node.port = header.port;
+            node.cport = header.cport;
+            node.flags &= !flags::NOADDR;
+            touched = true;
+        }
+        node.repl_offset = header.repl_offset;
+        let role = flags::MASTER | flags::SLAVE | flags::NOFAILOVER;
+        if node.flags & role != header.flags & role || node.primary != header.primary {
+            node.flags = (node.flags & !role) | (header.flags & role);
+            node.primary = header.primary;
+            touched = true;
+        }
+        let master = header.flags & flags::MASTER != 0;
+        if master && node.config_epoch != header.config_epoch {
+            node.config_epoch = header.config_epoch;
+            touched = true;
+        }
+        if touched {
+            self.touch();
+        }
+        if master {
+            self.claim_slots(&id, header.config_epoch, &header.slots, peer);
+            self.settle_epoch_collision(&id);
+        }
+    }
+
+    /// A master's claim on slots: it takes every slot that is free or served by a node with
+    /// a lower config epoch. A claim on our own slots with a stale epoch is answered with an
+    /// UPDATE telling the sender who serves them.
+    fn claim_slots(&mut self, id: &NodeId, epoch: Epoch, claimed: &SlotSet, peer: SocketAddr) {
+        let mut stale_claim = None;
+        let mut moved = false;
+        for slot in claimed.iter() {
+            let current = self.owners[slot.index()];
+            if current == Some(*id) {
+                continue;
+            }
+            // A slot being imported here is being handed over by hand: the claim waits.
+            if self.importing.contains_key(&slot.get()) {
+                continue;
+            }
+            let current_epoch = current
+                .and_then(|c| self.nodes.get(&c))
+                .map(|n| n.config_epoch);
+            match current_epoch {
+                Some(held) if held >= epoch => {
+                    if current == Some(self.myself) || held > epoch {
+                        stale_claim = current;
+                    }
+                }
+                _ => {
+                    self.owners[slot.index()] = Some(*id);
+                    self.migrating.remove(&slot.get());
+                    moved = true;
+                }
+            }
+        }
+        // Slots we list for the sender that it no longer claims went elsewhere by its word.
+        if moved {
+            self.touch();
+        }
+        if let Some(owner) = stale_claim.and_then(|o| self.nodes.get(&o)) {
+            let message = Message::Update {
+                id: owner.id,
+                config_epoch: owner.config_epoch,
+                slots: self.slots_of(&owner.id),
+            };
+            self.outbox.push(Outgoing {
+                to: peer_bus(peer, self.nodes.get(id)),
+                message,
+            });
+        }
+    }
+
+    /// Two masters with one config epoch: the one with the smaller ID takes a new epoch.
+    fn settle_epoch_collision(&mut self, other: &NodeId) {
+        let mine = self.myself().config_epoch;
+        let theirs = self.nodes.get(other).map(|n| n.config_epoch);
+        if !self.myself().is_master() || theirs != Some(mine) || self.myself >= *other {
+            return;
+        }
+        self.current_epoch.0 += 1;
+        let epoch = self.current_epoch;
+        self.me_mut().config_epoch = epoch;
+        self.touch();
+        tracing::info!(
+            "WARNING: configEpoch collision with node {other}. configEpoch set to {epoch}"
+        );
+    }
+
+    /// Gossip from a known sender: nodes it knows that we do not are added; PFAIL and FAIL
+    /// reports from masters are counted.
+    fn absorb_gossip(&mut self, sender: &NodeId, gossip: &[Gossip], now_ms: u64) {
+        let sender_is_master = self.nodes.get(sender).is_some_and(Node::is_master);
+        for entry in gossip.iter().take(GOSSIP_MAX * 4) {
+            if !entry.id.is_valid() || entry.id == self.myself {
+                continue;
+            }
+            match self.nodes.get_mut(&entry.id) {
+                Some(node) => {
+                    if sender_is_master {
+                        let failing = entry.flags & (flags::PFAIL | flags::FAIL) != 0;
+                        node.fail_reports.retain(|(by, _)| by != sender);
+                        if failing {
+                            node.fail_reports.push((*sender, now_ms));
+                        }
+                    }
+                }
+                None => {
+                    let usable = entry.flags & (flags::NOADDR | flags::HANDSHAKE) == 0
+                        && entry.ip.parse::<std::net::IpAddr>().is_ok();
+                    if usable && !self.forgotten.contains_key(&entry.id) {
+                        let mut node = Node::new(entry.id, entry.flags & flags::MASTER, now_ms);
+                        node.flags |= entry.flags & flags::SLAVE;
+                        node.ip = entry.ip.clone();
+                        node.port = entry.port;
+                        node.cport = entry.cport;
+                        self.nodes.insert(node.id, node);
+                        self.touch();
+                    }
+                }
+            }
+        }
+    }
+
+    /// FAIL and UPDATE messages.
+    fn handle_notice(&mut self, message: Message) {
+        match message {
+            Message::Fail { id } => {
+                if let Some(node) = self.nodes.get_mut(&id) {
+                    if id != self.myself && !node.has(flags::FAIL) {
+                        node.flags = (node.flags | flags::FAIL) & !flags::PFAIL;
+                        self.touch();
+                    }
+                }
+            }
+            Message::Update {
+                id,
+                config_epoch,
+                slots,
+            } => {
+                let known = self
+                    .nodes
+                    .get(&id)
+                    .is_some_and(|n| n.config_epoch < config_epoch);
+                if known {
+                    if let Some(node) = self.nodes.get_mut(&id) {
+                        node.config_epoch = config_epoch;
+                    }
+                    let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+                    self.claim_slots(&id, config_epoch, &slots, unspecified);
+                    self.outbox.retain(|o| o.to != unspecified);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // nodes.conf and CLUSTER NODES
+
+    /// One CLUSTER NODES line.
+    pub fn describe(&self, node: &Node) -> String {
+        let epoch = match node.primary.and_then(|p| self.nodes.get(&p)) {
+            Some(primary) if node.has(flags::SLAVE) => primary.config_epoch,
+            _ => node.config_epoch,
+        };
+        let link = match node.link_up || node.id == self.myself {
+            true => "connected",
+            false => "disconnected",
+        };
+        let mut line = format!(
+            "{} {} {} {} {} {} {} {}",
+            node.id,
+            node.address(),
+            node.flag_names(),
+            node.primary.map_or("-".to_string(), |p| p.to_string()),
+            node.ping_sent_ms,
+            node.pong_received_ms,
+            epoch,
+            link
+        );
+        let slots = render_ranges(self.slots_of(&node.id).ranges());
+        if !slots.is_empty() {
+            line.push(' ');
+            line.push_str(&slots);
+        }
+        if node.id == self.myself {
+            for (slot, to) in &self.migrating {
+                line.push_str(&format!(" [{slot}->-{to}]"));
+            }
+            for (slot, from) in &self.importing {
+                line.push_str(&format!(" [{slot}-<-{from}]"));
+            }
+        }
+        line
+    }
+
+    /// CLUSTER NODES: this node first, as nodes.conf holds it.
+    pub fn describe_all(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&self.describe(self.myself()));
+        out.push('\n');
+        for node in self.nodes.values().filter(|n| n.id != self.myself) {
+            out.push_str(&self.describe(node));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// nodes.conf: the node lines, then the epochs.
+    pub fn render_config(&self) -> String {
+        let mut out = self.describe_all();
+        out.push_str(&format!(
+            "vars currentEpoch {} lastVoteEpoch {}\n",
+            self.current_epoch, self.last_vote_epoch
+        ));
+        out
+    }
+
+    /// Rebuilds a state from nodes.conf. Errors name the line at fault.
+    pub fn from_config(
+        text: &str,
+        node_timeout_ms: u64,
+        now_ms: u64,
+    ) -> Result<State, (usize, String)> {
+        let mut myself = None;
+        let mut nodes = BTreeMap::new();
+        let mut owners = vec![None; SLOT_COUNT];
+        let mut migrating = BTreeMap::new();
+        let mut importing = BTreeMap::new();
+        let (mut current_epoch, mut last_vote_epoch) = (Epoch(0), Epoch(0));
+        for (i, line) in text.lines().enumerate() {
+            let bad = |why: &str| (i + 1, format!("{why}: '{line}'"));
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if words.is_empty() {
+                continue;
+            }
+            if words[0] == "vars" {
+                for pair in words[1..].chunks(2) {
+                    let value = pair.get(1).and_then(|v| v.parse().ok());
+                    match (pair[0], value) {
+                        ("currentEpoch", Some(v)) => current_epoch = Epoch(v),
+                        ("lastVoteEpoch", Some(v)) => last_vote_epoch = Epoch(v),
+                        _ => return Err(bad("invalid vars")),
+                    }
+                }
+                continue;
+            }
+            if words.len() < 8 {
+                return Err(bad("too few fields"));
+            }
+            let id = NodeId::parse(words[0].as_bytes()).ok_or_else(|| bad("invalid node ID"))?;
+            let mut node = Node::new(id, 0, now_ms);
+            let (ip, port, cport) =
+                parse_address(words[1]).ok_or_else(|| bad("invalid address"))?;
+            (node.ip, node.port, node.cport) = (ip, port, cport);
+            for name in words[2].split(',') {
+                match flags::NAMES.iter().find(|(_, n)| *n == name) {
+                    Some((flag, _)) => node.flags |= flag,
+                    None if name == "noflags" => {}
+                    None => return Err(bad("unknown flag")),
+                }
+            }
+            // Suspicion and handshakes do not survive a restart.
+            node.flags &= !(flags::PFAIL | flags::HANDSHAKE);
+            if words[3] != "-" {
+                node.primary =
+                    Some(NodeId::parse(words[3].as_bytes()).ok_or_else(|| bad("invalid master"))?);
+            }
+            node.config_epoch = Epoch(words[6].parse().map_err(|_| bad("invalid epoch"))?);
+            for slot in &words[8..] {
+                parse_slot_field(slot, id, &mut owners, &mut migrating, &mut importing)
+                    .ok_or_else(|| bad("invalid slot"))?;
+            }
+            if node.has(flags::MYSELF) {
+                if myself.is_some() {
+                    return Err(bad("a second 'myself'"));
+                }
+                myself = Some(id);
+            }
+            nodes.insert(id, node);
+        }
+        let myself = myself.ok_or((0, "no node is 'myself'".to_string()))?;
+        Ok(State {
+            myself,
+            current_epoch,
+            last_vote_epoch,
+            nodes,
+            owners,
+            migrating,
+            importing,
+            forgotten: HashMap::new(),
+            node_timeout_ms,
+            outbox: Vec::new(),
+            dirty: false,
+            changed: true,
+        })
+    }
+}
+
+/// The kind of a ping-like message.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Ping,
+    Meet,
+    Pong,
+}
+
+impl Message {
+    fn kind(&self) -> Kind {
+        match self {
+            Message::Meet { .. } => Kind::Meet,
+            Message::Pong { .. } => Kind::Pong,
+            _ => Kind::Ping,
+        }
+    }
+}
+
+/// Where to send a reply about a claim: the sender's bus address as known, else where it
+/// came from.
+fn peer_bus(peer: SocketAddr, node: Option<&Node>) -> SocketAddr {
+    node.and_then(Node::bus_addr).unwrap_or(peer)
+}
+
+/// `ip:port@cport[,hostname]`.
+fn parse_address(text: &str) -> Option<(String, u16, u16)> {
+    let text = text.split(',').next()?;
+    let (host_port, cport) = text.split_once('@')?;
+    let (ip, port) = host_port.rsplit_once(':')?;
+    Some((ip.to_string(), port.parse().ok()?, cport.parse().ok()?))
+}
+
+/// A slot field of a node line: `n`, `a-b`, `[n->-id]` (migrating) or `[n-<-id]` (importing).
+fn parse_slot_field(
+    field: &str,
+    id: NodeId,
+    owners: &mut [Option<NodeId>],
+    migrating: &mut BTreeMap<u16, NodeId>,
+    importing: &mut BTreeMap<u16, NodeId>,
+) -> Option<()> {
+    if let Some(inner) = field.strip_prefix('[').and_then(|f| f.strip_suffix(']')) {
+        let (slot, to, map) = match inner.split_once("->-") {
+            Some((slot, to)) => (slot, to, migrating),
+            None => {
+                let (slot, from) = inner.split_once("-<-")?;
+                (slot, from, importing)
+            }
+        };
+        let slot = SlotId::new(slot.parse().ok()?)?;
+        map.insert(slot.get(), NodeId::parse(to.as_bytes())?);
+        return Some(());
+    }
+    let (first, last) = match field.split_once('-') {
+        Some((a, b)) => (a.parse().ok()?, b.parse().ok()?),
+        None => {
+            let n = field.parse().ok()?;
+            (n, n)
+        }
+    };
+    if first > last {
+        return None;
+    }
+    for slot in first..=last {
+        owners[SlotId::new(slot)?.index()] = Some(id);
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(n: u16) -> SlotId {
+        SlotId::new(n).unwrap()
+    }
+
+    #[test]
+    fn nodes_conf_round_trips() {
+        let me = NodeId::random();
+        let mut state = State::new(me, 7000, 17000, 15_000, 0);
+        state
+            .add_slots(&(0..=5460).map(slot).collect::<Vec<_>>())
+            .unwrap();
+        state.set_config_epoch(Epoch(1)).unwrap();
+        let other = NodeId::random();
+        state.nodes.insert(other, {
+            let mut n = Node::new(other, flags::MASTER, 0);
+            n.ip = "127.0.0.1".into();
+            n.port = 7001;
+            n.cport = 17001;
+            n
+        });
+        state.set_migrating(slot(7), other).unwrap();
+        let text = state.render_config();
+        assert!(
+            text.contains(&format!(
+                "{me} :7000@17000 myself,master - 0 0 1 connected 0-5460 [7->-{other}]"
+            )),
+            "{text}"
+        );
+        assert!(text.ends_with("vars currentEpoch 1 lastVoteEpoch 0\n"));
+        let back = State::from_config(&text, 15_000, 0).unwrap();
+        assert_eq!(back.render_config(), text);
+        assert!(State::from_config("garbage line", 15_000, 0).is_err());
+    }
+
+    #[test]
+    fn slot_commands_check_ownership() {
+        let mut state = State::new(NodeId::random(), 7000, 17000, 15_000, 0);
+        state.add_slots(&[slot(1), slot(2)]).unwrap();
+        assert_eq!(
+            state.add_slots(&[slot(2)]).unwrap_err(),
+            "Slot 2 is already busy"
+        );
+        assert_eq!(
+            state.add_slots(&[slot(3), slot(3)]).unwrap_err(),
+            "Slot 3 specified multiple times"
+        );
+        assert_eq!(
+            state.del_slots(&[slot(9)]).unwrap_err(),
+            "Slot 9 is already unassigned"
+        );
+        state.del_slots(&[slot(1)]).unwrap();
+        assert_eq!(state.slots_of(&state.myself_id()).len(), 1);
+    }
+}

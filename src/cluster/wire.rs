@@ -1,0 +1,126 @@
+//! Cluster bus messages, framed by [`crate::transport::frame`]. Every field comes from a
+//! peer: the state machine checks IDs and bounds what it takes from gossip.
+
+use super::ids::{Epoch, NodeId};
+use super::slots::SlotSet;
+use serde::{Deserialize, Serialize};
+
+/// What every ping-like message says about its sender.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Who sends it.
+    pub sender: NodeId,
+    /// The sender's current epoch.
+    pub current_epoch: Epoch,
+    /// Its own config epoch, or its master's for a replica.
+    pub config_epoch: Epoch,
+    /// MASTER, SLAVE, NOFAILOVER ([`super::state::flags`]).
+    pub flags: u16,
+    /// The master it replicates, if it is a replica.
+    pub primary: Option<NodeId>,
+    /// The slots it serves (its master's, for a replica).
+    pub slots: SlotSet,
+    /// Its RESP port and bus port (its IP is the address the message came from).
+    pub port: u16,
+    /// Its bus port.
+    pub cport: u16,
+    /// Its replication offset.
+    pub repl_offset: u64,
+}
+
+/// What the sender knows of another node.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Gossip {
+    /// The node.
+    pub id: NodeId,
+    /// Its IP.
+    pub ip: String,
+    /// Its RESP port.
+    pub port: u16,
+    /// Its bus port.
+    pub cport: u16,
+    /// Its flags as the sender sees them (PFAIL, FAIL: a failure report).
+    pub flags: u16,
+    /// When the sender last heard from it.
+    pub pong_received_ms: u64,
+}
+
+/// A cluster bus message.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Are you there? (answered by a PONG)
+    Ping {
+        /// The sender.
+        header: Header,
+        /// Other nodes.
+        gossip: Vec<Gossip>,
+    },
+    /// A ping that asks the receiver to add the sender (CLUSTER MEET).
+    Meet {
+        /// The sender.
+        header: Header,
+        /// Other nodes.
+        gossip: Vec<Gossip>,
+    },
+    /// The answer to a PING or MEET.
+    Pong {
+        /// The sender.
+        header: Header,
+        /// Other nodes.
+        gossip: Vec<Gossip>,
+    },
+    /// A node is failing, by a majority of masters.
+    Fail {
+        /// The failing node.
+        id: NodeId,
+    },
+    /// The sender's view of `id`'s slots is newer than the receiver's claim.
+    Update {
+        /// The node that serves `slots`.
+        id: NodeId,
+        /// Its config epoch.
+        config_epoch: Epoch,
+        /// Its slots.
+        slots: SlotSet,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::frame::{decode, encode};
+
+    #[test]
+    fn a_full_ping_fits_a_frame_and_garbage_is_refused() {
+        let mut slots = SlotSet::default();
+        for s in 0..16384 {
+            slots.insert(crate::slot::SlotId::new(s).unwrap());
+        }
+        let header = Header {
+            sender: NodeId::random(),
+            current_epoch: Epoch(3),
+            config_epoch: Epoch(2),
+            flags: 2,
+            primary: None,
+            slots,
+            port: 7000,
+            cport: 17000,
+            repl_offset: 1 << 40,
+        };
+        let gossip = (0..8)
+            .map(|_| Gossip {
+                id: NodeId::random(),
+                ip: "255.255.255.255".into(),
+                port: 65535,
+                cport: 65535,
+                flags: 0xffff,
+                pong_received_ms: u64::MAX,
+            })
+            .collect();
+        let message = Message::Ping { header, gossip };
+        let frame = encode(&message).unwrap();
+        assert_eq!(decode::<Message>(&frame[4..]).unwrap(), message);
+        assert!(decode::<Message>(&frame[4..frame.len() - 3]).is_err());
+        assert!(decode::<Message>(&[0xff; 64]).is_err());
+    }
+}
