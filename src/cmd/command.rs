@@ -66,6 +66,7 @@ fn flag_names(command: &Command) -> Vec<&'static str> {
         (STALE, "stale"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
+        (ASKING, "asking"),
         (NO_MULTI, "no_multi"),
     ];
     let mut names: Vec<&'static str> = table
@@ -123,6 +124,7 @@ fn legacy_range(command: &Command) -> (i64, i64, i64) {
     match command.keys {
         KeySpec::None | KeySpec::NumKeys { dest: false, .. } => (0, 0, 0),
         KeySpec::NumKeys { dest: true, .. } => (1, 1, 1),
+        KeySpec::Migrate => (3, 3, 1),
         KeySpec::Range { first, last, step } => (first as i64, last as i64, step as i64),
     }
 }
@@ -168,6 +170,7 @@ fn key_specs(command: &Command) -> Reply {
     let flags = key_flags(command);
     let specs = match command.keys {
         KeySpec::None => Vec::new(),
+        KeySpec::Migrate => vec![index_spec(flags, 3, range_keys(0, 1))],
         KeySpec::Range { first, last, step } => {
             // `lastkey` is relative to the first key; negative counts from the end.
             let lastkey = if last >= 0 {

@@ -7,6 +7,7 @@
 
 pub mod args;
 pub mod cluster;
+pub mod migrate;
 pub mod command;
 pub mod config;
 pub mod connection;
@@ -82,6 +83,8 @@ pub mod flags {
     pub const MAY_REPLICATE: u32 = 1 << 11;
     /// An administrative command: not shown to MONITOR.
     pub const ADMIN: u32 = 1 << 12;
+    /// Served in a slot being imported as if ASKING had come first (RESTORE-ASKING).
+    pub const ASKING: u32 = 1 << 13;
 }
 
 /// Where a command's keys are in its arguments (argument 0 is the command name).
@@ -95,6 +98,8 @@ pub enum KeySpec {
         last: isize,
         step: usize,
     },
+    /// MIGRATE's: the key at index 3 unless it is empty, else every argument after KEYS.
+    Migrate,
     /// `numkeys` at index `count_at`, keys right after it; plus a destination key at index 1
     /// when `dest` (ZUNIONSTORE dest numkeys key ...).
     NumKeys {
@@ -244,6 +249,15 @@ impl Command {
                     i += step as isize;
                 }
             }
+            KeySpec::Migrate => match argv.get(3) {
+                Some(key) if !key.is_empty() => out.extend(Some(3)),
+                _ => {
+                    let keys_at = argv.iter().skip(6).position(|a| args::is(a, "keys"));
+                    if let Some(at) = keys_at {
+                        out.extend(6 + at + 1..argv.len());
+                    }
+                }
+            },
             KeySpec::NumKeys { count_at, dest } => {
                 if dest && argv.len() > 1 {
                     out.extend(Some(1));
@@ -326,7 +340,7 @@ impl NameKey {
 impl CommandTable {
     pub fn new() -> CommandTable {
         // Each family with the group COMMAND DOCS files it under.
-        let families: [(&'static str, &'static [Command]); 15] = [
+        let families: [(&'static str, &'static [Command]); 16] = [
             ("connection", connection::COMMANDS),
             ("server", config::COMMANDS),
             ("server", info::COMMANDS),
@@ -342,6 +356,7 @@ impl CommandTable {
             ("server", persist::COMMANDS),
             ("server", replication::COMMANDS),
             ("cluster", cluster::COMMANDS),
+            ("generic", migrate::COMMANDS),
         ];
         let mut entries = Vec::new();
         for (group, commands) in families {

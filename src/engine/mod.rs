@@ -931,9 +931,13 @@ impl Engine {
         if client.replaying {
             return Ok(());
         }
-        let asking = client.conn.cluster.asking;
+        let asking = client.conn.cluster.asking || command.has(cmd::flags::ASKING);
         if client.multi.is_none() {
             client.conn.cluster.asking = false;
+        }
+        // MIGRATE moves keys of its own slots, migrating or not: never redirected.
+        if matches!(command.keys, cmd::KeySpec::Migrate) {
+            return Ok(());
         }
         let mut indexes = smallvec::SmallVec::<[usize; 8]>::new();
         command.key_indexes(argv, &mut indexes);

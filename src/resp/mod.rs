@@ -5,6 +5,7 @@
 //! listener (`listener`, `conn`) is a thin adapter: it decodes requests, hands them to the
 //! engine and encodes the replies; no command logic lives in it.
 
+pub(crate) mod client;
 mod conn;
 mod decode;
 mod encode;

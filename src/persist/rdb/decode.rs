@@ -172,6 +172,39 @@ struct Reader<'a> {
     limits: EncodingLimits,
 }
 
+/// Why a DUMP payload was refused (RESTORE's two errors).
+#[derive(Debug, PartialEq, Eq)]
+pub enum DumpError {
+    /// Too short, a newer RDB version, or a checksum that does not match.
+    VersionOrChecksum,
+    /// The value does not decode.
+    BadFormat,
+}
+
+/// The value of a DUMP payload: its type byte and RDB encoding, then the RDB version (2 bytes)
+/// and a CRC-64 of everything before it (8 bytes), all checked. `None` for an empty aggregate.
+pub fn undump(payload: &[u8], limits: &EncodingLimits) -> Result<Option<Value>, DumpError> {
+    let body_len = payload
+        .len()
+        .checked_sub(10)
+        .ok_or(DumpError::VersionOrChecksum)?;
+    let (body, footer) = payload.split_at(body_len);
+    let version = u16::from_le_bytes([footer[0], footer[1]]);
+    let mut crc = [0u8; 8];
+    crc.copy_from_slice(&footer[2..]);
+    let checksum_ok = CRC64.checksum(&payload[..body_len + 2]) == u64::from_le_bytes(crc);
+    if u32::from(version) > RDB_VERSION_MAX || !checksum_ok {
+        return Err(DumpError::VersionOrChecksum);
+    }
+    let mut r = Reader::new(body, limits);
+    let kind = r.u8().map_err(|_| DumpError::BadFormat)?;
+    let value = r.value(kind, 0).map_err(|_| DumpError::BadFormat)?;
+    if r.pos != body.len() {
+        return Err(DumpError::BadFormat);
+    }
+    Ok(value)
+}
+
 impl<'a> Reader<'a> {
     fn new(bytes: &'a [u8], limits: &EncodingLimits) -> Reader<'a> {
         Reader {

@@ -45,6 +45,17 @@ pub fn entry(out: &mut Vec<u8>, entry: &Entry, compress: bool) {
     value(out, &entry.value, compress);
 }
 
+/// DUMP's payload for `value`: its type byte and RDB encoding, the RDB version (2 bytes, LE)
+/// and a CRC-64 of all that (8 bytes, LE), as Redis writes it.
+pub fn dump(value: &Value) -> Vec<u8> {
+    let mut out = vec![value_type(value)];
+    self::value(&mut out, value, true);
+    out.extend_from_slice(&(RDB_VERSION as u16).to_le_bytes());
+    let crc = super::CRC64.checksum(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
 /// The end marker; the 8-byte checksum follows it.
 pub fn eof(out: &mut Vec<u8>) {
     out.push(op::EOF);
