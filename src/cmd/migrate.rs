@@ -14,7 +14,13 @@ use std::time::Duration;
 pub const COMMANDS: &[Command] = &[
     Command::new("dump", 2, READONLY, FIRST_KEY, dump),
     Command::new("restore", -4, WRITE | DENYOOM, FIRST_KEY, restore),
-    Command::new("restore-asking", -4, WRITE | DENYOOM | ASKING, FIRST_KEY, restore),
+    Command::new(
+        "restore-asking",
+        -4,
+        WRITE | DENYOOM | ASKING,
+        FIRST_KEY,
+        restore,
+    ),
     Command::new("migrate", -6, WRITE, KeySpec::Migrate, migrate),
 ];
 
@@ -90,7 +96,14 @@ fn restore(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     }
     cx.store(key, value, expire_at_ms)?;
     // An absolute expiry, so that a replica or the AOF restores the same key.
-    cx.propagate(&[b"RESTORE", key, abs.as_bytes(), argv[3], b"REPLACE", b"ABSTTL"]);
+    cx.propagate(&[
+        b"RESTORE",
+        key,
+        abs.as_bytes(),
+        argv[3],
+        b"REPLACE",
+        b"ABSTTL",
+    ]);
     Ok(Reply::OK)
 }
 
@@ -164,7 +177,9 @@ fn migrate(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     let mut found: Vec<(&[u8], Vec<u8>, u64)> = Vec::new();
     for &key in &m.keys {
         if let Some(entry) = cx.lookup(key)? {
-            let ttl_ms = entry.expire_at().map_or(0, |at| at.saturating_sub(now_ms).max(1));
+            let ttl_ms = entry
+                .expire_at()
+                .map_or(0, |at| at.saturating_sub(now_ms).max(1));
             found.push((key, encode::dump(&entry.value), ttl_ms));
         }
     }

@@ -7,7 +7,6 @@
 
 pub mod args;
 pub mod cluster;
-pub mod migrate;
 pub mod command;
 pub mod config;
 pub mod connection;
@@ -17,6 +16,7 @@ pub mod introspect;
 pub mod keys;
 pub mod lists;
 pub mod longdouble;
+pub mod migrate;
 pub mod persist;
 pub mod replication;
 pub mod server;

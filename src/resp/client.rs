@@ -99,5 +99,8 @@ impl Client {
 }
 
 fn invalid(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("the server sent {what}"))
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("the server sent {what}"),
+    )
 }
