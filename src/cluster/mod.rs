@@ -24,7 +24,7 @@ use crate::error::Error;
 pub use ids::{Epoch, NodeId};
 use parking_lot::{Mutex, MutexGuard, RwLock};
 pub(crate) use route::{Redirect, Routes};
-use state::State;
+use state::{Promises, State};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -36,6 +36,8 @@ pub(crate) struct Cluster {
     /// Bumped with every new routing table, so that clients refresh their copy cheaply.
     routes_version: AtomicU64,
     config_file: PathBuf,
+    /// The promises nodes.conf last reached the disk with.
+    synced: Mutex<Option<Promises>>,
 }
 
 impl Cluster {
@@ -72,8 +74,9 @@ impl Cluster {
             routes: RwLock::new(Arc::new(routes)),
             routes_version: AtomicU64::new(1),
             config_file,
+            synced: Mutex::new(None),
         };
-        cluster.save()?;
+        cluster.save(&cluster.state.lock()).map_err(Error::Io)?;
         Ok(cluster)
     }
 
@@ -89,14 +92,26 @@ impl Cluster {
             self.routes_version.fetch_add(1, Ordering::Release);
         }
         if state.take_dirty() {
-            write_atomically(&self.config_file, state.render_config().as_bytes())?;
+            self.save(state)?;
         }
         Ok(())
     }
 
-    fn save(&self) -> Result<(), Error> {
-        let text = self.state.lock().render_config();
-        write_atomically(&self.config_file, text.as_bytes()).map_err(Error::Io)
+    /// Writes nodes.conf, and waits for the disk only when a promise changed (as Redis
+    /// fsyncs for epochs, votes and roles but not for slot moves, which gossip restores):
+    /// a reshard changes the file five times a slot.
+    fn save(&self, state: &State) -> std::io::Result<()> {
+        let promises = state.promises();
+        let mut synced = self.synced.lock();
+        let durable = *synced != Some(promises);
+        if durable {
+            *synced = None;
+        }
+        replace_file(&self.config_file, state.render_config().as_bytes(), durable)?;
+        if durable {
+            *synced = Some(promises);
+        }
+        Ok(())
     }
 
     /// The routing table.
@@ -129,15 +144,21 @@ pub(crate) fn with_state<T>(engine: &Engine, f: impl FnOnce(&mut State) -> T) ->
     Some(out)
 }
 
-/// Replaces `path` with `bytes`, durably: a crash leaves the old file or the new one.
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Replaces `path` with `bytes` by a rename, so that a crash leaves the old file or the new
+/// one; `durable`: the new one is on disk when this returns.
+fn replace_file(path: &std::path::Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
     use std::io::Write;
     let temp = path.with_extension(format!("tmp-{}", std::process::id()));
     let mut file = std::fs::File::create(&temp)?;
     file.write_all(bytes)?;
-    file.sync_all()?;
+    if durable {
+        file.sync_all()?;
+    }
     std::fs::rename(&temp, path)?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| durable && !d.as_os_str().is_empty())
+    {
         std::fs::File::open(dir)?.sync_all()?;
     }
     Ok(())

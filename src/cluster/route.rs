@@ -108,7 +108,11 @@ impl Routes {
 
     /// Whether a command with `query` is served here; `exists` tells whether a key is here
     /// (asked only for slots being migrated or imported). Redis's rules, in Redis's order.
-    pub fn route(&self, query: &Query<'_>, exists: impl Fn(&[u8]) -> bool) -> Result<(), Redirect> {
+    pub fn route(
+        &self,
+        query: &Query<'_>,
+        mut exists: impl FnMut(&[u8]) -> bool,
+    ) -> Result<(), Redirect> {
         let Some(&(slot, _)) = query.keys.first() else {
             return Ok(());
         };

@@ -128,6 +128,15 @@ pub struct Outgoing {
     pub message: Message,
 }
 
+/// See [`State::promises`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Promises {
+    current_epoch: Epoch,
+    last_vote_epoch: Epoch,
+    config_epoch: Epoch,
+    primary: Option<NodeId>,
+}
+
 /// Why a command changing the configuration was refused (the text after `ERR `).
 pub type Refusal = String;
 
@@ -237,6 +246,19 @@ impl State {
     /// Whether nodes.conf must be written (and clears it).
     pub fn take_dirty(&mut self) -> bool {
         std::mem::take(&mut self.dirty)
+    }
+
+    /// What this node promised others, which it must remember after a crash: its epochs
+    /// and its vote (forgotten, it could vote twice in an epoch or reuse a config epoch), and
+    /// whom it replicates.
+    pub fn promises(&self) -> Promises {
+        let me = self.myself();
+        Promises {
+            current_epoch: self.current_epoch,
+            last_vote_epoch: self.last_vote_epoch,
+            config_epoch: me.config_epoch,
+            primary: me.primary,
+        }
     }
 
     /// Whether the routing table must be rebuilt (and clears it).

@@ -389,6 +389,14 @@ impl<'a> Kept<'a> {
         held.entries.first().map(|e| (e.db, e.slot))
     }
 
+    /// The kept lock's data when it is the lock of `slot` of `db`.
+    pub fn data(&self, db: usize, slot: SlotId) -> Option<&SlotData> {
+        match &self.held.as_ref()?.entries[..] {
+            [e] if e.db == db && e.slot == slot => Some(e.guard.data()),
+            _ => None,
+        }
+    }
+
     /// Keeps `held` for the next command (a lock on one slot only; anything else is released).
     pub fn keep(&mut self, held: Held<'a>) {
         if held.whole.is_none() && held.entries.len() == 1 {

@@ -26,7 +26,7 @@ use crate::cmd::{self, CmdError, Command, CommandId, CommandTable};
 use crate::config::Config;
 use crate::keyspace::bytes::CompactBytes;
 use crate::keyspace::digest::{self, Digest, DigestMode};
-use crate::keyspace::Keyspace;
+use crate::keyspace::{Keyspace, SlotData};
 use crate::log::{LogLimits, Offset, WriteLog};
 use crate::reply::Reply;
 use crate::resp::Protocol;
@@ -528,7 +528,7 @@ impl Engine {
         // Redirections come first, as in Redis: a replica answers a write with MOVED to its
         // master, not READONLY.
         if let Some(cluster) = self.cluster.get() {
-            if let Err(redirect) = self.route(cluster, client, command, argv, first_slot) {
+            if let Err(redirect) = self.route(cluster, client, command, argv, first_slot, kept) {
                 return self.reject(client, Some(id), CmdError(redirect.message().into()));
             }
         }
@@ -927,6 +927,7 @@ impl Engine {
         command: &Command,
         argv: &[&[u8]],
         first_slot: Option<SlotId>,
+        kept: &mut locks::Kept<'_>,
     ) -> Result<(), crate::cluster::Redirect> {
         if client.replaying {
             return Ok(());
@@ -960,20 +961,24 @@ impl Engine {
         };
         let db = client.db;
         let routes = cluster.routes_cached(&mut client.conn.cluster.routes);
-        routes.route(&query, |key| self.key_present(db, key))
+        routes.route(&query, |key| self.key_present(db, key, kept))
     }
 
     /// Whether `key` is in `db` and not expired (the router's look at a migrating slot).
-    fn key_present(&self, db: usize, key: &[u8]) -> bool {
+    /// Reads through the batch's kept lock when it is this slot's (the lock is not
+    /// reentrant: a pipeline of RESTORE-ASKINGs into one importing slot would wait on
+    /// itself), and releases any other kept lock first, as every lock taker does.
+    fn key_present(&self, db: usize, key: &[u8], kept: &mut locks::Kept<'_>) -> bool {
         let now_ms = self.now_ms();
+        let slot = SlotId::of_key(key);
+        let present = |data: &SlotData| data.get(key).is_some_and(|e| !e.is_expired(now_ms));
+        if let Some(data) = kept.data(db, slot) {
+            return present(data);
+        }
+        kept.release();
         self.keyspace
-            .used_slot(db, SlotId::of_key(key))
-            .is_some_and(|cell| {
-                cell.data
-                    .read()
-                    .get(key)
-                    .is_some_and(|e| !e.is_expired(now_ms))
-            })
+            .used_slot(db, slot)
+            .is_some_and(|cell| present(&cell.data.read()))
     }
 
     /// Whether expired keys stay until someone else deletes them: while loading, and on a

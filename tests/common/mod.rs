@@ -267,17 +267,28 @@ impl ShoalServer {
     fn start_on(port: u16, args: &[&str]) -> ShoalServer {
         let dir = std::env::temp_dir().join(format!("shoal-server-{port}"));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let child = Command::new(env!("CARGO_BIN_EXE_shoal-server"))
+        let child = ShoalServer::spawn(port, &dir, args);
+        let server = ShoalServer { child, port, dir };
+        wait_for_pong(port);
+        server
+    }
+
+    fn spawn(port: u16, dir: &std::path::Path, args: &[&str]) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_shoal-server"))
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
-            .arg(&dir)
+            .arg(dir)
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("shoal-server is built with the tests");
-        let server = ShoalServer { child, port, dir };
-        wait_for_pong(port);
-        server
+            .expect("shoal-server is built with the tests")
+    }
+
+    /// Stops the server and starts it again on the same port and directory.
+    pub fn restart(&mut self, args: &[&str]) {
+        self.terminate();
+        self.child = ShoalServer::spawn(self.port, &self.dir, args);
+        wait_for_pong(self.port);
     }
 
     /// Sends SIGTERM and waits for the exit status.

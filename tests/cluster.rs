@@ -1,0 +1,297 @@
+//! Cluster mode with real shoal-server processes and the real redis-cli: a 6-node cluster
+//! made by `redis-cli --cluster create`, written through the `redis` crate's cluster
+//! client, resharded while a writer goes on, checked by `redis-cli --cluster check`, and a
+//! node restarted from its nodes.conf.
+
+mod common;
+
+use common::{RespConn, ShoalServer, Value};
+use redis::Commands;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const ARGS: [&str; 10] = [
+    "--cluster-enabled",
+    "yes",
+    "--save",
+    "",
+    "--repl-diskless-sync-delay",
+    "0",
+    "--enable-debug-command",
+    "yes",
+    "--cluster-node-timeout",
+    "5000",
+];
+
+fn redis_cli(args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(args)
+        .output()
+        .expect("redis-cli is installed (apt-get install redis-tools)");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+fn text(value: Value) -> String {
+    match value {
+        Value::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        Value::Status(s) | Value::Error(s) => s,
+        Value::Int(n) => n.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn call(port: u16, args: &[&str]) -> String {
+    let mut conn = RespConn::connect(port).unwrap();
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    text(conn.call(&args))
+}
+
+/// `CLUSTER NODES` of the node at `port`, as (id, port, flags, master, slots) per line.
+fn nodes(port: u16) -> Vec<(String, u16, String, String, String)> {
+    call(port, &["CLUSTER", "NODES"])
+        .lines()
+        .map(|line| {
+            let f: Vec<&str> = line.split(' ').collect();
+            let node_port = f[1]
+                .split('@')
+                .next()
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            let slots = f[8..].join(" ");
+            (f[0].into(), node_port, f[2].into(), f[3].into(), slots)
+        })
+        .collect()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn redis_cli_creates_reshards_and_checks_a_cluster() {
+    let mut servers: Vec<ShoalServer> =
+        (0..6).map(|_| ShoalServer::start_with_bus(&ARGS)).collect();
+    let addrs: Vec<String> = servers
+        .iter()
+        .map(|s| format!("127.0.0.1:{}", s.port))
+        .collect();
+    let mut create = vec!["--cluster", "create"];
+    create.extend(addrs.iter().map(String::as_str));
+    create.extend(["--cluster-replicas", "1", "--cluster-yes"]);
+    let out = redis_cli(&create);
+    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+    let port = servers[0].port;
+    wait_until("every node sees 6 nodes and cluster_state:ok", || {
+        servers.iter().all(|s| {
+            let info = call(s.port, &["CLUSTER", "INFO"]);
+            info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:6")
+        })
+    });
+
+    let client = redis::cluster::ClusterClient::new(vec![format!("redis://{}", addrs[0])]).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    for i in 0..5_000 {
+        let _: () = conn.set(format!("key:{i}"), i).unwrap();
+    }
+
+    // A writer goes on while 1000 slots move from the first master to the second.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (client, stop) = (client.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut conn = client.get_connection().unwrap();
+            let mut written = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let _: () = conn
+                    .set(format!("w:{written}"), written)
+                    .expect("a write during the reshard");
+                written += 1;
+            }
+            written
+        })
+    };
+    let from = call(servers[0].port, &["CLUSTER", "MYID"]);
+    let to = call(servers[1].port, &["CLUSTER", "MYID"]);
+    let out = redis_cli(&[
+        "--cluster",
+        "reshard",
+        &addrs[0],
+        "--cluster-from",
+        &from,
+        "--cluster-to",
+        &to,
+        "--cluster-slots",
+        "1000",
+        "--cluster-yes",
+    ]);
+    assert!(out.contains("Moving slot 999 from"), "{out}");
+    stop.store(true, Ordering::SeqCst);
+    let written = writer.join().unwrap();
+    assert!(written > 0);
+
+    // Replicas learn the new owners by gossip, a moment later.
+    let mut check = String::new();
+    wait_until("every node agrees about the slots", || {
+        check = redis_cli(&["--cluster", "check", &addrs[2]]);
+        check.contains("[OK] All nodes agree about slots configuration.")
+    });
+    assert!(check.contains("[OK] All 16384 slots covered."), "{check}");
+    assert!(!check.contains("[WARNING]"), "{check}");
+    let second = nodes(servers[1].port);
+    let mine = second.iter().find(|n| n.2.contains("myself")).unwrap();
+    assert!(mine.4.starts_with("0-999 "), "{mine:?}");
+
+    for i in 0..5_000 {
+        let v: i64 = conn.get(format!("key:{i}")).unwrap();
+        assert_eq!(v, i);
+    }
+    for i in 0..written {
+        let v: u64 = conn.get(format!("w:{i}")).unwrap();
+        assert_eq!(v, i);
+    }
+
+    // Every master's replica holds what it holds.
+    let view = nodes(port);
+    for (id, primary_port, flags, _, _) in view.iter().filter(|n| n.2.contains("master")) {
+        let replica = view
+            .iter()
+            .find(|n| &n.3 == id)
+            .unwrap_or_else(|| panic!("{id} ({flags}) has no replica: {view:?}"));
+        wait_until("a replica's digest equals its master's", || {
+            call(*primary_port, &["DEBUG", "DIGEST"]) == call(replica.1, &["DEBUG", "DIGEST"])
+        });
+    }
+
+    // A restarted master comes back from nodes.conf with its ID, its slots and its peers.
+    // It saves first: without persistence it would come back empty, as Redis would.
+    let before = nodes(servers[1].port);
+    assert_eq!(call(servers[1].port, &["SAVE"]), "OK");
+    servers[1].restart(&ARGS);
+    let after = nodes(servers[1].port);
+    let me = |v: &[(String, u16, String, String, String)]| {
+        v.iter().find(|n| n.2.contains("myself")).cloned().unwrap()
+    };
+    assert_eq!(me(&after).0, me(&before).0);
+    assert_eq!(me(&after).4, me(&before).4);
+    assert_eq!(after.len(), 6);
+    wait_until("the restarted node's cluster is ok", || {
+        call(servers[1].port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
+    });
+    for i in 0..5_000 {
+        let v: i64 = conn.get(format!("key:{i}")).unwrap();
+        assert_eq!(v, i);
+    }
+}
+
+/// Redirections and errors as Redis gives them.
+#[test]
+fn redirects_and_bad_input_follow_redis() {
+    let servers: Vec<ShoalServer> = (0..3).map(|_| ShoalServer::start_with_bus(&ARGS)).collect();
+    let addrs: Vec<String> = servers
+        .iter()
+        .map(|s| format!("127.0.0.1:{}", s.port))
+        .collect();
+    let mut create = vec!["--cluster", "create"];
+    create.extend(addrs.iter().map(String::as_str));
+    create.push("--cluster-yes");
+    let out = redis_cli(&create);
+    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+    let port = servers[0].port;
+    // foo is in slot 12182, which the third master serves.
+    assert_eq!(
+        call(port, &["GET", "foo"]),
+        format!("MOVED 12182 127.0.0.1:{}", servers[2].port)
+    );
+    assert_eq!(
+        call(port, &["MSET", "a", "1", "b", "2"]),
+        "CROSSSLOT Keys in request don't hash to the same slot"
+    );
+    assert_eq!(call(port, &["CLUSTER", "KEYSLOT", "foo"]), "12182");
+    assert_eq!(
+        call(port, &["CLUSTER", "ADDSLOTS", "0"]),
+        "ERR Slot 0 is already busy"
+    );
+    assert_eq!(
+        call(port, &["CLUSTER", "ADDSLOTS", "16384"]),
+        "ERR Invalid or out of range slot"
+    );
+    assert_eq!(
+        call(port, &["CLUSTER", "SETSLOT", "0", "NODE", &"a".repeat(40)]),
+        format!("ERR Unknown node {}", "a".repeat(40))
+    );
+    assert_eq!(
+        call(port, &["CLUSTER", "MEET", "not-an-ip", "7000"]),
+        "ERR Invalid node address specified: not-an-ip:7000"
+    );
+    assert_eq!(
+        call(port, &["RESTORE", "b", "0", "garbage"]),
+        "ERR DUMP payload version or checksum are wrong"
+    );
+    assert_eq!(
+        call(port, &["SELECT", "1"]),
+        "ERR SELECT is not allowed in cluster mode"
+    );
+    // A MEET to an address where nothing listens goes away after the handshake timeout.
+    assert_eq!(call(port, &["CLUSTER", "MEET", "127.0.0.1", "1"]), "OK");
+    assert!(call(port, &["CLUSTER", "NODES"]).contains("handshake"));
+    wait_until("the failed handshake is dropped", || {
+        !call(port, &["CLUSTER", "NODES"]).contains("handshake")
+    });
+    // redis-cli -c follows the redirect.
+    let out = redis_cli(&["-c", "-p", &port.to_string(), "SET", "foo", "bar"]);
+    assert_eq!(out.trim(), "OK");
+    assert_eq!(call(servers[2].port, &["GET", "foo"]), "bar");
+
+    // MIGRATE of two keys of a slot being moved: the target takes both RESTORE-ASKINGs of
+    // one pipeline, and the source sends clients of the moved keys there with ASK.
+    let (source, target) = (servers[2].port, servers[0].port);
+    let source_id = call(source, &["CLUSTER", "MYID"]);
+    let target_id = call(target, &["CLUSTER", "MYID"]);
+    call(source, &["SET", "{foo}a", "1"]);
+    call(source, &["SET", "{foo}b", "2"]);
+    let slot = "12182";
+    assert_eq!(
+        call(
+            target,
+            &["CLUSTER", "SETSLOT", slot, "IMPORTING", &source_id]
+        ),
+        "OK"
+    );
+    assert_eq!(
+        call(
+            source,
+            &["CLUSTER", "SETSLOT", slot, "MIGRATING", &target_id]
+        ),
+        "OK"
+    );
+    let target_port = target.to_string();
+    let migrate = [
+        "MIGRATE",
+        "127.0.0.1",
+        &target_port,
+        "",
+        "0",
+        "5000",
+        "KEYS",
+        "{foo}a",
+        "{foo}b",
+    ];
+    assert_eq!(call(source, &migrate), "OK");
+    let ask = format!("ASK {slot} 127.0.0.1:{target}");
+    assert_eq!(call(source, &["GET", "{foo}a"]), ask);
+    assert_eq!(call(source, &["GET", "foo"]), "bar");
+    assert_eq!(
+        call(target, &["GET", "{foo}b"]),
+        format!("MOVED {slot} 127.0.0.1:{source}")
+    );
+    let mut asking = RespConn::connect(target).unwrap();
+    assert_eq!(text(asking.call(&[b"ASKING"])), "OK");
+    assert_eq!(text(asking.call(&[b"GET", b"{foo}b"])), "2");
+}
