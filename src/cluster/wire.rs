@@ -14,7 +14,7 @@ pub struct Header {
     pub current_epoch: Epoch,
     /// Its own config epoch, or its master's for a replica.
     pub config_epoch: Epoch,
-    /// MASTER, SLAVE, NOFAILOVER ([`super::state::flags`]).
+    /// MASTER, SLAVE, NOFAILOVER (the flag bits of `CLUSTER NODES`).
     pub flags: u16,
     /// The master it replicates, if it is a replica.
     pub primary: Option<NodeId>,

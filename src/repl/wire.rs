@@ -9,7 +9,7 @@ pub use crate::transport::frame::{decode, encode, read};
 use serde::{Deserialize, Serialize};
 
 /// The first byte a replica sends on its link's first stream (the cluster bus sends
-/// [`crate::cluster::bus::BUS_STREAM`]).
+/// `cluster::bus::BUS_STREAM`).
 pub const REPLICATION_STREAM: u8 = b'R';
 /// The first byte of the stream that carries a full resync's snapshot (RDB).
 pub const SNAPSHOT_STREAM: u8 = b'S';
