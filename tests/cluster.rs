@@ -214,6 +214,23 @@ fn redirects_and_bad_input_follow_redis() {
         "CROSSSLOT Keys in request don't hash to the same slot"
     );
     assert_eq!(call(port, &["CLUSTER", "KEYSLOT", "foo"]), "12182");
+    // A transaction over two local slots is refused at EXEC, and ends.
+    let local: Vec<String> = (0..)
+        .map(|i| format!("k{i}"))
+        .filter(|k| shoal::slot::SlotId::of_key(k.as_bytes()).get() < 5000)
+        .take(2)
+        .collect();
+    let mut tx = RespConn::connect(port).unwrap();
+    assert_eq!(text(tx.call(&[b"MULTI"])), "OK");
+    for key in &local {
+        assert_eq!(text(tx.call(&[b"SET", key.as_bytes(), b"1"])), "QUEUED");
+    }
+    assert_eq!(
+        text(tx.call(&[b"EXEC"])),
+        "CROSSSLOT Keys in request don't hash to the same slot"
+    );
+    assert_eq!(text(tx.call(&[b"EXEC"])), "ERR EXEC without MULTI");
+    assert_eq!(call(port, &["EXISTS", &local[0]]), "0");
     assert_eq!(
         call(port, &["CLUSTER", "ADDSLOTS", "0"]),
         "ERR Slot 0 is already busy"

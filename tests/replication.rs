@@ -474,6 +474,7 @@ fn pings_keep_an_idle_link_fresh() {
 fn damaged_syncs_leave_the_replica_data_alone() {
     use shoal::repl::wire::{self, ToReplica, LOG_STREAM, SNAPSHOT_STREAM};
     use shoal::transport::{Endpoint, PeerAuth};
+    use tokio::io::AsyncReadExt;
     let dir = common::temp_dir("repl-damaged");
     let source = Node::open(Config::new().dir(&dir).save_points(&[])).unwrap();
     write_round(&source, 0);
@@ -495,6 +496,10 @@ fn damaged_syncs_leave_the_replica_data_alone() {
         runtime.block_on(async {
             let link = fake.accept().await.unwrap();
             let (mut control, mut from_replica) = link.accept_bi().await.unwrap();
+            // The stream's tag, then the sync request.
+            let mut tag = [0u8; 1];
+            from_replica.read_exact(&mut tag).await.unwrap();
+            assert_eq!(tag[0], wire::REPLICATION_STREAM);
             let _sync: wire::ToPrimary = wire::read(&mut from_replica).await.unwrap().unwrap();
             let Some(snapshot) = snapshot else {
                 // Not a message at all.

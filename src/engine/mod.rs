@@ -529,6 +529,10 @@ impl Engine {
         // master, not READONLY.
         if let Some(cluster) = self.cluster.get() {
             if let Err(redirect) = self.route(cluster, client, command, argv, first_slot, kept) {
+                // A refused EXEC ends the transaction, as Redis's does.
+                if command.name == "exec" {
+                    multi::MultiState::discard(self, client);
+                }
                 return self.reject(client, Some(id), CmdError(redirect.message().into()));
             }
         }
@@ -918,8 +922,9 @@ impl Engine {
         crate::persist::write_refusal(self).map(|e| CmdError(e.into()))
     }
 
-    /// Cluster mode: whether this node serves the command's keys, by Redis's rules. ASKING
-    /// lasts one command (the whole transaction inside MULTI).
+    /// Cluster mode: whether this node serves the command's keys, by Redis's rules: for
+    /// EXEC, the keys of every queued command together. ASKING lasts one command (the whole
+    /// transaction inside MULTI).
     fn route(
         &self,
         cluster: &crate::cluster::Cluster,
@@ -940,21 +945,23 @@ impl Engine {
         if matches!(command.keys, cmd::KeySpec::Migrate) {
             return Ok(());
         }
-        let mut indexes = smallvec::SmallVec::<[usize; 8]>::new();
-        command.key_indexes(argv, &mut indexes);
-        if indexes.is_empty() {
+        let mut keys = smallvec::SmallVec::<[(SlotId, &[u8]); 8]>::new();
+        let mut write = command.is_write();
+        match &client.multi {
+            Some(multi) if command.name == "exec" => {
+                for (queued, argv) in multi.calls() {
+                    write |= queued.is_write();
+                    command_keys(queued, &argv, None, &mut keys);
+                }
+            }
+            _ => command_keys(command, argv, first_slot, &mut keys),
+        }
+        if keys.is_empty() {
             return Ok(());
         }
-        let keys: smallvec::SmallVec<[(SlotId, &[u8]); 8]> = indexes
-            .iter()
-            .map(|&i| match (i, first_slot) {
-                (1, Some(slot)) => (slot, argv[1]),
-                _ => (SlotId::of_key(argv[i]), argv[i]),
-            })
-            .collect();
         let query = crate::cluster::route::Query {
             keys: &keys,
-            write: command.is_write(),
+            write,
             asking,
             readonly: client.conn.cluster.readonly,
             allow_reads_when_down: self.settings().cluster_allow_reads_when_down,
@@ -1045,4 +1052,20 @@ fn check_auth(client: &Client, command: &Command) -> Result<(), CmdError> {
         return Ok(());
     }
     Err(CmdError::new(crate::reply::err::NOAUTH))
+}
+
+/// Adds the keys `command` names in `argv` to `keys`, with their slots (`first_slot`: the
+/// first argument's, already hashed).
+fn command_keys<'a>(
+    command: &Command,
+    argv: &[&'a [u8]],
+    first_slot: Option<SlotId>,
+    keys: &mut smallvec::SmallVec<[(SlotId, &'a [u8]); 8]>,
+) {
+    let mut indexes = smallvec::SmallVec::<[usize; 8]>::new();
+    command.key_indexes(argv, &mut indexes);
+    keys.extend(indexes.iter().map(|&i| match (i, first_slot) {
+        (1, Some(slot)) => (slot, argv[1]),
+        _ => (SlotId::of_key(argv[i]), argv[i]),
+    }));
 }

@@ -45,6 +45,19 @@ impl MultiState {
     pub fn commands(&self) -> impl Iterator<Item = &'static Command> + '_ {
         self.queued.iter().map(|q| q.command)
     }
+
+    /// The queued commands with their arguments.
+    pub fn calls(&self) -> impl Iterator<Item = (&'static Command, Vec<&[u8]>)> + '_ {
+        self.queued
+            .iter()
+            .map(|q| (q.command, q.argv.iter().map(Vec::as_slice).collect()))
+    }
+
+    /// Drops the transaction (an EXEC refused before it ran), as DISCARD does.
+    pub fn discard(engine: &Engine, client: &mut Client) {
+        client.multi = None;
+        unwatch(engine, client);
+    }
 }
 
 /// Queues a command inside MULTI.
@@ -85,10 +98,10 @@ pub fn run_client_command(
                 Reply::OK
             }
         }
-        "discard" => match client.multi.take() {
+        "discard" => match client.multi {
             None => Reply::error(err::DISCARD_WITHOUT_MULTI),
             Some(_) => {
-                unwatch(engine, client);
+                MultiState::discard(engine, client);
                 Reply::OK
             }
         },
