@@ -190,6 +190,120 @@ fn redis_cli_creates_reshards_and_checks_a_cluster() {
     }
 }
 
+/// The other redis-cli workflows: add-node (also as a replica), fix of an open slot, a
+/// rebalance that empties a master, del-node; every key stays readable.
+#[test]
+fn redis_cli_adds_rebalances_fixes_and_removes_nodes() {
+    let servers: Vec<ShoalServer> = (0..5).map(|_| ShoalServer::start_with_bus(&ARGS)).collect();
+    let addrs: Vec<String> = servers
+        .iter()
+        .map(|s| format!("127.0.0.1:{}", s.port))
+        .collect();
+    let id = |i: usize| call(servers[i].port, &["CLUSTER", "MYID"]);
+    let mut create = vec!["--cluster", "create"];
+    create.extend(addrs[..3].iter().map(String::as_str));
+    create.push("--cluster-yes");
+    let out = redis_cli(&create);
+    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+    let client = redis::cluster::ClusterClient::new(vec![format!("redis://{}", addrs[0])]).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    for i in 0..1_000 {
+        let _: () = conn.set(format!("key:{i}"), i).unwrap();
+    }
+    let agreed = |what: &str| {
+        let mut check = String::new();
+        wait_until(what, || {
+            check = redis_cli(&["--cluster", "check", &addrs[0]]);
+            check.contains("[OK] All nodes agree about slots configuration.")
+        });
+        assert!(check.contains("[OK] All 16384 slots covered."), "{check}");
+        assert!(!check.contains("[WARNING]"), "{check}");
+        check
+    };
+
+    let out = redis_cli(&["--cluster", "add-node", &addrs[3], &addrs[0]]);
+    assert!(out.contains("[OK] New node added correctly."), "{out}");
+    wait_until("the new master is known everywhere", || {
+        servers[..4].iter().all(|s| {
+            let view = nodes(s.port);
+            view.len() == 4 && view.iter().all(|n| !n.2.contains("handshake"))
+        })
+    });
+    agreed("the new master's slots are known everywhere");
+    let master = id(3);
+    let out = redis_cli(&[
+        "--cluster",
+        "add-node",
+        &addrs[4],
+        &addrs[0],
+        "--cluster-slave",
+        "--cluster-master-id",
+        &master,
+    ]);
+    assert!(out.contains("[OK] New node added correctly."), "{out}");
+    wait_until("the replica replicates the new master", || {
+        nodes(servers[0].port).iter().any(|n| n.3 == master)
+    });
+    agreed("the replica is known everywhere");
+    let out = redis_cli(&[
+        "--cluster",
+        "reshard",
+        &addrs[0],
+        "--cluster-from",
+        &id(0),
+        "--cluster-to",
+        &master,
+        "--cluster-slots",
+        "100",
+        "--cluster-yes",
+    ]);
+    assert!(out.contains("Moving slot 99 from"), "{out}");
+    agreed("the reshard is known everywhere");
+
+    // An open slot, closed by fix.
+    assert_eq!(
+        call(
+            servers[1].port,
+            &["CLUSTER", "SETSLOT", "6000", "MIGRATING", &id(2)]
+        ),
+        "OK"
+    );
+    let check = redis_cli(&["--cluster", "check", &addrs[0]]);
+    assert!(
+        check.contains("The following slots are open: 6000"),
+        "{check}"
+    );
+    let out = redis_cli(&["--cluster", "fix", &addrs[0]]);
+    assert!(out.contains("Fixing open slot 6000"), "{out}");
+    agreed("the fixed slot is closed");
+
+    // A weight of 0 drains the new master, which can then leave with its replica.
+    let weight = format!("{master}=0");
+    let out = redis_cli(&[
+        "--cluster",
+        "rebalance",
+        &addrs[0],
+        "--cluster-weight",
+        &weight,
+    ]);
+    assert!(out.contains("Moving 100 slots from"), "{out}");
+    agreed("the rebalance is known everywhere");
+    let info = redis_cli(&["--cluster", "info", &addrs[0]]);
+    assert!(info.contains("0 slots | 1 slaves"), "{info}");
+    for leaving in [id(4), master] {
+        let out = redis_cli(&["--cluster", "del-node", &addrs[0], &leaving]);
+        assert!(out.contains("Sending CLUSTER RESET SOFT"), "{out}");
+    }
+    wait_until("the cluster is back to three nodes", || {
+        servers[..3].iter().all(|s| nodes(s.port).len() == 3)
+    });
+    agreed("the three nodes agree");
+    for i in 0..1_000 {
+        let v: i64 = conn.get(format!("key:{i}")).unwrap();
+        assert_eq!(v, i);
+    }
+}
+
 /// Redirections and errors as Redis gives them.
 #[test]
 fn redirects_and_bad_input_follow_redis() {
