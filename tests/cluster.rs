@@ -74,6 +74,47 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Keys written through the cluster client before the reshard.
+const KEYS: u64 = 100_000;
+
+/// redis-py's RedisCluster writing `py:<n>` = n until the file named by its second argument
+/// exists; it prints how many it wrote, and fails on any error that reaches it.
+const PY_WRITER: &str = r#"
+import os, sys
+from redis.cluster import RedisCluster
+rc = RedisCluster(host="127.0.0.1", port=int(sys.argv[1]))
+n = 0
+while not os.path.exists(sys.argv[2]):
+    rc.set(f"py:{n}", n)
+    n += 1
+print(n)
+"#;
+
+/// Sets `key:<i>` = i for every i, pipelined (the cluster pipeline splits by node).
+fn write_keys(conn: &mut redis::cluster::ClusterConnection, range: std::ops::Range<u64>) {
+    let keys: Vec<u64> = range.collect();
+    for chunk in keys.chunks(1000) {
+        let mut pipe = redis::cluster::cluster_pipe();
+        for i in chunk {
+            pipe.set(format!("key:{i}"), i).ignore();
+        }
+        pipe.query::<()>(conn).unwrap();
+    }
+}
+
+/// Every `key:<i>` holds i.
+fn check_keys(conn: &mut redis::cluster::ClusterConnection, range: std::ops::Range<u64>) {
+    let keys: Vec<u64> = range.collect();
+    for chunk in keys.chunks(1000) {
+        let mut pipe = redis::cluster::cluster_pipe();
+        for i in chunk {
+            pipe.get(format!("key:{i}"));
+        }
+        let values: Vec<u64> = pipe.query(conn).unwrap();
+        assert_eq!(values, chunk);
+    }
+}
+
 #[test]
 fn redis_cli_creates_reshards_and_checks_a_cluster() {
     let mut servers: Vec<ShoalServer> =
@@ -97,11 +138,19 @@ fn redis_cli_creates_reshards_and_checks_a_cluster() {
 
     let client = redis::cluster::ClusterClient::new(vec![format!("redis://{}", addrs[0])]).unwrap();
     let mut conn = client.get_connection().unwrap();
-    for i in 0..5_000 {
-        let _: () = conn.set(format!("key:{i}"), i).unwrap();
-    }
+    write_keys(&mut conn, 0..KEYS);
 
-    // A writer goes on while 1000 slots move from the first master to the second.
+    // Two writers go on while 1000 slots move from the first master to the second: the
+    // redis crate's cluster client and redis-py's RedisCluster.
+    let stop_file = std::env::temp_dir().join(format!("shoal-cluster-stop-{}", port));
+    let _ = std::fs::remove_file(&stop_file);
+    let python = Command::new("python3")
+        .args(["-c", PY_WRITER, &port.to_string()])
+        .arg(&stop_file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (client, stop) = (client.clone(), stop.clone());
@@ -133,8 +182,20 @@ fn redis_cli_creates_reshards_and_checks_a_cluster() {
     ]);
     assert!(out.contains("Moving slot 999 from"), "{out}");
     stop.store(true, Ordering::SeqCst);
+    std::fs::write(&stop_file, b"").unwrap();
     let written = writer.join().unwrap();
     assert!(written > 0);
+    let python = python.wait_with_output().unwrap();
+    assert!(
+        python.status.success(),
+        "{}",
+        String::from_utf8_lossy(&python.stderr)
+    );
+    let py_written: u64 = String::from_utf8_lossy(&python.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(py_written > 0);
 
     // Replicas learn the new owners by gossip, a moment later.
     let mut check = String::new();
@@ -148,12 +209,16 @@ fn redis_cli_creates_reshards_and_checks_a_cluster() {
     let mine = second.iter().find(|n| n.2.contains("myself")).unwrap();
     assert!(mine.4.starts_with("0-999 "), "{mine:?}");
 
-    for i in 0..5_000 {
-        let v: i64 = conn.get(format!("key:{i}")).unwrap();
-        assert_eq!(v, i);
-    }
+    // A new connection: the redis crate's cluster pipeline reports MOVED instead of
+    // following it, and the old connection's slot map predates the reshard.
+    let mut conn = client.get_connection().unwrap();
+    check_keys(&mut conn, 0..KEYS);
     for i in 0..written {
         let v: u64 = conn.get(format!("w:{i}")).unwrap();
+        assert_eq!(v, i);
+    }
+    for i in 0..py_written {
+        let v: u64 = conn.get(format!("py:{i}")).unwrap();
         assert_eq!(v, i);
     }
 
@@ -184,10 +249,9 @@ fn redis_cli_creates_reshards_and_checks_a_cluster() {
     wait_until("the restarted node's cluster is ok", || {
         call(servers[1].port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
     });
-    for i in 0..5_000 {
-        let v: i64 = conn.get(format!("key:{i}")).unwrap();
-        assert_eq!(v, i);
-    }
+    // Its old connection went with the restart (the pipeline does not reconnect).
+    let mut conn = client.get_connection().unwrap();
+    check_keys(&mut conn, 0..KEYS);
 }
 
 /// The other redis-cli workflows: add-node (also as a replica), fix of an open slot, a
@@ -207,9 +271,7 @@ fn redis_cli_adds_rebalances_fixes_and_removes_nodes() {
     assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
     let client = redis::cluster::ClusterClient::new(vec![format!("redis://{}", addrs[0])]).unwrap();
     let mut conn = client.get_connection().unwrap();
-    for i in 0..1_000 {
-        let _: () = conn.set(format!("key:{i}"), i).unwrap();
-    }
+    write_keys(&mut conn, 0..1_000);
     let agreed = |what: &str| {
         let mut check = String::new();
         wait_until(what, || {
@@ -298,10 +360,7 @@ fn redis_cli_adds_rebalances_fixes_and_removes_nodes() {
         servers[..3].iter().all(|s| nodes(s.port).len() == 3)
     });
     agreed("the three nodes agree");
-    for i in 0..1_000 {
-        let v: i64 = conn.get(format!("key:{i}")).unwrap();
-        assert_eq!(v, i);
-    }
+    check_keys(&mut conn, 0..1_000);
 }
 
 /// Redirections and errors as Redis gives them.
