@@ -30,7 +30,8 @@
 //!                and latency events (stats.rs)
 //! cmd/           the command table and one module per family (strings, keys, lists, hashes,
 //!                sets, zsets, server, connection, config, info, introspect); argument
-//!                parsing (args.rs, longdouble.rs)
+//!                parsing (args.rs, longdouble.rs); resp/client.rs is the blocking RESP
+//!                client MIGRATE talks to its target with
 //! keyspace/      databases of 16384 locked slots; entries, value types and encodings,
 //!                the hash-ordered Dict whose SCAN cursor survives resizes, the
 //!                order-statistic tree of sorted sets, the DEBUG DIGEST algorithm
@@ -42,8 +43,12 @@
 //! repl/          replication: role, IDs and replicas' acknowledgements (mod.rs), control
 //!                messages (wire.rs), the primary's sessions (primary.rs), following a
 //!                primary (replica.rs); WAIT/WAITAOF wait in engine/acks.rs
-//! transport/     the QUIC endpoint between nodes and peer authentication (quic.rs is the
-//!                only module that imports quinn)
+//! cluster/       cluster mode: the no-I/O cluster state (state.rs: nodes, slots, epochs,
+//!                gossip, nodes.conf), bus messages (wire.rs) and their driver (bus.rs), the
+//!                routing table every command consults (route.rs); CLUSTER, DUMP/RESTORE
+//!                and MIGRATE are in cmd/cluster.rs and cmd/migrate.rs
+//! transport/     the QUIC endpoint between nodes, peer authentication, and message framing
+//!                (frame.rs); quic.rs is the only module that imports quinn
 //! slot.rs        SlotId and key hashing; glob.rs the pattern matcher; reply.rs Reply
 //! config/        Config and its live copy (mod.rs), every Redis directive (catalog.rs),
 //!                reading and writing them by name (directives.rs), redis.conf files and
