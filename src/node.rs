@@ -6,7 +6,7 @@
 //! command and returns its [`Reply`].
 
 use crate::engine::expire::{self, SweepCursor};
-use crate::engine::{Client, Engine, Outcome};
+use crate::engine::{Client, Engine, Forwarding, Outcome};
 use crate::error::{Error, Result};
 use crate::keyspace::bytes::CompactBytes;
 use crate::keyspace::digest::{self, DigestMode};
@@ -216,12 +216,14 @@ impl Node {
         CLIENT.with(|cell| match cell.try_borrow_mut() {
             Ok(mut slot) => {
                 let client = slot.get_or_insert_with(|| Client::new(Protocol::Resp3));
+                // The thread's client may serve several nodes.
+                client.conn.cluster.forwarding = embedded_forwarding(engine);
                 let reply = engine.execute_waiting(client, argv);
                 client.reset(engine);
                 reply
             }
             // Only reachable re-entrantly; a one-off client is as correct.
-            Err(_) => engine.execute_waiting(&mut Client::new(Protocol::Resp3), argv),
+            Err(_) => engine.execute_waiting(&mut embedded_client(engine), argv),
         })
     }
 
@@ -286,7 +288,7 @@ impl Node {
     pub fn session(&self) -> Session {
         Session {
             engine: self.inner.engine.clone(),
-            client: Client::new(Protocol::Resp3),
+            client: embedded_client(&self.inner.engine),
         }
     }
 
@@ -786,6 +788,23 @@ impl SetOptions {
 pub struct Session {
     engine: Arc<Engine>,
     client: Client,
+}
+
+/// A client of the embedded API: RESP3, with its commands for other nodes' slots run there.
+fn embedded_client(engine: &Engine) -> Client {
+    let mut client = Client::new(Protocol::Resp3);
+    client.conn.cluster.forwarding = embedded_forwarding(engine);
+    client
+}
+
+/// Embedded callers have commands for other nodes' slots run there, unless the node was
+/// configured to give them the redirect ([`Config::cluster_redirects`]).
+fn embedded_forwarding(engine: &Engine) -> Forwarding {
+    if engine.config().cluster_redirects {
+        Forwarding::Never
+    } else {
+        Forwarding::Always
+    }
 }
 
 impl Session {

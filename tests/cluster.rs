@@ -363,6 +363,69 @@ fn redis_cli_adds_rebalances_fixes_and_removes_nodes() {
     check_keys(&mut conn, 0..1_000);
 }
 
+/// `cluster-proxy-mode yes`: a client that knows nothing of clusters uses every slot through
+/// one node, in RESP2 and RESP3; multi-key commands keep the CROSSSLOT rule.
+#[test]
+fn proxy_mode_serves_every_slot_through_one_node() {
+    let servers: Vec<ShoalServer> = (0..3).map(|_| ShoalServer::start_with_bus(&ARGS)).collect();
+    let mut create = vec!["--cluster", "create"];
+    let addrs: Vec<String> = servers
+        .iter()
+        .map(|s| format!("127.0.0.1:{}", s.port))
+        .collect();
+    create.extend(addrs.iter().map(String::as_str));
+    create.push("--cluster-yes");
+    let out = redis_cli(&create);
+    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+    let proxy = servers[0].port;
+    let p = proxy.to_string();
+    assert!(call(proxy, &["GET", "foo"]).starts_with("MOVED 12182 "));
+    assert_eq!(
+        call(proxy, &["CONFIG", "SET", "cluster-proxy-mode", "yes"]),
+        "OK"
+    );
+    wait_until("the cluster is ok", || {
+        call(proxy, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
+    });
+    // Plain redis-cli, no -c.
+    assert_eq!(redis_cli(&["-p", &p, "SET", "foo", "bar"]).trim(), "OK");
+    assert_eq!(redis_cli(&["-p", &p, "GET", "foo"]).trim(), "bar");
+    assert_eq!(call(servers[2].port, &["GET", "foo"]), "bar");
+
+    let mut conn = RespConn::connect(proxy).unwrap();
+    for i in 0..1_000 {
+        let key = format!("p:{i}");
+        conn.send(&[b"SET", key.as_bytes(), i.to_string().as_bytes()]);
+    }
+    for _ in 0..1_000 {
+        assert_eq!(text(conn.read()), "OK");
+    }
+    for i in 0..1_000 {
+        let key = format!("p:{i}");
+        assert_eq!(text(conn.call(&[b"GET", key.as_bytes()])), i.to_string());
+    }
+    let here: i64 = call(proxy, &["DBSIZE"]).parse().unwrap();
+    assert!(here < 600, "{here} of 1000 keys on the proxy's own node");
+    assert_eq!(
+        text(conn.call(&[b"MSET", b"a", b"1", b"b", b"2"])),
+        "CROSSSLOT Keys in request don't hash to the same slot"
+    );
+    // A transaction is not forwarded: its commands run together on one node.
+    assert_eq!(text(conn.call(&[b"MULTI"])), "OK");
+    assert!(text(conn.call(&[b"SET", b"foo", b"x"])).starts_with("MOVED 12182 "));
+    assert!(text(conn.call(&[b"EXEC"])).starts_with("EXECABORT"));
+    // RESP3 replies come back as RESP3.
+    assert_eq!(text(conn.call(&[b"HSET", b"{foo}h", b"f", b"v"])), "1");
+    conn.call(&[b"HELLO", b"3"]);
+    assert_eq!(
+        conn.call(&[b"HGETALL", b"{foo}h"]),
+        Value::Map(vec![(
+            Value::Bulk(b"f".to_vec()),
+            Value::Bulk(b"v".to_vec())
+        )])
+    );
+}
+
 /// Redirections and errors as Redis gives them.
 #[test]
 fn redirects_and_bad_input_follow_redis() {

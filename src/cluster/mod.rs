@@ -10,9 +10,12 @@
 //! wire.rs    bus messages (serde + bincode)
 //! bus.rs     links to every node, ticks, feeds the state, writes nodes.conf
 //! route.rs   the routing table: local, MOVED, ASK, CROSSSLOT, TRYAGAIN, CLUSTERDOWN
+//! forward.rs commands for other nodes' slots, run there over QUIC (in-process routing,
+//!            cluster-proxy-mode)
 //! ```
 
 pub(crate) mod bus;
+pub mod forward;
 pub mod ids;
 pub(crate) mod route;
 pub mod slots;
@@ -33,11 +36,14 @@ use std::sync::Arc;
 pub(crate) struct Cluster {
     state: Mutex<State>,
     routes: RwLock<Arc<Routes>>,
-    /// Bumped with every new routing table, so that clients refresh their copy cheaply.
+    /// A new value (see [`next_routes_version`]) with every new routing table, so that
+    /// clients refresh their copy cheaply.
     routes_version: AtomicU64,
     config_file: PathBuf,
     /// The promises nodes.conf last reached the disk with.
     synced: Mutex<Option<Promises>>,
+    /// Runs commands on other nodes; set once the node's QUIC endpoint is up.
+    pub forwarder: std::sync::OnceLock<Arc<forward::Forwarder>>,
 }
 
 impl Cluster {
@@ -72,9 +78,10 @@ impl Cluster {
         let cluster = Cluster {
             state: Mutex::new(state),
             routes: RwLock::new(Arc::new(routes)),
-            routes_version: AtomicU64::new(1),
+            routes_version: AtomicU64::new(next_routes_version()),
             config_file,
             synced: Mutex::new(None),
+            forwarder: std::sync::OnceLock::new(),
         };
         cluster.save(&cluster.state.lock()).map_err(Error::Io)?;
         Ok(cluster)
@@ -89,7 +96,8 @@ impl Cluster {
     pub fn commit(&self, state: &mut State, require_full_coverage: bool) -> std::io::Result<()> {
         if state.take_changed() {
             *self.routes.write() = Arc::new(Routes::build(state, require_full_coverage));
-            self.routes_version.fetch_add(1, Ordering::Release);
+            self.routes_version
+                .store(next_routes_version(), Ordering::Release);
         }
         if state.take_dirty() {
             self.save(state)?;
@@ -129,6 +137,14 @@ impl Cluster {
         }
         &cache.as_ref().expect("just filled").0
     }
+}
+
+/// A routing table version no other table in the process has: a client's cached copy is
+/// checked by version alone, and the embedded API's per-thread client may serve several
+/// nodes of one process in turn.
+fn next_routes_version() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    LAST.fetch_add(1, Ordering::Relaxed) + 1
 }
 
 /// Runs `f` on the cluster state of `engine` and commits what it changed; `None` in

@@ -19,6 +19,8 @@ pub struct Routes {
     owner: Box<[u16]>,
     /// `ip:port` of each node index.
     addrs: Vec<String>,
+    /// The bus address of each node index, where known.
+    bus_addrs: Vec<Option<std::net::SocketAddr>>,
     /// Slots this node gives away (ASK), to the node index.
     migrating: HashMap<u16, u16>,
     /// Slots this node takes in (served to ASKING clients).
@@ -73,9 +75,11 @@ impl Routes {
     pub fn build(state: &State, require_full_coverage: bool) -> Routes {
         let mut index = HashMap::new();
         let mut addrs = Vec::new();
+        let mut bus_addrs = Vec::new();
         for node in state.nodes() {
             index.insert(node.id, addrs.len() as u16);
             addrs.push(format!("{}:{}", node.ip, node.port));
+            bus_addrs.push(node.bus_addr());
         }
         let myself = index[&state.myself_id()];
         let mut owner = vec![UNSERVED; SLOT_COUNT].into_boxed_slice();
@@ -101,9 +105,33 @@ impl Routes {
             my_primary,
             owner,
             addrs,
+            bus_addrs,
             migrating: map(state.migrating()),
             importing: map(state.importing()),
         }
+    }
+
+    /// The bus address of the node a MOVED or ASK for `slot` names by `addr` (`ip:port`):
+    /// the slot's owner or migration target when that is the node, else the one node with
+    /// that address (embedded nodes without a RESP port all show port 0).
+    pub fn bus_addr_of(&self, slot: SlotId, addr: &str) -> Option<std::net::SocketAddr> {
+        let by_slot = [
+            Some(self.owner[slot.index()]),
+            self.migrating.get(&slot.get()).copied(),
+        ];
+        let known = by_slot
+            .into_iter()
+            .flatten()
+            .find(|&i| i != UNSERVED && self.addrs[usize::from(i)] == addr)
+            .map(usize::from);
+        let index = known.or_else(|| {
+            let mut named = self.addrs.iter().enumerate().filter(|(_, a)| *a == addr);
+            match (named.next(), named.next()) {
+                (Some((i, _)), None) => Some(i),
+                _ => None,
+            }
+        })?;
+        self.bus_addrs[index]
     }
 
     /// Whether a command with `query` is served here; `exists` tells whether a key is here

@@ -162,6 +162,8 @@ pub static CATALOG: &[Spec] = &[
         MUTABLE,
         Kind::Bool(false),
     ),
+    // Shoal's own: answer for every slot by forwarding (see Config::cluster_proxy_mode).
+    d("cluster-proxy-mode", None, MUTABLE, Kind::Bool(false)),
     d(
         "cluster-allow-pubsubshard-when-down",
         None,

@@ -182,6 +182,12 @@ pub struct Config {
     pub cluster_require_full_coverage: bool,
     /// Reads are served while the cluster is down (`cluster-allow-reads-when-down`).
     pub cluster_allow_reads_when_down: bool,
+    /// RESP clients get commands for other nodes' slots run there and answered here instead
+    /// of MOVED/ASK (`cluster-proxy-mode`, Shoal's own directive).
+    pub cluster_proxy_mode: bool,
+    /// Embedded callers get MOVED/ASK for other nodes' slots instead of having the command
+    /// run there ([`Config::cluster_redirects`]).
+    pub cluster_redirects: bool,
     /// The QUIC endpoint's address for a node without a RESP listener (an embedded node that
     /// replicates or is replicated); `None`: from `bind`, `port` and `cluster-port`.
     pub bus_addr: Option<std::net::SocketAddr>,
@@ -490,6 +496,8 @@ impl Default for Config {
             cluster_node_timeout_ms: 15_000,
             cluster_require_full_coverage: true,
             cluster_allow_reads_when_down: false,
+            cluster_proxy_mode: false,
+            cluster_redirects: false,
             other: BTreeMap::new(),
             renamed_commands: Vec::new(),
         }
@@ -560,6 +568,14 @@ impl Config {
     /// Turns cluster mode on or off.
     pub fn cluster_enabled(mut self, enabled: bool) -> Config {
         self.cluster_enabled = enabled;
+        self
+    }
+
+    /// In cluster mode, a command the embedded API runs for a slot another node serves is
+    /// sent to that node over QUIC and its reply returned, by default; with `true` the
+    /// caller gets Redis's MOVED or ASK error instead.
+    pub fn cluster_redirects(mut self, redirects: bool) -> Config {
+        self.cluster_redirects = redirects;
         self
     }
 

@@ -89,6 +89,9 @@ pub enum Outcome {
     /// A CLIENT PAUSE holds the command back: the caller waits for the pause to end
     /// ([`Engine::wait_unpaused`]) and executes the command again.
     Paused,
+    /// Cluster mode: another node serves the command's slot, and this client has its
+    /// commands run there (embedded callers, `cluster-proxy-mode` clients).
+    Forward(crate::cluster::forward::Forward),
 }
 
 /// What a client does with replies (CLIENT REPLY).
@@ -175,6 +178,20 @@ pub struct ClusterClient {
     /// READONLY: reads of its master's slots are served by this replica.
     pub(crate) readonly: bool,
     pub(crate) routes: Option<(Arc<crate::cluster::Routes>, u64)>,
+    /// Whether its commands for other nodes' slots are forwarded instead of redirected.
+    pub(crate) forwarding: Forwarding,
+}
+
+/// When a client's commands for other nodes' slots run there (see [`Outcome::Forward`]).
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Forwarding {
+    /// Never: the client gets MOVED or ASK (and a forwarded command is never forwarded on).
+    #[default]
+    Never,
+    /// Always (the embedded API, unless `Config::cluster_redirects`).
+    Always,
+    /// While `cluster-proxy-mode` is on (RESP clients).
+    Proxy,
 }
 
 impl Default for Client {
@@ -215,6 +232,7 @@ impl Client {
                 .clients
                 .connect(clients::ClientKind::Normal, endpoint, engine.now_ms());
         client.conn.authenticated = !engine.requires_auth();
+        client.conn.cluster.forwarding = Forwarding::Proxy;
         client
     }
 
@@ -415,6 +433,10 @@ impl Engine {
                 Outcome::Reply(reply) => break reply,
                 Outcome::Blocked(blocked) => break blocked.wait(self),
                 Outcome::Paused => self.wait_unpaused(),
+                Outcome::Forward(forward) => {
+                    let proto = client.protocol;
+                    break crate::cluster::forward::call_blocking(self, forward, argv, proto);
+                }
             }
         };
         // With `appendfsync always` a write is acknowledged once it is on disk. (A command
@@ -529,6 +551,9 @@ impl Engine {
         // master, not READONLY.
         if let Some(cluster) = self.cluster.get() {
             if let Err(redirect) = self.route(cluster, client, command, argv, first_slot, kept) {
+                if let Some(forward) = self.forwards(client, &redirect) {
+                    return Outcome::Forward(forward);
+                }
                 // A refused EXEC ends the transaction, as Redis's does.
                 if command.name == "exec" {
                     multi::MultiState::discard(self, client);
@@ -969,6 +994,24 @@ impl Engine {
         let db = client.db;
         let routes = cluster.routes_cached(&mut client.conn.cluster.routes);
         routes.route(&query, |key| self.key_present(db, key, kept))
+    }
+
+    /// Where `client`'s command goes instead of getting `redirect`, if it is forwarded. A
+    /// transaction is not: its commands must run together, on one node.
+    fn forwards(
+        &self,
+        client: &Client,
+        redirect: &crate::cluster::Redirect,
+    ) -> Option<crate::cluster::forward::Forward> {
+        let on = match client.conn.cluster.forwarding {
+            Forwarding::Never => false,
+            Forwarding::Always => true,
+            Forwarding::Proxy => self.settings().cluster_proxy_mode,
+        };
+        if !on || client.multi.is_some() {
+            return None;
+        }
+        crate::cluster::forward::target(self, redirect)
     }
 
     /// Whether `key` is in `db` and not expired (the router's look at a migrating slot).

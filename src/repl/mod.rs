@@ -449,9 +449,15 @@ impl Manager {
         manager.refresh_auth(engine);
         if let Some(addr) = manager.bind {
             let endpoint = manager.endpoint_at(addr)?;
-            if engine.cluster.get().is_some() {
+            if let Some(cluster) = engine.cluster.get() {
                 let bus = crate::cluster::bus::run(Arc::downgrade(engine), endpoint.clone());
                 manager.handle.spawn(bus);
+                let forwarder = crate::cluster::forward::Forwarder::new(
+                    Arc::downgrade(engine),
+                    endpoint.clone(),
+                    manager.handle.clone(),
+                );
+                let _ = cluster.forwarder.set(Arc::new(forwarder));
             }
             manager
                 .handle

@@ -31,8 +31,8 @@ fn link_error(e: crate::transport::LinkError) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-/// Serves every link to `endpoint` until it closes: a replica's, or a cluster node's bus,
-/// as the first byte of its first stream says.
+/// Serves every link to `endpoint` until it closes: a replica's, a cluster node's bus, or
+/// commands forwarded by a cluster node, as the first byte of its first stream says.
 pub(super) async fn accept_loop(engine: Weak<Engine>, endpoint: Endpoint) {
     while let Some(link) = endpoint.accept().await {
         let engine = engine.clone();
@@ -46,6 +46,9 @@ pub(super) async fn accept_loop(engine: Weak<Engine>, endpoint: Endpoint) {
                     wire::REPLICATION_STREAM => serve(engine, &link, control, acks).await,
                     crate::cluster::bus::BUS_STREAM => {
                         crate::cluster::bus::serve(engine, &link, control, acks).await
+                    }
+                    crate::cluster::forward::FORWARD_STREAM => {
+                        crate::cluster::forward::serve(engine, &link, (control, acks)).await
                     }
                     other => Err(invalid(format!("unknown link purpose {other}"))),
                 }

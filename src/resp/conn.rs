@@ -15,6 +15,7 @@
 
 use super::workers::Seat;
 use super::{encode_reply, Limits, Parser};
+use crate::cluster::forward::Forward;
 use crate::config::OutputLimit;
 use crate::engine::blocking::Blocked;
 use crate::engine::clients::{flag, ClientInfo, ClientKind, Unblock};
@@ -179,6 +180,9 @@ enum Stop {
     Blocked(Blocked, bool),
     /// A command is held by CLIENT PAUSE; it was not consumed.
     Paused,
+    /// A command runs on the node that serves its slot (with its arguments, and whether its
+    /// reply is to be skipped).
+    Forward(Forward, Vec<Vec<u8>>, bool),
     Close,
 }
 
@@ -313,6 +317,12 @@ impl<S: Stream> Conn<S> {
                         return Ok(Next::Close);
                     }
                 }
+                Stop::Forward(forward, argv, skip_reply) => {
+                    let reply = self.forward(forward, argv).await;
+                    if let Next::Close = self.deliver_encoded(&reply, skip_reply) {
+                        return Ok(Next::Close);
+                    }
+                }
             }
         }
     }
@@ -371,6 +381,8 @@ impl<S: Stream> Conn<S> {
                 self.state.client.conn.reply_mode = ReplyMode::On;
             }
             let outcome = engine.execute_batched(&mut self.state.client, &argv, kept);
+            let forwarded: Option<Vec<Vec<u8>>> = matches!(outcome, Outcome::Forward(_))
+                .then(|| argv.iter().map(|a| a.to_vec()).collect());
             drop(argv);
             let reply = match outcome {
                 Outcome::Reply(reply) => reply,
@@ -384,6 +396,11 @@ impl<S: Stream> Conn<S> {
                         self.state.client.conn.reply_mode = ReplyMode::SkipNext;
                     }
                     return Stop::Paused;
+                }
+                Outcome::Forward(forward) => {
+                    self.state.input.advance(consumed);
+                    let argv = forwarded.unwrap_or_default();
+                    return Stop::Forward(forward, argv, skip_reply);
                 }
             };
             self.state.input.advance(consumed);
@@ -402,6 +419,19 @@ impl<S: Stream> Conn<S> {
         if !skip_reply && self.state.client.conn.reply_mode == ReplyMode::On {
             encode_reply(reply, self.state.client.protocol(), &mut self.state.output);
         }
+        self.delivered()
+    }
+
+    /// [`Conn::deliver`] for a reply already in RESP (a forwarded command's).
+    fn deliver_encoded(&mut self, reply: &[u8], skip_reply: bool) -> Next {
+        if !skip_reply && self.state.client.conn.reply_mode == ReplyMode::On {
+            self.state.output.extend_from_slice(reply);
+        }
+        self.delivered()
+    }
+
+    /// After a reply: whether the client must go.
+    fn delivered(&mut self) -> Next {
         if self.state.client.conn.close_after_reply {
             return Next::Close;
         }
@@ -543,6 +573,13 @@ impl<S: Stream> Conn<S> {
     }
 
     /// Waits for a CLIENT PAUSE to end; false if the client was killed meanwhile.
+    /// Runs a command on the node that serves its slot; its reply, in RESP.
+    async fn forward(&self, forward: Forward, argv: Vec<Vec<u8>>) -> Vec<u8> {
+        let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+        let proto = self.state.client.protocol();
+        crate::cluster::forward::call(&self.state.engine, forward, &argv, proto).await
+    }
+
     async fn wait_unpaused(&mut self) -> bool {
         loop {
             let ended = self.state.engine.pause.ended();

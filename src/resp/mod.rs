@@ -10,12 +10,14 @@ mod conn;
 mod decode;
 mod encode;
 mod listener;
+mod replies;
 pub(crate) mod tls;
 mod workers;
 
 pub use decode::{parse_command, split_args, Limits, Parsed, Parser, ProtocolError};
 pub use encode::{encode_command, encode_reply};
 pub use listener::Listener;
+pub use replies::decode_reply;
 
 /// The protocol version a client speaks (`HELLO 2|3`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
