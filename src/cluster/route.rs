@@ -83,11 +83,8 @@ impl Routes {
         }
         let myself = index[&state.myself_id()];
         let mut owner = vec![UNSERVED; SLOT_COUNT].into_boxed_slice();
-        for (i, slot_owner) in owner.iter_mut().enumerate() {
-            let slot = SlotId::new(i as u16).expect("below 16384");
-            if let Some(id) = state.owner(slot) {
-                *slot_owner = index.get(&id).copied().unwrap_or(UNSERVED);
-            }
+        for (id, range) in state.owner_runs() {
+            owner[range].fill(index.get(&id).copied().unwrap_or(UNSERVED));
         }
         let me = state.myself();
         let my_primary = me

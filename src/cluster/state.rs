@@ -232,6 +232,33 @@ impl State {
         self.node_timeout_ms = ms.max(1);
     }
 
+    /// The served slots as runs of consecutive slots with one owner, in slot order: one
+    /// pass for what would otherwise look each slot up (a reshard rebuilds the routing table
+    /// and nodes.conf five times a slot).
+    pub fn owner_runs(&self) -> Vec<(NodeId, std::ops::Range<usize>)> {
+        let mut runs: Vec<(NodeId, std::ops::Range<usize>)> = Vec::new();
+        for (i, owner) in self.owners.iter().enumerate() {
+            let Some(id) = owner else { continue };
+            match runs.last_mut() {
+                Some((last, range)) if last == id && range.end == i => range.end = i + 1,
+                _ => runs.push((*id, i..i + 1)),
+            }
+        }
+        runs
+    }
+
+    /// Every serving node's slots.
+    pub fn slot_sets(&self) -> HashMap<NodeId, SlotSet> {
+        let mut sets: HashMap<NodeId, SlotSet> = HashMap::new();
+        for (id, range) in self.owner_runs() {
+            let set = sets.entry(id).or_default();
+            for i in range {
+                set.insert(SlotId::new(i as u16).expect("below 16384"));
+            }
+        }
+        sets
+    }
+
     /// The slots `id` serves.
     pub fn slots_of(&self, id: &NodeId) -> SlotSet {
         let mut set = SlotSet::default();
@@ -283,11 +310,15 @@ impl State {
 
     /// Every slot is served, and no master serving one has failed.
     pub fn is_ok(&self, require_full_coverage: bool) -> bool {
-        !require_full_coverage
-            || self.owners.iter().all(|o| {
-                o.and_then(|id| self.nodes.get(&id))
-                    .is_some_and(|n| !n.has(flags::FAIL))
-            })
+        if !require_full_coverage {
+            return true;
+        }
+        let runs = self.owner_runs();
+        let covered: usize = runs.iter().map(|(_, range)| range.len()).sum();
+        covered == SLOT_COUNT
+            && runs
+                .iter()
+                .all(|(id, _)| self.nodes.get(id).is_some_and(|n| !n.has(flags::FAIL)))
     }
 
     // -----------------------------------------------------------------------------------------
@@ -978,6 +1009,11 @@ impl State {
 
     /// One CLUSTER NODES line.
     pub fn describe(&self, node: &Node) -> String {
+        self.describe_with(node, &self.slots_of(&node.id))
+    }
+
+    /// [`State::describe`] with the node's slots already gathered.
+    fn describe_with(&self, node: &Node, slots: &SlotSet) -> String {
         let epoch = match node.primary.and_then(|p| self.nodes.get(&p)) {
             Some(primary) if node.has(flags::SLAVE) => primary.config_epoch,
             _ => node.config_epoch,
@@ -997,7 +1033,7 @@ impl State {
             epoch,
             link
         );
-        let slots = render_ranges(self.slots_of(&node.id).ranges());
+        let slots = render_ranges(slots.ranges());
         if !slots.is_empty() {
             line.push(' ');
             line.push_str(&slots);
@@ -1015,11 +1051,12 @@ impl State {
 
     /// CLUSTER NODES: this node first, as nodes.conf holds it.
     pub fn describe_all(&self) -> String {
+        let sets = self.slot_sets();
+        let none = SlotSet::default();
+        let others = self.nodes.values().filter(|n| n.id != self.myself);
         let mut out = String::new();
-        out.push_str(&self.describe(self.myself()));
-        out.push('\n');
-        for node in self.nodes.values().filter(|n| n.id != self.myself) {
-            out.push_str(&self.describe(node));
+        for node in std::iter::once(self.myself()).chain(others) {
+            out.push_str(&self.describe_with(node, sets.get(&node.id).unwrap_or(&none)));
             out.push('\n');
         }
         out

@@ -9,7 +9,52 @@ use crate::engine::ctx::Ctx;
 use crate::persist::rdb::{decode, encode};
 use crate::reply::Reply;
 use crate::resp::client::{Answer, Client};
-use std::time::Duration;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// A connection MIGRATE kept is dropped after this long unused (Redis's 10 s).
+const SOCKET_IDLE_MAX: Duration = Duration::from_secs(10);
+/// Connections kept at most (Redis's 64).
+const SOCKETS_MAX: usize = 64;
+
+/// Connections MIGRATE keeps to its targets, as Redis does: a reshard runs thousands of
+/// MIGRATEs to one node, and a connection each would cost a TCP handshake each.
+#[derive(Default)]
+pub struct Sockets(Mutex<HashMap<(String, u16), Kept>>);
+
+struct Kept {
+    client: Client,
+    /// The database last selected on it.
+    db: i64,
+    last_used: Instant,
+}
+
+impl Sockets {
+    /// A kept connection to `host:port` and its selected database, taken out of the cache
+    /// (so that two MIGRATEs never share one); idle ones are dropped first.
+    fn take(&self, host: &str, port: u16) -> Option<(Client, i64)> {
+        let mut kept = self.0.lock();
+        kept.retain(|_, k| k.last_used.elapsed() < SOCKET_IDLE_MAX);
+        let k = kept.remove(&(host.to_string(), port))?;
+        Some((k.client, k.db))
+    }
+
+    fn put(&self, host: &str, port: u16, client: Client, db: i64) {
+        let mut kept = self.0.lock();
+        if kept.len() < SOCKETS_MAX {
+            let last_used = Instant::now();
+            kept.insert(
+                (host.to_string(), port),
+                Kept {
+                    client,
+                    db,
+                    last_used,
+                },
+            );
+        }
+    }
+}
 
 pub const COMMANDS: &[Command] = &[
     Command::new("dump", 2, READONLY, FIRST_KEY, dump),
@@ -193,27 +238,50 @@ fn migrate(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     };
     let db = m.db.to_string();
     let ttls: Vec<String> = found.iter().map(|(_, _, ttl)| ttl.to_string()).collect();
-    let mut commands: Vec<Vec<&[u8]>> = Vec::new();
-    if !m.auth.is_empty() {
-        let mut auth: Vec<&[u8]> = vec![b"AUTH"];
-        auth.extend(&m.auth);
-        commands.push(auth);
-    }
-    commands.push(vec![b"SELECT", db.as_bytes()]);
-    for ((key, payload, _), ttl) in found.iter().zip(&ttls) {
-        let mut command: Vec<&[u8]> = vec![restore, key, ttl.as_bytes(), payload];
-        if m.replace {
-            command.push(b"REPLACE");
+    let build = |select: bool| {
+        let mut commands: Vec<Vec<&[u8]>> = Vec::new();
+        if !m.auth.is_empty() {
+            let mut auth: Vec<&[u8]> = vec![b"AUTH"];
+            auth.extend(&m.auth);
+            commands.push(auth);
         }
-        commands.push(command);
-    }
-    let mut client = Client::connect(&m.host, m.port, m.timeout)
-        .map_err(|_| CmdError::new("IOERR error or timeout connecting to the client"))?;
-    client
-        .send(&commands)
-        .map_err(|_| CmdError::new("IOERR error or timeout writing to target instance"))?;
+        if select {
+            commands.push(vec![b"SELECT", db.as_bytes()]);
+        }
+        for ((key, payload, _), ttl) in found.iter().zip(&ttls) {
+            let mut command: Vec<&[u8]> = vec![restore, key, ttl.as_bytes(), payload];
+            if m.replace {
+                command.push(b"REPLACE");
+            }
+            commands.push(command);
+        }
+        commands
+    };
+    let connect = || {
+        Client::connect(&m.host, m.port, m.timeout)
+            .map_err(|_| CmdError::new("IOERR error or timeout connecting to the client"))
+    };
+    let write_failed = || CmdError::new("IOERR error or timeout writing to target instance");
+    let sockets = &cx.engine.migrate_sockets;
+    let fresh = || {
+        let (mut client, commands) = (connect()?, build(true));
+        client.send(&commands).map_err(|_| write_failed())?;
+        Ok::<_, CmdError>((client, commands))
+    };
+    let (mut client, commands) = match sockets.take(&m.host, m.port) {
+        Some((mut kept, kept_db)) if kept.set_timeout(m.timeout).is_ok() => {
+            let commands = build(kept_db != m.db);
+            match kept.send(&commands) {
+                Ok(()) => (kept, commands),
+                // The target closed the kept connection: once more on a new one.
+                Err(_) => fresh()?,
+            }
+        }
+        _ => fresh()?,
+    };
     let preamble = commands.len() - found.len();
     let mut first_error = None;
+    let mut refused_preamble = false;
     let mut moved = Vec::new();
     for i in 0..commands.len() {
         let answer = client
@@ -228,8 +296,13 @@ fn migrate(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
         }
         // A refused AUTH or SELECT means no RESTORE ran.
         if i < preamble && first_error.is_some() {
+            refused_preamble = true;
             break;
         }
+    }
+    // Kept for the next MIGRATE, unless the target refused AUTH or SELECT.
+    if !refused_preamble {
+        sockets.put(&m.host, m.port, client, m.db);
     }
     if !m.copy {
         for key in &moved {

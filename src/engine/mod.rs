@@ -344,6 +344,8 @@ pub struct Engine {
     pub(crate) persist: crate::persist::State,
     /// Cluster mode's state and routing table (set once, when the node opens).
     pub(crate) cluster: std::sync::OnceLock<crate::cluster::Cluster>,
+    /// The connections MIGRATE keeps to its targets.
+    pub(crate) migrate_sockets: crate::cmd::migrate::Sockets,
     /// Replication: role, IDs, replicas and their acknowledged offsets.
     pub(crate) repl: Arc<crate::repl::State>,
 }
@@ -411,6 +413,7 @@ impl Engine {
             persist: crate::persist::State::new(),
             repl: Arc::default(),
             cluster: std::sync::OnceLock::new(),
+            migrate_sockets: Default::default(),
         }
     }
 

@@ -37,12 +37,19 @@ impl Client {
             .next()
             .ok_or_else(|| io::Error::other(format!("can't resolve {host}")))?;
         let stream = TcpStream::connect_timeout(&addr, timeout)?;
-        stream.set_read_timeout(Some(timeout))?;
-        stream.set_write_timeout(Some(timeout))?;
         stream.set_nodelay(true)?;
-        Ok(Client {
+        let client = Client {
             reader: BufReader::new(stream),
-        })
+        };
+        client.set_timeout(timeout)?;
+        Ok(client)
+    }
+
+    /// Sets the timeout of every later read and write.
+    pub fn set_timeout(&self, timeout: Duration) -> io::Result<()> {
+        let stream = self.reader.get_ref();
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))
     }
 
     /// Sends several commands in one write (a pipeline).
