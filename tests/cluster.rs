@@ -502,6 +502,43 @@ fn redirects_and_bad_input_follow_redis() {
     assert_eq!(out.trim(), "OK");
     assert_eq!(call(servers[2].port, &["GET", "foo"]), "bar");
 
+    // cluster-announce-*: what a node tells the others (and so what MOVED names) follows
+    // CONFIG SET, and goes back.
+    let third = servers[2].port;
+    for (set_ip, set_port, set_bus) in [("127.0.0.9", "7777", "17777"), ("", "0", "0")] {
+        for (name, value) in [
+            ("cluster-announce-ip", set_ip),
+            ("cluster-announce-port", set_port),
+            ("cluster-announce-bus-port", set_bus),
+        ] {
+            assert_eq!(call(third, &["CONFIG", "SET", name, value]), "OK");
+        }
+        let (ip, announced, bus) = match set_ip {
+            "" => (
+                "127.0.0.1".to_string(),
+                third.to_string(),
+                (third + 10_000).to_string(),
+            ),
+            _ => (
+                set_ip.to_string(),
+                set_port.to_string(),
+                set_bus.to_string(),
+            ),
+        };
+        let moved = format!("MOVED 12182 {ip}:{announced}");
+        wait_until("the others see the announced address", || {
+            call(port, &["GET", "foo"]) == moved
+                && call(servers[1].port, &["CLUSTER", "NODES"])
+                    .contains(&format!(" {ip}:{announced}@{bus} master"))
+                && call(third, &["CLUSTER", "NODES"])
+                    .contains(&format!(" {ip}:{announced}@{bus} myself,master"))
+        });
+    }
+    assert_eq!(
+        call(port, &["GET", "foo"]),
+        format!("MOVED 12182 127.0.0.1:{third}")
+    );
+
     // MIGRATE of two keys of a slot being moved: the target takes both RESTORE-ASKINGs of
     // one pipeline, and the source sends clients of the moved keys there with ASK.
     let (source, target) = (servers[2].port, servers[0].port);

@@ -37,9 +37,11 @@ pub(crate) async fn run(engine: Weak<Engine>, endpoint: Endpoint) {
         };
         let offset = engine.log().end().0;
         let now_ms = engine.now_ms();
-        let node_timeout_ms = engine.settings().cluster_node_timeout_ms;
+        let settings = engine.settings();
         let (wanted, outgoing) = super::with_state(&engine, |state| {
-            state.set_node_timeout(node_timeout_ms);
+            state.set_node_timeout(settings.cluster_node_timeout_ms);
+            let (ip, port, cport) = settings.cluster_announced();
+            state.announce(ip, port, cport);
             state.handle_tick(now_ms, offset);
             (state.wanted_links(), state.poll_outgoing())
         })

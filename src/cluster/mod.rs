@@ -51,29 +51,23 @@ impl Cluster {
     pub fn open(config: &crate::Config, now_ms: u64) -> Result<Cluster, Error> {
         let config_file = config.dir.join(&config.cluster_config_file);
         let node_timeout_ms = config.cluster_node_timeout_ms;
-        let cport = config.bus_bind_addr().map_or(0, |a| a.port());
-        let state = match std::fs::read_to_string(&config_file) {
+        let (ip, port, cport) = config.cluster_announced();
+        let mut state = match std::fs::read_to_string(&config_file) {
             Ok(text) => {
-                let mut state =
-                    State::from_config(&text, node_timeout_ms, now_ms).map_err(|(line, why)| {
-                        Error::Corrupt {
-                            file: config_file.clone(),
-                            offset: line as u64,
-                            what: format!("line {line}: {why}"),
-                        }
-                    })?;
-                state.set_own_ports(config.port, cport);
-                state
+                State::from_config(&text, node_timeout_ms, now_ms).map_err(|(line, why)| {
+                    Error::Corrupt {
+                        file: config_file.clone(),
+                        offset: line as u64,
+                        what: format!("line {line}: {why}"),
+                    }
+                })?
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::new(
-                NodeId::random(),
-                config.port,
-                cport,
-                node_timeout_ms,
-                now_ms,
-            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                State::new(NodeId::random(), port, cport, node_timeout_ms, now_ms)
+            }
             Err(e) => return Err(Error::Io(e)),
         };
+        state.announce(ip, port, cport);
         let routes = Routes::build(&state, config.cluster_require_full_coverage);
         let cluster = Cluster {
             state: Mutex::new(state),

@@ -128,6 +128,15 @@ pub struct Outgoing {
     pub message: Message,
 }
 
+/// A sender's IP: the one it announces if that is an IP, else the address its message came
+/// from.
+fn sender_ip(header: &Header, peer: SocketAddr) -> String {
+    match header.ip.as_deref().map(str::parse::<std::net::IpAddr>) {
+        Some(Ok(ip)) => ip.to_string(),
+        _ => peer.ip().to_string(),
+    }
+}
+
 /// See [`State::promises`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Promises {
@@ -153,6 +162,8 @@ pub struct State {
     /// Nodes forgotten by CLUSTER FORGET, not re-added from gossip until then.
     forgotten: HashMap<NodeId, u64>,
     node_timeout_ms: u64,
+    /// `cluster-announce-ip`: this node's IP, not learned from peers.
+    announced_ip: Option<String>,
     outbox: Vec<Outgoing>,
     /// The configuration changed since nodes.conf was last written.
     dirty: bool,
@@ -178,6 +189,7 @@ impl State {
             importing: BTreeMap::new(),
             forgotten: HashMap::new(),
             node_timeout_ms,
+            announced_ip: None,
             outbox: Vec::new(),
             dirty: true,
             changed: true,
@@ -195,8 +207,16 @@ impl State {
             .expect("the state always holds its own node")
     }
 
-    /// The RESP and bus ports may change between runs (nodes.conf keeps the last ones).
-    pub fn set_own_ports(&mut self, port: u16, cport: u16) {
+    /// What this node tells the others about its address (`cluster-announce-*`, which
+    /// CONFIG SET may change; the ports may also change between runs). Without an announced
+    /// IP, its IP is the one peers reach it at.
+    pub fn announce(&mut self, ip: Option<&str>, port: u16, cport: u16) {
+        if self.announced_ip.as_deref() != ip {
+            self.announced_ip = ip.map(str::to_string);
+            // Without one, the next ping tells it again.
+            self.me_mut().ip = ip.unwrap_or_default().to_string();
+            self.touch();
+        }
         let me = self.me_mut();
         if (me.port, me.cport) != (port, cport) {
             (me.port, me.cport) = (port, cport);
@@ -615,6 +635,7 @@ impl State {
                 Some(primary) => self.slots_of(&primary.id),
                 None => self.slots_of(&self.myself),
             },
+            ip: self.announced_ip.clone(),
             port: me.port,
             cport: me.cport,
             repl_offset,
@@ -759,9 +780,11 @@ impl State {
             return None;
         }
         let kind = message.kind();
-        // A node learns its own IP from the address peers reach it at: any ping while it has
-        // none, and every MEET (which peers send to the address they were given).
-        let learn = kind == Kind::Meet || (kind == Kind::Ping && self.myself().ip.is_empty());
+        // A node learns its own IP from the address peers reach it at (or it reaches them
+        // from): any message while it has none, and every MEET (which peers send to the
+        // address they were given).
+        let learn =
+            self.announced_ip.is_none() && (kind == Kind::Meet || self.myself().ip.is_empty());
         let ip = local.ip().to_string();
         if learn && self.myself().ip != ip {
             self.me_mut().ip = ip;
@@ -817,7 +840,7 @@ impl State {
     /// A node that MEETs us: known from now on.
     fn add_peer(&mut self, header: &Header, peer: SocketAddr, now_ms: u64) {
         let mut node = Node::new(header.sender, flags::MASTER, now_ms);
-        node.ip = peer.ip().to_string();
+        node.ip = sender_ip(header, peer);
         node.port = header.port;
         node.cport = header.cport;
         self.nodes.insert(node.id, node);
@@ -843,7 +866,7 @@ impl State {
                 touched = true;
             }
         }
-        let ip = peer.ip().to_string();
+        let ip = sender_ip(header, peer);
         if node.ip != ip || node.port != header.port || node.cport != header.cport {
             node.ip = ip;
             node.port = header.port;
@@ -1146,6 +1169,7 @@ impl State {
             importing,
             forgotten: HashMap::new(),
             node_timeout_ms,
+            announced_ip: None,
             outbox: Vec::new(),
             dirty: false,
             changed: true,

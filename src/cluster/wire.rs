@@ -20,6 +20,9 @@ pub struct Header {
     pub primary: Option<NodeId>,
     /// The slots it serves (its master's, for a replica).
     pub slots: SlotSet,
+    /// The IP it announces (`cluster-announce-ip`); `None`: the address the message came
+    /// from.
+    pub ip: Option<String>,
     /// Its RESP port and bus port (its IP is the address the message came from).
     pub port: u16,
     /// Its bus port.
@@ -103,6 +106,7 @@ mod tests {
             flags: 2,
             primary: None,
             slots,
+            ip: Some("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".into()),
             port: 7000,
             cport: 17000,
             repl_offset: 1 << 40,

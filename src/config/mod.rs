@@ -182,6 +182,13 @@ pub struct Config {
     pub cluster_require_full_coverage: bool,
     /// Reads are served while the cluster is down (`cluster-allow-reads-when-down`).
     pub cluster_allow_reads_when_down: bool,
+    /// The IP this node tells other cluster nodes and clients (`cluster-announce-ip`);
+    /// `None`: the address peers reach it at.
+    pub cluster_announce_ip: Option<String>,
+    /// The RESP port it tells them (`cluster-announce-port`, 0: `port`).
+    pub cluster_announce_port: u16,
+    /// The bus port it tells them (`cluster-announce-bus-port`, 0: the bound one).
+    pub cluster_announce_bus_port: u16,
     /// RESP clients get commands for other nodes' slots run there and answered here instead
     /// of MOVED/ASK (`cluster-proxy-mode`, Shoal's own directive).
     pub cluster_proxy_mode: bool,
@@ -496,6 +503,9 @@ impl Default for Config {
             cluster_node_timeout_ms: 15_000,
             cluster_require_full_coverage: true,
             cluster_allow_reads_when_down: false,
+            cluster_announce_ip: None,
+            cluster_announce_port: 0,
+            cluster_announce_bus_port: 0,
             cluster_proxy_mode: false,
             cluster_redirects: false,
             other: BTreeMap::new(),
@@ -658,6 +668,18 @@ impl Config {
         let value = self.other.get("replicaof")?;
         let (host, port) = value.rsplit_once(' ')?;
         Some((host.to_string(), port.parse().ok()?))
+    }
+
+    /// What this node tells other cluster nodes: its IP if announced, its RESP port and its
+    /// bus port (the `cluster-announce-*` values over the bound ones).
+    pub fn cluster_announced(&self) -> (Option<&str>, u16, u16) {
+        let bound_cport = self.bus_bind_addr().map_or(0, |a| a.port());
+        let or = |announced: u16, bound: u16| if announced == 0 { bound } else { announced };
+        (
+            self.cluster_announce_ip.as_deref(),
+            or(self.cluster_announce_port, self.port),
+            or(self.cluster_announce_bus_port, bound_cport),
+        )
     }
 
     /// The address the QUIC endpoint binds, if the node has one: [`Config::bus_addr`], or the
