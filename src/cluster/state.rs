@@ -1283,6 +1283,115 @@ mod tests {
         assert!(State::from_config("garbage line", 15_000, 0).is_err());
     }
 
+    /// A node `a` serving slots 0-99 at config epoch 5, that knows node `b` at `b_addr`.
+    fn serving_pair() -> (State, NodeId, SocketAddr) {
+        let mut a = State::new(NodeId::random(), 7000, 17000, 15_000, 0);
+        a.add_slots(&(0..100).map(slot).collect::<Vec<_>>())
+            .unwrap();
+        a.current_epoch = Epoch(5);
+        a.me_mut().config_epoch = Epoch(5);
+        let b = NodeId::random();
+        let mut node = Node::new(b, flags::MASTER, 0);
+        (node.ip, node.port, node.cport) = ("127.0.0.1".into(), 7001, 17001);
+        a.nodes.insert(b, node);
+        (a, b, "127.0.0.1:17001".parse().unwrap())
+    }
+
+    fn ping_from(sender: NodeId, config_epoch: Epoch, slots: SlotSet) -> Message {
+        let header = Header {
+            sender,
+            current_epoch: config_epoch,
+            config_epoch,
+            flags: flags::MASTER,
+            primary: None,
+            slots,
+            ip: None,
+            port: 7001,
+            cport: 17001,
+            repl_offset: 0,
+        };
+        Message::Ping {
+            header,
+            gossip: Vec::new(),
+        }
+    }
+
+    fn slots(range: std::ops::Range<u16>) -> SlotSet {
+        let mut set = SlotSet::default();
+        range.for_each(|s| set.insert(slot(s)));
+        set
+    }
+
+    #[test]
+    fn a_stale_claim_is_answered_with_an_update_and_a_newer_one_wins() {
+        let (mut a, b, b_addr) = serving_pair();
+        let local = "127.0.0.1:17000".parse().unwrap();
+        a.handle_message(ping_from(b, Epoch(3), slots(0..100)), b_addr, local, 1);
+        assert_eq!(a.owner(slot(0)), Some(a.myself_id()));
+        let updates = a.poll_outgoing();
+        assert!(
+            updates
+                .iter()
+                .any(|o| o.to == b_addr && matches!(o.message, Message::Update { .. })),
+            "{updates:?}"
+        );
+        a.handle_message(ping_from(b, Epoch(9), slots(0..50)), b_addr, local, 2);
+        assert_eq!(a.owner(slot(0)), Some(b));
+        assert_eq!(a.owner(slot(50)), Some(a.myself_id()));
+    }
+
+    proptest::proptest! {
+        /// Whatever peers send, the state keeps its own node, names only known nodes as
+        /// owners, and writes a nodes.conf it can load again.
+        #[test]
+        fn arbitrary_messages_keep_the_state_whole(
+            script in proptest::collection::vec(
+                (0usize..4, 0u64..12, 0u16..16384, 0u16..2000, 0u8..5, proptest::prelude::any::<u16>()),
+                1..40,
+            )
+        ) {
+            let (mut a, b, b_addr) = serving_pair();
+            let others = [b, NodeId::random(), NodeId::random(), a.myself_id()];
+            let local = "127.0.0.1:17000".parse().unwrap();
+            for (i, &(who, epoch, first, len, kind, bits)) in script.iter().enumerate() {
+                let sender = others[who];
+                let claimed = slots(first..first.saturating_add(len).min(16384));
+                let gossip = vec![Gossip {
+                    id: others[(who + 1) % 4],
+                    ip: "127.0.0.1".into(),
+                    port: 7002,
+                    cport: 17002,
+                    flags: bits,
+                    pong_received_ms: i as u64,
+                }];
+                let message = match (kind, ping_from(sender, Epoch(epoch), claimed.clone())) {
+                    (0, Message::Ping { header, .. }) => Message::Ping { header, gossip },
+                    (1, Message::Ping { header, .. }) => Message::Meet { header, gossip },
+                    (2, Message::Ping { header, .. }) => Message::Pong { header, gossip },
+                    (3, _) => Message::Fail { id: sender },
+                    _ => Message::Update { id: sender, config_epoch: Epoch(epoch), slots: claimed },
+                };
+                a.handle_message(message, b_addr, local, i as u64);
+                a.handle_tick(i as u64 * 1000, 0);
+                a.poll_outgoing();
+            }
+            proptest::prop_assert!(a.node(&a.myself_id()).is_some());
+            for s in 0..16384 {
+                if let Some(owner) = a.owner(slot(s)) {
+                    proptest::prop_assert!(a.node(&owner).is_some(), "slot {} owned by an unknown node", s);
+                }
+            }
+            let text = a.render_config();
+            let back = State::from_config(&text, 15_000, 0);
+            proptest::prop_assert!(back.is_ok(), "{:?}\n{}", back.err(), text);
+            let back = back.unwrap();
+            proptest::prop_assert_eq!(back.promises(), a.promises());
+            proptest::prop_assert_eq!(back.owner_runs(), a.owner_runs());
+            let ids = |s: &State| s.nodes().map(|n| (n.id, n.flags, n.config_epoch)).collect::<Vec<_>>();
+            proptest::prop_assert_eq!(ids(&back), ids(&a));
+        }
+    }
+
     #[test]
     fn slot_commands_check_ownership() {
         let mut state = State::new(NodeId::random(), 7000, 17000, 15_000, 0);
