@@ -252,6 +252,34 @@ fn redis_cli_creates_reshards_and_checks_a_cluster() {
     // Its old connection went with the restart (the pipeline does not reconnect).
     let mut conn = client.get_connection().unwrap();
     check_keys(&mut conn, 0..KEYS);
+
+    // A restarted replica comes back as the replica it was, and follows its master again.
+    let view = nodes(port);
+    let (_, replica_port, _, master_id, _) = view
+        .iter()
+        .find(|n| n.2.contains("slave"))
+        .cloned()
+        .unwrap();
+    let master_port = view.iter().find(|n| n.0 == master_id).unwrap().1;
+    let replica = servers.iter_mut().find(|s| s.port == replica_port).unwrap();
+    replica.restart(&ARGS);
+    let me = nodes(replica_port);
+    assert!(
+        me.iter()
+            .any(|n| n.2.contains("myself,slave") && n.3 == master_id),
+        "{me:?}"
+    );
+    let key = (0..)
+        .map(|i| format!("after:{i}"))
+        .find(|k| call(master_port, &["SET", k, "1"]) == "OK")
+        .unwrap();
+    wait_until("the restarted replica follows its master", || {
+        call(replica_port, &["INFO", "replication"]).contains("master_link_status:up")
+            && call(master_port, &["DEBUG", "DIGEST"]) == call(replica_port, &["DEBUG", "DIGEST"])
+    });
+    let mut readonly = RespConn::connect(replica_port).unwrap();
+    assert_eq!(text(readonly.call(&[b"READONLY"])), "OK");
+    assert_eq!(text(readonly.call(&[b"GET", key.as_bytes()])), "1");
 }
 
 /// The other redis-cli workflows: add-node (also as a replica), fix of an open slot, a

@@ -116,6 +116,17 @@ impl Cluster {
         Ok(())
     }
 
+    /// The primary this node replicates, as (ip, RESP port, bus address), if it is a replica.
+    pub fn own_primary(&self) -> Option<(String, u16, Option<std::net::SocketAddr>)> {
+        let state = self.state();
+        let me = state.myself();
+        if !me.has(state::flags::SLAVE) {
+            return None;
+        }
+        let primary = state.node(&me.primary?)?;
+        Some((primary.ip.clone(), primary.port, primary.bus_addr()))
+    }
+
     /// The routing table.
     pub fn routes(&self) -> Arc<Routes> {
         self.routes.read().clone()

@@ -365,14 +365,19 @@ pub(crate) fn manager(engine: &Arc<Engine>) -> std::io::Result<Arc<Manager>> {
 
 /// Starts replication with the node if its configuration asks for it (a bus address, or
 /// `replicaof`).
+/// A cluster node that nodes.conf says is a replica follows its primary again.
 pub(crate) fn start(engine: &Arc<Engine>) -> std::io::Result<()> {
     let config = engine.config();
-    if config.bus_bind_addr().is_none() && config.replicaof().is_none() {
+    let primary = match engine.cluster.get() {
+        Some(cluster) => cluster.own_primary(),
+        None => config.replicaof().map(|(host, port)| (host, port, None)),
+    };
+    if config.bus_bind_addr().is_none() && primary.is_none() {
         return Ok(());
     }
     let manager = manager(engine)?;
-    if let Some((host, port)) = config.replicaof() {
-        manager.replicate_from(host, port, None);
+    if let Some((host, port, bus)) = primary {
+        manager.replicate_from(host, port, bus);
     }
     Ok(())
 }
