@@ -100,7 +100,11 @@ impl Forwarder {
         send.write_all(&[FORWARD_STREAM, flags]).await?;
         send.write_all(request).await?;
         send.finish();
-        read_bounded(&mut recv, REPLY_BYTES_MAX).await
+        let reply = read_bounded(&mut recv, REPLY_BYTES_MAX).await?;
+        if reply.is_empty() {
+            return Err(io::Error::other("the node ended the stream without a reply"));
+        }
+        Ok(reply)
     }
 
     /// A new stream to `to`, on its link (made again if it was lost).
