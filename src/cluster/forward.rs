@@ -102,7 +102,9 @@ impl Forwarder {
         send.finish();
         let reply = read_bounded(&mut recv, REPLY_BYTES_MAX).await?;
         if reply.is_empty() {
-            return Err(io::Error::other("the node ended the stream without a reply"));
+            return Err(io::Error::other(
+                "the node ended the stream without a reply",
+            ));
         }
         Ok(reply)
     }

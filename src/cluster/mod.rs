@@ -68,7 +68,8 @@ impl Cluster {
             Err(e) => return Err(Error::Io(e)),
         };
         state.announce(ip, port, cport);
-        let routes = Routes::build(&state, config.cluster_require_full_coverage);
+        let runs = state.owner_runs();
+        let routes = Routes::build(&state, &runs, config.cluster_require_full_coverage);
         let cluster = Cluster {
             state: Mutex::new(state),
             routes: RwLock::new(Arc::new(routes)),
@@ -77,7 +78,11 @@ impl Cluster {
             synced: Mutex::new(None),
             forwarder: std::sync::OnceLock::new(),
         };
-        cluster.save(&cluster.state.lock()).map_err(Error::Io)?;
+        let state = cluster.state.lock();
+        cluster
+            .save(&state, &state.owner_runs())
+            .map_err(Error::Io)?;
+        drop(state);
         Ok(cluster)
     }
 
@@ -88,13 +93,20 @@ impl Cluster {
 
     /// Publishes what changed in `state`: a new routing table, and nodes.conf rewritten.
     pub fn commit(&self, state: &mut State, require_full_coverage: bool) -> std::io::Result<()> {
-        if state.take_changed() {
-            *self.routes.write() = Arc::new(Routes::build(state, require_full_coverage));
+        let (changed, dirty) = (state.take_changed(), state.take_dirty());
+        if !changed && !dirty {
+            return Ok(());
+        }
+        // One pass over the slot map serves both.
+        let runs = state.owner_runs();
+        if changed {
+            let routes = Routes::build(state, &runs, require_full_coverage);
+            *self.routes.write() = Arc::new(routes);
             self.routes_version
                 .store(next_routes_version(), Ordering::Release);
         }
-        if state.take_dirty() {
-            self.save(state)?;
+        if dirty {
+            self.save(state, &runs)?;
         }
         Ok(())
     }
@@ -102,14 +114,18 @@ impl Cluster {
     /// Writes nodes.conf, and waits for the disk only when a promise changed (as Redis
     /// fsyncs for epochs, votes and roles but not for slot moves, which gossip restores):
     /// a reshard changes the file five times a slot.
-    fn save(&self, state: &State) -> std::io::Result<()> {
+    fn save(&self, state: &State, runs: &[state::OwnerRun]) -> std::io::Result<()> {
         let promises = state.promises();
         let mut synced = self.synced.lock();
         let durable = *synced != Some(promises);
         if durable {
             *synced = None;
         }
-        replace_file(&self.config_file, state.render_config().as_bytes(), durable)?;
+        replace_file(
+            &self.config_file,
+            state.render_config(runs).as_bytes(),
+            durable,
+        )?;
         if durable {
             *synced = Some(promises);
         }

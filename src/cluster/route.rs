@@ -2,7 +2,7 @@
 //! that asked the wrong node. Built from the state whenever it changes; read by every command
 //! without a lock (clients keep a copy and refresh it by version).
 
-use super::state::{flags, State};
+use super::state::{flags, OwnerRun, State};
 use crate::slot::{SlotId, SLOT_COUNT};
 use std::collections::HashMap;
 
@@ -72,7 +72,7 @@ pub struct Query<'a> {
 
 impl Routes {
     /// The table for `state`.
-    pub fn build(state: &State, require_full_coverage: bool) -> Routes {
+    pub fn build(state: &State, runs: &[OwnerRun], require_full_coverage: bool) -> Routes {
         let mut index = HashMap::new();
         let mut addrs = Vec::new();
         let mut bus_addrs = Vec::new();
@@ -83,8 +83,8 @@ impl Routes {
         }
         let myself = index[&state.myself_id()];
         let mut owner = vec![UNSERVED; SLOT_COUNT].into_boxed_slice();
-        for (id, range) in state.owner_runs() {
-            owner[range].fill(index.get(&id).copied().unwrap_or(UNSERVED));
+        for (id, range) in runs {
+            owner[range.clone()].fill(index.get(id).copied().unwrap_or(UNSERVED));
         }
         let me = state.myself();
         let my_primary = me
@@ -97,7 +97,7 @@ impl Routes {
                 .collect()
         };
         Routes {
-            ok: state.is_ok(require_full_coverage),
+            ok: state.is_ok(require_full_coverage, runs),
             myself,
             my_primary,
             owner,

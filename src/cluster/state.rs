@@ -13,6 +13,7 @@ use super::wire::{Gossip, Header, Message};
 use crate::slot::{SlotId, SLOT_COUNT};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::ops::Range;
 
 /// Node flags, as CLUSTER NODES names them.
 pub mod flags {
@@ -137,6 +138,11 @@ fn sender_ip(header: &Header, peer: SocketAddr) -> String {
     }
 }
 
+/// Consecutive slots with one owner (see [`State::owner_runs`]).
+pub type OwnerRun = (NodeId, Range<usize>);
+/// The served slots as runs, in slot order.
+pub type OwnerRuns = Vec<OwnerRun>;
+
 /// See [`State::promises`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Promises {
@@ -255,8 +261,8 @@ impl State {
     /// The served slots as runs of consecutive slots with one owner, in slot order: one
     /// pass for what would otherwise look each slot up (a reshard rebuilds the routing table
     /// and nodes.conf five times a slot).
-    pub fn owner_runs(&self) -> Vec<(NodeId, std::ops::Range<usize>)> {
-        let mut runs: Vec<(NodeId, std::ops::Range<usize>)> = Vec::new();
+    pub fn owner_runs(&self) -> OwnerRuns {
+        let mut runs: OwnerRuns = Vec::new();
         for (i, owner) in self.owners.iter().enumerate() {
             let Some(id) = owner else { continue };
             match runs.last_mut() {
@@ -267,16 +273,15 @@ impl State {
         runs
     }
 
-    /// Every serving node's slots.
-    pub fn slot_sets(&self) -> HashMap<NodeId, SlotSet> {
-        let mut sets: HashMap<NodeId, SlotSet> = HashMap::new();
-        for (id, range) in self.owner_runs() {
-            let set = sets.entry(id).or_default();
-            for i in range {
-                set.insert(SlotId::new(i as u16).expect("below 16384"));
-            }
+    /// Every serving node's slot ranges (first, last), from [`State::owner_runs`]: a
+    /// node's runs are its ranges, as a run ends where the owner changes.
+    fn ranges_by_node(runs: &[OwnerRun]) -> HashMap<NodeId, Vec<(u16, u16)>> {
+        let mut ranges: HashMap<NodeId, Vec<(u16, u16)>> = HashMap::new();
+        for (id, run) in runs {
+            let range = (run.start as u16, (run.end - 1) as u16);
+            ranges.entry(*id).or_default().push(range);
         }
-        sets
+        ranges
     }
 
     /// The slots `id` serves.
@@ -329,11 +334,10 @@ impl State {
     }
 
     /// Every slot is served, and no master serving one has failed.
-    pub fn is_ok(&self, require_full_coverage: bool) -> bool {
+    pub fn is_ok(&self, require_full_coverage: bool, runs: &[OwnerRun]) -> bool {
         if !require_full_coverage {
             return true;
         }
-        let runs = self.owner_runs();
         let covered: usize = runs.iter().map(|(_, range)| range.len()).sum();
         covered == SLOT_COUNT
             && runs
@@ -1032,11 +1036,11 @@ impl State {
 
     /// One CLUSTER NODES line.
     pub fn describe(&self, node: &Node) -> String {
-        self.describe_with(node, &self.slots_of(&node.id))
+        self.describe_with(node, self.slots_of(&node.id).ranges())
     }
 
     /// [`State::describe`] with the node's slots already gathered.
-    fn describe_with(&self, node: &Node, slots: &SlotSet) -> String {
+    fn describe_with(&self, node: &Node, ranges: Vec<(u16, u16)>) -> String {
         let epoch = match node.primary.and_then(|p| self.nodes.get(&p)) {
             Some(primary) if node.has(flags::SLAVE) => primary.config_epoch,
             _ => node.config_epoch,
@@ -1056,7 +1060,7 @@ impl State {
             epoch,
             link
         );
-        let slots = render_ranges(slots.ranges());
+        let slots = render_ranges(ranges);
         if !slots.is_empty() {
             line.push(' ');
             line.push_str(&slots);
@@ -1073,21 +1077,21 @@ impl State {
     }
 
     /// CLUSTER NODES: this node first, as nodes.conf holds it.
-    pub fn describe_all(&self) -> String {
-        let sets = self.slot_sets();
-        let none = SlotSet::default();
+    pub fn describe_all(&self, runs: &[OwnerRun]) -> String {
+        let mut ranges = State::ranges_by_node(runs);
         let others = self.nodes.values().filter(|n| n.id != self.myself);
         let mut out = String::new();
         for node in std::iter::once(self.myself()).chain(others) {
-            out.push_str(&self.describe_with(node, sets.get(&node.id).unwrap_or(&none)));
+            let own = ranges.remove(&node.id).unwrap_or_default();
+            out.push_str(&self.describe_with(node, own));
             out.push('\n');
         }
         out
     }
 
     /// nodes.conf: the node lines, then the epochs.
-    pub fn render_config(&self) -> String {
-        let mut out = self.describe_all();
+    pub fn render_config(&self, runs: &[OwnerRun]) -> String {
+        let mut out = self.describe_all(runs);
         out.push_str(&format!(
             "vars currentEpoch {} lastVoteEpoch {}\n",
             self.current_epoch, self.last_vote_epoch
@@ -1270,7 +1274,7 @@ mod tests {
             n
         });
         state.set_migrating(slot(7), other).unwrap();
-        let text = state.render_config();
+        let text = state.render_config(&state.owner_runs());
         assert!(
             text.contains(&format!(
                 "{me} :7000@17000 myself,master - 0 0 1 connected 0-5460 [7->-{other}]"
@@ -1279,7 +1283,7 @@ mod tests {
         );
         assert!(text.ends_with("vars currentEpoch 1 lastVoteEpoch 0\n"));
         let back = State::from_config(&text, 15_000, 0).unwrap();
-        assert_eq!(back.render_config(), text);
+        assert_eq!(back.render_config(&back.owner_runs()), text);
         assert!(State::from_config("garbage line", 15_000, 0).is_err());
     }
 
@@ -1381,7 +1385,7 @@ mod tests {
                     proptest::prop_assert!(a.node(&owner).is_some(), "slot {} owned by an unknown node", s);
                 }
             }
-            let text = a.render_config();
+            let text = a.render_config(&a.owner_runs());
             let back = State::from_config(&text, 15_000, 0);
             proptest::prop_assert!(back.is_ok(), "{:?}\n{}", back.err(), text);
             let back = back.unwrap();

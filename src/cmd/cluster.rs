@@ -235,7 +235,7 @@ pub fn info_text(state: &State, full_coverage: bool) -> String {
         .nodes()
         .filter(|n| n.is_master() && !state.slots_of(&n.id).is_empty())
         .count();
-    let ok = if state.is_ok(full_coverage) {
+    let ok = if state.is_ok(full_coverage, &state.owner_runs()) {
         "ok"
     } else {
         "fail"
@@ -257,7 +257,7 @@ pub fn info_text(state: &State, full_coverage: bool) -> String {
 }
 
 fn nodes(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
-    let text = with_state(cx, |s| s.describe_all())?;
+    let text = with_state(cx, |s| s.describe_all(&s.owner_runs()))?;
     Ok(Reply::Verbatim(text.as_bytes().into()))
 }
 
