@@ -50,6 +50,7 @@ impl Drop for Inner {
         // expiry sweep (which writes DELs) before the last save and the AOF's last fsync.
         crate::repl::shutdown(&self.engine);
         self.listener.take();
+        crate::cluster::close(&self.engine);
         *self.stop.0.lock() = true;
         self.stop.1.notify_all();
         if let Some(handle) = self.sweeper.take() {

@@ -7,6 +7,7 @@
 //! ids.rs     NodeId, Epoch
 //! slots.rs   SlotSet: 16384-bit maps, slot ranges as CLUSTER NODES lists them
 //! state.rs   nodes, slot owners, epochs, MEET/gossip/PFAIL, nodes.conf (no I/O)
+//! config_file.rs  nodes.conf on disk: fsynced when a promise changed, else written behind
 //! wire.rs    bus messages (serde + bincode)
 //! bus.rs     links to every node, ticks, feeds the state, writes nodes.conf
 //! route.rs   the routing table: local, MOVED, ASK, CROSSSLOT, TRYAGAIN, CLUSTERDOWN
@@ -15,6 +16,7 @@
 //! ```
 
 pub(crate) mod bus;
+mod config_file;
 pub mod forward;
 pub mod ids;
 pub(crate) mod route;
@@ -27,8 +29,7 @@ use crate::error::Error;
 pub use ids::{Epoch, NodeId};
 use parking_lot::{Mutex, MutexGuard, RwLock};
 pub(crate) use route::{Redirect, Routes};
-use state::{Promises, State};
-use std::path::PathBuf;
+use state::State;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -39,9 +40,8 @@ pub(crate) struct Cluster {
     /// A new value (see [`next_routes_version`]) with every new routing table, so that
     /// clients refresh their copy cheaply.
     routes_version: AtomicU64,
-    config_file: PathBuf,
-    /// The promises nodes.conf last reached the disk with.
-    synced: Mutex<Option<Promises>>,
+    /// nodes.conf.
+    file: config_file::ConfigFile,
     /// Runs commands on other nodes; set once the node's QUIC endpoint is up.
     pub forwarder: std::sync::OnceLock<Arc<forward::Forwarder>>,
 }
@@ -74,8 +74,7 @@ impl Cluster {
             state: Mutex::new(state),
             routes: RwLock::new(Arc::new(routes)),
             routes_version: AtomicU64::new(next_routes_version()),
-            config_file,
-            synced: Mutex::new(None),
+            file: config_file::ConfigFile::new(config_file).map_err(Error::Io)?,
             forwarder: std::sync::OnceLock::new(),
         };
         let state = cluster.state.lock();
@@ -111,25 +110,9 @@ impl Cluster {
         Ok(())
     }
 
-    /// Writes nodes.conf, and waits for the disk only when a promise changed (as Redis
-    /// fsyncs for epochs, votes and roles but not for slot moves, which gossip restores):
-    /// a reshard changes the file five times a slot.
+    /// Saves nodes.conf (see [`config_file`] for when it waits for the disk).
     fn save(&self, state: &State, runs: &[state::OwnerRun]) -> std::io::Result<()> {
-        let promises = state.promises();
-        let mut synced = self.synced.lock();
-        let durable = *synced != Some(promises);
-        if durable {
-            *synced = None;
-        }
-        replace_file(
-            &self.config_file,
-            state.render_config(runs).as_bytes(),
-            durable,
-        )?;
-        if durable {
-            *synced = Some(promises);
-        }
-        Ok(())
+        self.file.save(state.render_config(runs), state.promises())
     }
 
     /// The primary this node replicates, as (ip, RESP port, bus address), if it is a replica.
@@ -168,6 +151,13 @@ fn next_routes_version() -> u64 {
     LAST.fetch_add(1, Ordering::Relaxed) + 1
 }
 
+/// Writes what nodes.conf has pending (the node is closing).
+pub(crate) fn close(engine: &Engine) {
+    if let Some(cluster) = engine.cluster.get() {
+        cluster.file.close();
+    }
+}
+
 /// Runs `f` on the cluster state of `engine` and commits what it changed; `None` in
 /// standalone mode.
 pub(crate) fn with_state<T>(engine: &Engine, f: impl FnOnce(&mut State) -> T) -> Option<T> {
@@ -179,24 +169,4 @@ pub(crate) fn with_state<T>(engine: &Engine, f: impl FnOnce(&mut State) -> T) ->
         tracing::warn!("Could not save the cluster configuration: {e}");
     }
     Some(out)
-}
-
-/// Replaces `path` with `bytes` by a rename, so that a crash leaves the old file or the new
-/// one; `durable`: the new one is on disk when this returns.
-fn replace_file(path: &std::path::Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
-    use std::io::Write;
-    let temp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut file = std::fs::File::create(&temp)?;
-    file.write_all(bytes)?;
-    if durable {
-        file.sync_all()?;
-    }
-    std::fs::rename(&temp, path)?;
-    if let Some(dir) = path
-        .parent()
-        .filter(|d| durable && !d.as_os_str().is_empty())
-    {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }
