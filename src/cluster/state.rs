@@ -165,6 +165,11 @@ pub struct State {
     owners: Vec<Option<NodeId>>,
     migrating: BTreeMap<u16, NodeId>,
     importing: BTreeMap<u16, NodeId>,
+    /// Slots whose owner, as recorded here, no longer claims them (it gave them away while
+    /// we did not hear of the taker): any claim takes them, whatever its config epoch, as
+    /// Redis 7.2 does. Without it, an owner that gave slots away and then took a higher
+    /// epoch would keep them here forever.
+    disowned: BTreeMap<u16, NodeId>,
     /// Nodes forgotten by CLUSTER FORGET, not re-added from gossip until then.
     forgotten: HashMap<NodeId, u64>,
     node_timeout_ms: u64,
@@ -193,6 +198,7 @@ impl State {
             owners: vec![None; SLOT_COUNT],
             migrating: BTreeMap::new(),
             importing: BTreeMap::new(),
+            disowned: BTreeMap::new(),
             forgotten: HashMap::new(),
             node_timeout_ms,
             announced_ip: None,
@@ -894,20 +900,35 @@ impl State {
             self.touch();
         }
         if master {
-            self.claim_slots(&id, header.config_epoch, &header.slots, peer);
+            self.claim_slots(&id, header.config_epoch, &header.slots, Some(peer));
             self.settle_epoch_collision(&id);
         }
     }
 
-    /// A master's claim on slots: it takes every slot that is free or served by a node with
-    /// a lower config epoch. A claim on our own slots with a stale epoch is answered with an
-    /// UPDATE telling the sender who serves them.
-    fn claim_slots(&mut self, id: &NodeId, epoch: Epoch, claimed: &SlotSet, peer: SocketAddr) {
+    /// A master's claim on slots: it takes every slot that is free, given away, or served by
+    /// a node with a lower config epoch. `peer`: the claim is the master's own (its header,
+    /// from that address), so the slots it does not list it has given away; a claim on our
+    /// own slots with a stale epoch is answered there with an UPDATE telling who serves
+    /// them. `None`: an UPDATE's word about the master, which may be older than ours.
+    fn claim_slots(
+        &mut self,
+        id: &NodeId,
+        epoch: Epoch,
+        claimed: &SlotSet,
+        peer: Option<SocketAddr>,
+    ) {
         let mut stale_claim = None;
         let mut moved = false;
+        for (i, owner) in self.owners.iter().enumerate() {
+            let slot = SlotId::new(i as u16).expect("below 16384");
+            if peer.is_some() && *owner == Some(*id) && !claimed.contains(slot) {
+                self.disowned.insert(slot.get(), *id);
+            }
+        }
         for slot in claimed.iter() {
             let current = self.owners[slot.index()];
             if current == Some(*id) {
+                self.disowned.remove(&slot.get());
                 continue;
             }
             // A slot being imported here is being handed over by hand: the claim waits.
@@ -917,8 +938,9 @@ impl State {
             let current_epoch = current
                 .and_then(|c| self.nodes.get(&c))
                 .map(|n| n.config_epoch);
+            let disowned = current.is_some() && self.disowned.get(&slot.get()) == current.as_ref();
             match current_epoch {
-                Some(held) if held >= epoch => {
+                Some(held) if held >= epoch && !disowned => {
                     if current == Some(self.myself) || held > epoch {
                         stale_claim = current;
                     }
@@ -926,6 +948,7 @@ impl State {
                 _ => {
                     self.owners[slot.index()] = Some(*id);
                     self.migrating.remove(&slot.get());
+                    self.disowned.remove(&slot.get());
                     moved = true;
                 }
             }
@@ -934,6 +957,9 @@ impl State {
         if moved {
             self.touch();
         }
+        let Some(peer) = peer else {
+            return;
+        };
         if let Some(owner) = stale_claim.and_then(|o| self.nodes.get(&o)) {
             let message = Message::Update {
                 id: owner.id,
@@ -1022,9 +1048,7 @@ impl State {
                     if let Some(node) = self.nodes.get_mut(&id) {
                         node.config_epoch = config_epoch;
                     }
-                    let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
-                    self.claim_slots(&id, config_epoch, &slots, unspecified);
-                    self.outbox.retain(|o| o.to != unspecified);
+                    self.claim_slots(&id, config_epoch, &slots, None);
                 }
             }
             _ => {}
@@ -1171,6 +1195,7 @@ impl State {
             owners,
             migrating,
             importing,
+            disowned: BTreeMap::new(),
             forgotten: HashMap::new(),
             node_timeout_ms,
             announced_ip: None,
@@ -1341,6 +1366,27 @@ mod tests {
         );
         a.handle_message(ping_from(b, Epoch(9), slots(0..50)), b_addr, local, 2);
         assert_eq!(a.owner(slot(0)), Some(b));
+        assert_eq!(a.owner(slot(50)), Some(a.myself_id()));
+    }
+
+    #[test]
+    fn slots_an_owner_stops_claiming_go_to_any_claim() {
+        let (mut a, b, b_addr) = serving_pair();
+        let local = "127.0.0.1:17000".parse().unwrap();
+        // b takes 0-49 with a newer epoch, then gives them away (to c, unheard of here) and
+        // bumps its epoch again: its next ping claims nothing.
+        a.handle_message(ping_from(b, Epoch(8), slots(0..50)), b_addr, local, 1);
+        assert_eq!(a.owner(slot(0)), Some(b));
+        a.handle_message(ping_from(b, Epoch(9), slots(0..0)), b_addr, local, 2);
+        let c = NodeId::random();
+        let mut node = Node::new(c, flags::MASTER, 0);
+        (node.ip, node.port, node.cport) = ("127.0.0.1".into(), 7002, 17002);
+        a.nodes.insert(c, node);
+        let c_addr = "127.0.0.1:17002".parse().unwrap();
+        // c's epoch is older than b's, yet the slots are c's: b no longer claims them.
+        a.handle_message(ping_from(c, Epoch(6), slots(0..50)), c_addr, local, 3);
+        assert_eq!(a.owner(slot(0)), Some(c));
+        assert_eq!(a.owner(slot(49)), Some(c));
         assert_eq!(a.owner(slot(50)), Some(a.myself_id()));
     }
 

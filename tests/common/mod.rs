@@ -266,6 +266,8 @@ impl ShoalServer {
 
     fn start_on(port: u16, args: &[&str]) -> ShoalServer {
         let dir = std::env::temp_dir().join(format!("shoal-server-{port}"));
+        // Fresh: a killed run may have left files (a nodes.conf) for this port.
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let child = ShoalServer::spawn(port, &dir, args);
         let server = ShoalServer { child, port, dir };
