@@ -66,6 +66,25 @@ fn nodes(port: u16) -> Vec<(String, u16, String, String, String)> {
         .collect()
 }
 
+/// `count` shoal-server nodes, the first `members` made a cluster by `redis-cli --cluster
+/// create` (with `options`); the nodes and their `ip:port` addresses.
+fn cluster(count: usize, members: usize, options: &[&str]) -> (Vec<ShoalServer>, Vec<String>) {
+    let servers: Vec<ShoalServer> = (0..count)
+        .map(|_| ShoalServer::start_with_bus(&ARGS))
+        .collect();
+    let addrs: Vec<String> = servers
+        .iter()
+        .map(|s| format!("127.0.0.1:{}", s.port))
+        .collect();
+    let mut create = vec!["--cluster", "create"];
+    create.extend(addrs[..members].iter().map(String::as_str));
+    create.extend(options);
+    create.push("--cluster-yes");
+    let out = redis_cli(&create);
+    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+    (servers, addrs)
+}
+
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !done() {
@@ -117,17 +136,7 @@ fn check_keys(conn: &mut redis::cluster::ClusterConnection, range: std::ops::Ran
 
 #[test]
 fn redis_cli_creates_reshards_and_checks_a_cluster() {
-    let mut servers: Vec<ShoalServer> =
-        (0..6).map(|_| ShoalServer::start_with_bus(&ARGS)).collect();
-    let addrs: Vec<String> = servers
-        .iter()
-        .map(|s| format!("127.0.0.1:{}", s.port))
-        .collect();
-    let mut create = vec!["--cluster", "create"];
-    create.extend(addrs.iter().map(String::as_str));
-    create.extend(["--cluster-replicas", "1", "--cluster-yes"]);
-    let out = redis_cli(&create);
-    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+    let (mut servers, addrs) = cluster(6, 6, &["--cluster-replicas", "1"]);
     let port = servers[0].port;
     wait_until("every node sees 6 nodes and cluster_state:ok", || {
         servers.iter().all(|s| {
@@ -286,17 +295,8 @@ fn redis_cli_creates_reshards_and_checks_a_cluster() {
 /// rebalance that empties a master, del-node; every key stays readable.
 #[test]
 fn redis_cli_adds_rebalances_fixes_and_removes_nodes() {
-    let servers: Vec<ShoalServer> = (0..5).map(|_| ShoalServer::start_with_bus(&ARGS)).collect();
-    let addrs: Vec<String> = servers
-        .iter()
-        .map(|s| format!("127.0.0.1:{}", s.port))
-        .collect();
+    let (servers, addrs) = cluster(5, 3, &[]);
     let id = |i: usize| call(servers[i].port, &["CLUSTER", "MYID"]);
-    let mut create = vec!["--cluster", "create"];
-    create.extend(addrs[..3].iter().map(String::as_str));
-    create.push("--cluster-yes");
-    let out = redis_cli(&create);
-    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
     let client = redis::cluster::ClusterClient::new(vec![format!("redis://{}", addrs[0])]).unwrap();
     let mut conn = client.get_connection().unwrap();
     write_keys(&mut conn, 0..1_000);
@@ -395,16 +395,7 @@ fn redis_cli_adds_rebalances_fixes_and_removes_nodes() {
 /// one node, in RESP2 and RESP3; multi-key commands keep the CROSSSLOT rule.
 #[test]
 fn proxy_mode_serves_every_slot_through_one_node() {
-    let servers: Vec<ShoalServer> = (0..3).map(|_| ShoalServer::start_with_bus(&ARGS)).collect();
-    let mut create = vec!["--cluster", "create"];
-    let addrs: Vec<String> = servers
-        .iter()
-        .map(|s| format!("127.0.0.1:{}", s.port))
-        .collect();
-    create.extend(addrs.iter().map(String::as_str));
-    create.push("--cluster-yes");
-    let out = redis_cli(&create);
-    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+    let (servers, _) = cluster(3, 3, &[]);
     let proxy = servers[0].port;
     let p = proxy.to_string();
     assert!(call(proxy, &["GET", "foo"]).starts_with("MOVED 12182 "));
@@ -457,16 +448,7 @@ fn proxy_mode_serves_every_slot_through_one_node() {
 /// Redirections and errors as Redis gives them.
 #[test]
 fn redirects_and_bad_input_follow_redis() {
-    let servers: Vec<ShoalServer> = (0..3).map(|_| ShoalServer::start_with_bus(&ARGS)).collect();
-    let addrs: Vec<String> = servers
-        .iter()
-        .map(|s| format!("127.0.0.1:{}", s.port))
-        .collect();
-    let mut create = vec!["--cluster", "create"];
-    create.extend(addrs.iter().map(String::as_str));
-    create.push("--cluster-yes");
-    let out = redis_cli(&create);
-    assert!(out.contains("[OK] All 16384 slots covered."), "{out}");
+    let (servers, _) = cluster(3, 3, &[]);
     let port = servers[0].port;
     // foo is in slot 12182, which the third master serves.
     assert_eq!(
