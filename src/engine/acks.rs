@@ -52,12 +52,6 @@ impl AckWait {
         if let AckGoal::Fsynced { local: true, .. } = goal {
             aof.want_fsync(offset);
         }
-        let replicas = match goal {
-            AckGoal::Received { replicas } | AckGoal::Fsynced { replicas, .. } => replicas,
-        };
-        if replicas > 0 && repl.replicas_acked(offset, false) < replicas {
-            repl.hurry();
-        }
         AckWait {
             aof,
             repl,

@@ -134,6 +134,12 @@ pub struct WriteLog {
     limits: LogLimits,
     data_ready: Condvar,
     space_ready: Condvar,
+    /// An async reader (a replica's sender) found nothing and waits for [`WriteLog::appended`]:
+    /// the next append wakes it, so that a replica receives a write as its client gets the
+    /// reply (a failover then loses nothing the old primary acknowledged, as Redis's
+    /// write-then-reply loses nothing). A busy sender never sets it: no wake-up per write.
+    reader_idle: std::sync::atomic::AtomicBool,
+    appended: event_listener::Event,
 }
 
 /// One command's worth of log content: RESP commands, each tagged with its database.
@@ -193,6 +199,8 @@ impl WriteLog {
             limits,
             data_ready: Condvar::new(),
             space_ready: Condvar::new(),
+            reader_idle: std::sync::atomic::AtomicBool::new(false),
+            appended: event_listener::Event::new(),
         }
     }
 
@@ -215,7 +223,10 @@ impl WriteLog {
         if inner.readers_waiting > 0 {
             self.data_ready.notify_all();
         }
-        Offset(inner.end)
+        let end = Offset(inner.end);
+        drop(inner);
+        self.wake_idle();
+        end
     }
 
     /// Empties the log and makes `offset` its end: a replica after a full resync continues
@@ -296,7 +307,31 @@ impl WriteLog {
         if inner.readers_waiting > 0 {
             self.data_ready.notify_all();
         }
-        Offset(inner.end)
+        let end = Offset(inner.end);
+        drop(inner);
+        self.wake_idle();
+        end
+    }
+
+    /// Wakes the async readers that found nothing (see `reader_idle`). The flag was set
+    /// before their last read took the lock, and this runs after the append released it:
+    /// either that read saw the append, or this sees the flag.
+    fn wake_idle(&self) {
+        use std::sync::atomic::Ordering;
+        if self.reader_idle.load(Ordering::Acquire)
+            && self.reader_idle.swap(false, Ordering::AcqRel)
+        {
+            self.appended.notify(usize::MAX);
+        }
+    }
+
+    /// For an async reader that found nothing: a listener the next append fires. Read once
+    /// more before awaiting it (an append may have come in between).
+    pub fn listen_appended(&self) -> event_listener::EventListener {
+        let listener = self.appended.listen();
+        self.reader_idle
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        listener
     }
 
     /// Takes the log lock for an append. The critical section is a few dozen nanoseconds, so
@@ -359,6 +394,7 @@ impl WriteLog {
         self.inner.lock().closed = true;
         self.data_ready.notify_all();
         self.space_ready.notify_all();
+        self.appended.notify(usize::MAX);
     }
 
     /// Frees the retained history (`repl-backlog-ttl` passed without replicas): only what a

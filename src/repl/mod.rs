@@ -108,8 +108,6 @@ pub(crate) struct State {
     next_replica_id: AtomicU64,
     /// Woken whenever a replica acknowledges (WAIT, WAITAOF).
     acked: event_listener::Event,
-    /// Wakes the log senders at once: a client waits for replicas (WAIT).
-    hurry: event_listener::Event,
     /// Since when a primary has had no replica (`None`: it has one, or is a replica).
     alone_since: Mutex<Option<Instant>>,
     /// The backlog holds history (INFO's `repl_backlog_active`); freed after
@@ -144,7 +142,6 @@ impl Default for State {
             replicas: Mutex::new(Vec::new()),
             next_replica_id: AtomicU64::new(0),
             acked: event_listener::Event::new(),
-            hurry: event_listener::Event::new(),
             epoch: AtomicU64::new(0),
             alone_since: Mutex::new(Some(Instant::now())),
             // As in Redis, a primary's backlog starts with its first replica.
@@ -219,15 +216,6 @@ impl State {
             r.state == "online" && if fsynced { r.fsynced } else { r.applied } >= offset.0
         };
         replicas.iter().filter(covered).count() as i64
-    }
-
-    /// Sends what the log holds to the replicas now rather than at the next poll.
-    pub fn hurry(&self) {
-        self.hurry.notify(usize::MAX);
-    }
-
-    fn listen_hurry(&self) -> event_listener::EventListener {
-        self.hurry.listen()
     }
 
     /// A listener woken by the next replica acknowledgement.

@@ -14,10 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Bytes of log taken per stream write: many commands per write.
 const READ_BYTES_MAX: usize = 256 * 1024;
-/// How long the log sender waits before it looks for new writes again, doubling while
-/// nothing comes up to [`IDLE_POLL_MAX`] (an idle link costs next to nothing).
-const IDLE_POLL: Duration = Duration::from_millis(1);
-const IDLE_POLL_MAX: Duration = Duration::from_millis(16);
+/// How long an idle log sender waits for an append before it looks again.
+const IDLE_WAIT_MAX: Duration = Duration::from_millis(100);
 /// Snapshot chunks in flight between the snapshot writer and the link.
 const SNAPSHOT_CHUNKS_MAX: usize = 16;
 /// How often a session looks for a role change, a silent replica and a ping to send.
@@ -325,30 +323,30 @@ impl Write for FanOut {
 /// Streams the log from the reader's position for as long as the link lasts. A replica so
 /// far behind that the log no longer holds its position is dropped (it will resync).
 ///
-/// Between reads that find nothing the sender sleeps (see [`IDLE_POLL`]) rather than being woken
-/// by each append: a wake-up per write cost the writing threads a system call each and the
-/// primary 60% more CPU per SET; a pause batches like Redis's once-per-event-loop write to
-/// its replicas. A client entering WAIT hurries the senders instead.
+/// A sender that finds nothing waits for the next append, which wakes it only then
+/// ([`crate::log::WriteLog::listen_appended`]): a wake-up per write would cost the writing
+/// threads a system call each, while a busy sender reads whatever accumulated meanwhile, as
+/// Redis writes to its replicas once per event loop.
 async fn pump_log(engine: &Engine, mut reader: LogReader, mut out: SendStream) -> io::Result<()> {
     let log = engine.log();
-    let mut pause = IDLE_POLL;
     loop {
-        // Registered before the read, so that a WAIT arriving after it is not missed.
-        let hurried = engine.repl.listen_hurry();
-        let chunk = reader
+        let mut chunk = reader
             .read(READ_BYTES_MAX, Duration::ZERO)
             .map_err(io::Error::other)?;
         if chunk.is_empty() {
-            if log.is_closed() {
-                return Err(io::Error::other("the node is closing"));
+            let appended = log.listen_appended();
+            chunk = reader
+                .read(READ_BYTES_MAX, Duration::ZERO)
+                .map_err(io::Error::other)?;
+            if chunk.is_empty() {
+                if log.is_closed() {
+                    return Err(io::Error::other("the node is closing"));
+                }
+                // The timeout only bounds how long a missed close goes unnoticed.
+                let _ = tokio::time::timeout(IDLE_WAIT_MAX, appended).await;
+                continue;
             }
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => pause = (pause * 2).min(IDLE_POLL_MAX),
-                _ = hurried => {}
-            }
-            continue;
         }
-        pause = IDLE_POLL;
         out.write_chunk(chunk).await?;
     }
 }

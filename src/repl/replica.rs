@@ -209,6 +209,9 @@ impl<'a> TaggedStreams<'a> {
     }
 }
 
+/// Log chunks up to this size are applied without handing the runtime's thread over.
+const INLINE_APPLY_BYTES_MAX: usize = 64 * 1024;
+
 /// The primary's log as received and not yet applied.
 struct LogFeed {
     chunks: mpsc::UnboundedReceiver<io::Result<Bytes>>,
@@ -385,6 +388,16 @@ impl Applier {
         }
     }
 
+    /// Applies a chunk from the runtime's thread: a small one in place, a large one
+    /// (a burst; milliseconds of work) with the thread handed over meanwhile, as the hand-over
+    /// costs more than applying a few commands.
+    fn apply_chunk(&mut self, engine: &Engine, chunk: &[u8]) -> io::Result<()> {
+        match chunk.len() <= INLINE_APPLY_BYTES_MAX {
+            true => self.apply(engine, chunk),
+            false => tokio::task::block_in_place(|| self.apply(engine, chunk)),
+        }
+    }
+
     fn apply(&mut self, engine: &Engine, chunk: &[u8]) -> io::Result<()> {
         // Applied and appended as one step for snapshots (see `State::applying`).
         let _applying = engine.repl.applying.read();
@@ -454,12 +467,10 @@ async fn apply_log(
                 acknowledge(engine, &mut control).await?;
             }
             chunk = log.next() => {
-                let chunk = chunk?;
-                tokio::task::block_in_place(|| applier.apply(engine, &chunk))?;
+                applier.apply_chunk(engine, &chunk?)?;
                 // Take whatever else already arrived: one acknowledgement for all of it.
                 while let Some(more) = log.next_ready() {
-                    let more = more?;
-                    tokio::task::block_in_place(|| applier.apply(engine, &more))?;
+                    applier.apply_chunk(engine, &more?)?;
                 }
                 engine.repl.touch_link();
                 acknowledge(engine, &mut control).await?;
