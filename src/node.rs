@@ -150,7 +150,7 @@ impl Node {
         crate::persist::attach(&engine);
         let config = engine.config();
         if config.cluster_enabled {
-            let cluster = crate::cluster::Cluster::open(config, engine.now_ms())?;
+            let cluster = crate::cluster::Cluster::open(config)?;
             let _ = engine.cluster.set(cluster);
         }
         if config.persistence && config.append_only {

@@ -4,6 +4,7 @@
 //! pongs come back on it; the pings of others arrive on links they opened, and are answered
 //! there.
 
+use super::state::{Outgoing, State};
 use super::wire::Message;
 use crate::engine::Engine;
 use crate::transport::frame;
@@ -18,46 +19,75 @@ use tokio::sync::mpsc;
 /// The first byte of a link's first stream when it carries the bus (replication's is
 /// [`crate::repl::wire::REPLICATION_STREAM`]).
 pub const BUS_STREAM: u8 = b'C';
-/// How often the state ticks (Redis's cluster cron runs every 100 ms).
-const TICK_MS: u64 = 100;
 /// Messages waiting for one link; more are dropped (pings are periodic, and the state
 /// resends what matters).
 const LINK_QUEUE_MAX: usize = 64;
 /// A link that could not be set up is tried again after this long.
 const RECONNECT_MS: u64 = 1_000;
 
-/// Runs the bus until the engine goes away.
+/// Runs the bus until the engine goes away: a tick as often as the state asks (Redis's
+/// cluster cron runs every 100 ms; ours scales with the node timeout), and what the state
+/// has to send as soon as it has it.
 pub(crate) async fn run(engine: Weak<Engine>, endpoint: Endpoint) {
     let mut links: HashMap<SocketAddr, mpsc::Sender<Message>> = HashMap::new();
-    let mut ticker = tokio::time::interval(Duration::from_millis(TICK_MS));
+    let mut next_tick = tokio::time::Instant::now();
     loop {
-        ticker.tick().await;
+        let Some(wake) = engine
+            .upgrade()
+            .and_then(|e| Some(e.cluster.get()?.wake.clone()))
+        else {
+            return;
+        };
+        let ticking = tokio::select! {
+            _ = tokio::time::sleep_until(next_tick) => true,
+            _ = wake.notified() => false,
+        };
         let Some(engine) = engine.upgrade() else {
             return;
         };
-        let offset = engine.log().end().0;
-        let now_ms = engine.now_ms();
-        let settings = engine.settings();
-        let (wanted, outgoing) = super::with_state(&engine, |state| {
-            state.set_node_timeout(settings.cluster_node_timeout_ms);
-            let (ip, port, cport) = settings.cluster_announced();
-            state.announce(ip, port, cport);
-            state.handle_tick(now_ms, offset);
-            (state.wanted_links(), state.poll_outgoing())
-        })
-        .unwrap_or_default();
-        links.retain(|addr, sender| wanted.contains(addr) && !sender.is_closed());
-        for addr in wanted {
-            links
-                .entry(addr)
-                .or_insert_with(|| open_link(Arc::downgrade(&engine), endpoint.clone(), addr));
-        }
+        let outgoing = match ticking {
+            true => {
+                let (wanted, outgoing, tick_ms) = tick(&engine).unwrap_or_default();
+                next_tick = tokio::time::Instant::now() + Duration::from_millis(tick_ms.max(1));
+                links.retain(|addr, sender| wanted.contains(addr) && !sender.is_closed());
+                for addr in wanted {
+                    links.entry(addr).or_insert_with(|| {
+                        open_link(Arc::downgrade(&engine), endpoint.clone(), addr)
+                    });
+                }
+                outgoing
+            }
+            false => super::with_state(&engine, State::poll_outgoing).unwrap_or_default(),
+        };
         for out in outgoing {
+            if cut_off(&engine, out.to) {
+                continue;
+            }
             if let Some(link) = links.get(&out.to) {
                 let _ = link.try_send(out.message);
             }
         }
     }
+}
+
+/// The periodic step, with the settings CONFIG SET may have changed: the links the state
+/// wants, what it sends, and when it wants the next tick.
+fn tick(engine: &Arc<Engine>) -> Option<(Vec<SocketAddr>, Vec<Outgoing>, u64)> {
+    let settings = engine.settings();
+    let data_age_ms = match engine.repl.link().1 {
+        Some(last_io) => last_io.elapsed().as_millis() as u64,
+        None => u64::MAX / 4,
+    };
+    let now_ms = super::now_ms();
+    step(engine, |state| {
+        state.set_node_timeout(settings.cluster_node_timeout_ms);
+        let (ip, port, cport) = settings.cluster_announced();
+        state.announce(ip, port, cport);
+        state.set_failover_settings(super::failover_settings(&settings));
+        state.set_data_age(data_age_ms);
+        state.handle_tick(now_ms);
+        (state.wanted_links(), state.poll_outgoing(), state.tick_ms())
+    })
 }
 
 /// A task that keeps a link to `addr` and sends what it is given; the pongs it receives go
@@ -96,6 +126,15 @@ fn set_link(engine: &Weak<Engine>, addr: SocketAddr, up: bool) {
     }
 }
 
+/// One step of the state, told this node's replication offset first.
+fn step<T>(engine: &Arc<Engine>, f: impl FnOnce(&mut State) -> T) -> Option<T> {
+    let offset = engine.log().end().0;
+    super::with_state(engine, |state| {
+        state.set_repl_offset(offset);
+        f(state)
+    })
+}
+
 /// One established outbound link: our messages out, the replies in. `Ok` when we stopped
 /// wanting the link.
 async fn talk(
@@ -120,10 +159,11 @@ async fn talk(
                 let Some(engine) = engine.upgrade() else {
                     return Ok(());
                 };
-                let now_ms = engine.now_ms();
-                super::with_state(&engine, |state| {
-                    state.handle_message(reply, addr, local, now_ms)
-                });
+                if cut_off(&engine, addr) {
+                    continue;
+                }
+                let now_ms = super::now_ms();
+                step(&engine, |state| state.handle_message(reply, addr, local, now_ms));
             }
         }
     }
@@ -142,8 +182,11 @@ pub(crate) async fn serve(
         let Some(engine) = engine.upgrade() else {
             return Ok(());
         };
-        let now_ms = engine.now_ms();
-        let reply = super::with_state(&engine, |state| {
+        if cut_off(&engine, peer) {
+            continue;
+        }
+        let now_ms = super::now_ms();
+        let reply = step(&engine, |state| {
             state.handle_message(message, peer, local, now_ms)
         })
         .flatten();
@@ -152,6 +195,10 @@ pub(crate) async fn serve(
         }
     }
     Ok(())
+}
+
+fn cut_off(engine: &Engine, addr: SocketAddr) -> bool {
+    engine.cluster.get().is_some_and(|c| c.cut_off(addr))
 }
 
 fn local_addr(link: &Link) -> SocketAddr {

@@ -44,11 +44,20 @@ pub(crate) struct Cluster {
     file: config_file::ConfigFile,
     /// Runs commands on other nodes; set once the node's QUIC endpoint is up.
     pub forwarder: std::sync::OnceLock<Arc<forward::Forwarder>>,
+    /// Wakes the bus driver: the state has messages to send.
+    pub wake: Arc<tokio::sync::Notify>,
+    /// Held while [`reconcile`] runs, so that two callers do not both act on one change.
+    reconciling: Mutex<()>,
+    /// Clients are paused by a manual failover's hand-over.
+    paused: std::sync::atomic::AtomicBool,
+    /// Bus addresses whose messages are dropped both ways (DEBUG CLUSTER-PARTITION).
+    partitioned: RwLock<Vec<std::net::SocketAddr>>,
 }
 
 impl Cluster {
     /// Loads nodes.conf (`cluster-config-file` in `dir`), or starts a new cluster of one.
-    pub fn open(config: &crate::Config, now_ms: u64) -> Result<Cluster, Error> {
+    pub fn open(config: &crate::Config) -> Result<Cluster, Error> {
+        let now_ms = now_ms();
         let config_file = config.dir.join(&config.cluster_config_file);
         let node_timeout_ms = config.cluster_node_timeout_ms;
         let (ip, port, cport) = config.cluster_announced();
@@ -76,6 +85,10 @@ impl Cluster {
             routes_version: AtomicU64::new(next_routes_version()),
             file: config_file::ConfigFile::new(config_file).map_err(Error::Io)?,
             forwarder: std::sync::OnceLock::new(),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            reconciling: Mutex::new(()),
+            paused: std::sync::atomic::AtomicBool::new(false),
+            partitioned: RwLock::new(Vec::new()),
         };
         let state = cluster.state.lock();
         cluster
@@ -126,6 +139,11 @@ impl Cluster {
         Some((primary.ip.clone(), primary.port, primary.bus_addr()))
     }
 
+    /// Whether the bus drops messages to and from `addr` (DEBUG CLUSTER-PARTITION).
+    pub fn cut_off(&self, addr: std::net::SocketAddr) -> bool {
+        self.partitioned.read().contains(&addr)
+    }
+
     /// The routing table.
     pub fn routes(&self) -> Arc<Routes> {
         self.routes.read().clone()
@@ -151,6 +169,92 @@ fn next_routes_version() -> u64 {
     LAST.fetch_add(1, Ordering::Relaxed) + 1
 }
 
+/// The cluster's clock: milliseconds that look like Unix time (CLUSTER NODES shows them) but
+/// never jump, as every timeout of the cluster is measured with it.
+pub(crate) fn now_ms() -> u64 {
+    static START: std::sync::OnceLock<(std::time::Instant, u64)> = std::sync::OnceLock::new();
+    let (start, unix_ms) = START.get_or_init(|| {
+        let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        (
+            std::time::Instant::now(),
+            unix.map_or(0, |d| d.as_millis() as u64),
+        )
+    });
+    unix_ms + start.elapsed().as_millis() as u64
+}
+
+/// The failover part of the configuration.
+pub(crate) fn failover_settings(config: &crate::Config) -> state::FailoverSettings {
+    state::FailoverSettings {
+        no_failover: config.cluster_replica_no_failover || config.replica_priority == 0,
+        validity_factor: config.cluster_replica_validity_factor,
+        repl_ping_period_ms: config.repl_ping_period_secs * 1_000,
+        allow_replica_migration: config.cluster_allow_replica_migration,
+    }
+}
+
+/// How long a manual failover's hand-over may pause clients at most (the state ends it
+/// sooner: it gives up after 5 s, as Redis does).
+const HAND_OVER_PAUSE_MS: u64 = 10_000;
+
+/// Makes the rest of the node follow what the cluster state decided: replication follows
+/// the role it gives this node (promoted by a failover; following a new master after losing
+/// its slots, or by CLUSTER REPLICATE), and clients' writes pause while a manual failover
+/// hands this master over. Idempotent: it compares, then acts.
+fn reconcile(engine: &Engine) {
+    let Some(cluster) = engine.cluster.get() else {
+        return;
+    };
+    let _one = cluster.reconciling.lock();
+    let paused = cluster.state().writes_paused();
+    if cluster.paused.swap(paused, Ordering::AcqRel) != paused {
+        match paused {
+            true => {
+                let until_ms = engine.now_ms() + HAND_OVER_PAUSE_MS;
+                let scope = crate::engine::clients::PauseScope::Write;
+                engine.pause.start(scope, until_ms, engine.now_ms());
+            }
+            false => engine.pause.end(),
+        }
+    }
+    let wanted = cluster.own_primary();
+    let target = match (wanted, engine.repl.role()) {
+        (None, crate::repl::Role::Replica(_)) => None,
+        (Some((ip, port, bus)), crate::repl::Role::Primary) => Some((ip, port, bus)),
+        (Some((ip, port, bus)), crate::repl::Role::Replica(up))
+            if up.host != ip || up.port != port =>
+        {
+            Some((ip, port, bus))
+        }
+        _ => return,
+    };
+    let result = match target {
+        None => crate::repl::replicaof(engine, None, None),
+        Some((ip, _, _)) if ip.is_empty() => return,
+        Some((ip, port, bus)) => crate::repl::replicaof(engine, Some((ip, port)), bus),
+    };
+    if let Err(e) = result {
+        tracing::warn!("Could not follow the cluster's role for this node: {e}");
+    }
+}
+
+/// DEBUG CLUSTER-PARTITION: the bus drops messages to and from these nodes from now on.
+pub(crate) fn partition(engine: &Engine, ids: &[NodeId]) -> Result<(), String> {
+    let cluster = engine
+        .cluster
+        .get()
+        .ok_or("This instance has cluster support disabled")?;
+    let state = cluster.state();
+    let mut addrs = Vec::new();
+    for id in ids {
+        let node = state.node(id).ok_or_else(|| format!("Unknown node {id}"))?;
+        addrs.extend(node.bus_addr());
+    }
+    drop(state);
+    *cluster.partitioned.write() = addrs;
+    Ok(())
+}
+
 /// Writes what nodes.conf has pending (the node is closing).
 pub(crate) fn close(engine: &Engine) {
     if let Some(cluster) = engine.cluster.get() {
@@ -158,8 +262,10 @@ pub(crate) fn close(engine: &Engine) {
     }
 }
 
-/// Runs `f` on the cluster state of `engine` and commits what it changed; `None` in
-/// standalone mode.
+/// Runs `f` on the cluster state of `engine` and commits what it changed; then the rest of
+/// the node follows what the state decided ([`reconcile`]), and the bus driver sends what
+/// the state has to send now rather than at its next tick (a FAIL, a vote request, a new
+/// master's PONG). `None` in standalone mode.
 pub(crate) fn with_state<T>(engine: &Engine, f: impl FnOnce(&mut State) -> T) -> Option<T> {
     let cluster = engine.cluster.get()?;
     let mut state = cluster.state();
@@ -167,6 +273,12 @@ pub(crate) fn with_state<T>(engine: &Engine, f: impl FnOnce(&mut State) -> T) ->
     let full_coverage = engine.settings().cluster_require_full_coverage;
     if let Err(e) = cluster.commit(&mut state, full_coverage) {
         tracing::warn!("Could not save the cluster configuration: {e}");
+    }
+    let sending = state.has_outgoing();
+    drop(state);
+    reconcile(engine);
+    if sending {
+        cluster.wake.notify_one();
     }
     Some(out)
 }

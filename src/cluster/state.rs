@@ -5,7 +5,7 @@
 //! It follows the Redis Cluster specification: nodes learn each other by MEET and gossip,
 //! slots belong to the master that claims them with the highest config epoch, a config
 //! epoch collision is settled by node ID, and a node that answers no ping for the node
-//! timeout is suspected (PFAIL).
+//! timeout is suspected (PFAIL). Failure and failover are in failover.rs.
 
 use super::ids::{Epoch, NodeId};
 use super::slots::{render_ranges, SlotSet};
@@ -14,6 +14,9 @@ use crate::slot::{SlotId, SLOT_COUNT};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::ops::Range;
+
+mod failover;
+pub use failover::{FailoverSettings, ManualKind};
 
 /// Node flags, as CLUSTER NODES names them.
 pub mod flags {
@@ -43,8 +46,6 @@ pub mod flags {
 
 /// How long a forgotten node is not re-added from gossip (Redis's blacklist TTL).
 const FORGET_TTL_MS: u64 = 60_000;
-/// A node is pinged when its last pong is older than this (or half the node timeout).
-const PING_PERIOD_MS: u64 = 1_000;
 /// Gossip entries per message, at most.
 const GOSSIP_MAX: usize = 8;
 
@@ -66,6 +67,10 @@ pub struct Node {
     pub link_up: bool,
     /// Masters that reported it failing, and when.
     pub fail_reports: Vec<(NodeId, u64)>,
+    /// When it was marked FAIL.
+    pub fail_time_ms: u64,
+    /// When this master last voted for a replica of it.
+    pub voted_ms: u64,
     /// Replication offset it last told.
     pub repl_offset: u64,
     pub created_ms: u64,
@@ -85,6 +90,8 @@ impl Node {
             pong_received_ms: 0,
             link_up: false,
             fail_reports: Vec::new(),
+            fail_time_ms: 0,
+            voted_ms: 0,
             repl_offset: 0,
             created_ms: now_ms,
         }
@@ -180,6 +187,9 @@ pub struct State {
     dirty: bool,
     /// The configuration changed since the routing table was last built.
     changed: bool,
+    /// This node's replication offset, as the driver last told it.
+    repl_offset: u64,
+    failover: failover::Failover,
 }
 
 impl State {
@@ -205,6 +215,8 @@ impl State {
             outbox: Vec::new(),
             dirty: true,
             changed: true,
+            repl_offset: 0,
+            failover: failover::Failover::default(),
         }
     }
 
@@ -334,13 +346,22 @@ impl State {
         self.changed = true;
     }
 
+    /// Whether messages wait to be sent.
+    pub fn has_outgoing(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+
     /// Messages to send, taken.
     pub fn poll_outgoing(&mut self) -> Vec<Outgoing> {
         std::mem::take(&mut self.outbox)
     }
 
-    /// Every slot is served, and no master serving one has failed.
+    /// This node is not fenced off in a minority, and (with full coverage required) every
+    /// slot is served by a master that has not failed.
     pub fn is_ok(&self, require_full_coverage: bool, runs: &[OwnerRun]) -> bool {
+        if self.failover.fenced {
+            return false;
+        }
         if !require_full_coverage {
             return true;
         }
@@ -629,8 +650,13 @@ impl State {
     // -----------------------------------------------------------------------------------------
     // The bus
 
+    /// This node's replication offset (what its header tells).
+    pub fn set_repl_offset(&mut self, offset: u64) {
+        self.repl_offset = offset;
+    }
+
     /// This node's header for a message.
-    fn header(&self, repl_offset: u64) -> Header {
+    fn header(&self) -> Header {
         let me = self.myself();
         Header {
             sender: self.myself,
@@ -648,11 +674,13 @@ impl State {
             ip: self.announced_ip.clone(),
             port: me.port,
             cport: me.cport,
-            repl_offset,
+            repl_offset: self.repl_offset,
+            paused: self.paused(),
         }
     }
 
-    /// A few other nodes for a message's gossip section (not the receiver, not in handshake).
+    /// A few other nodes for a message's gossip section (not the receiver, not in handshake),
+    /// suspected ones first: their failure reports are what makes a FAIL.
     fn gossip(&self, to: &NodeId) -> Vec<Gossip> {
         let mut candidates: Vec<&Node> = self
             .nodes
@@ -661,6 +689,7 @@ impl State {
             .filter(|n| !n.has(flags::HANDSHAKE | flags::NOADDR))
             .collect();
         fastrand::shuffle(&mut candidates);
+        candidates.sort_by_key(|n| !n.has(flags::PFAIL | flags::FAIL));
         candidates
             .into_iter()
             .take(GOSSIP_MAX)
@@ -675,8 +704,8 @@ impl State {
             .collect()
     }
 
-    fn ping_message(&self, to: &Node, repl_offset: u64) -> Message {
-        let header = self.header(repl_offset);
+    fn ping_message(&self, to: &Node) -> Message {
+        let header = self.header();
         let gossip = self.gossip(&to.id);
         match to.has(flags::MEET) {
             true => Message::Meet { header, gossip },
@@ -705,8 +734,8 @@ impl State {
         }
     }
 
-    /// The periodic work: pings, handshake and PFAIL timeouts.
-    pub fn handle_tick(&mut self, now_ms: u64, repl_offset: u64) {
+    /// The periodic work: pings, handshake timeouts, failure detection and failover.
+    pub fn handle_tick(&mut self, now_ms: u64) {
         let timeout_ms = self.node_timeout_ms;
         let handshake_timeout_ms = timeout_ms.max(1_000);
         let stale: Vec<NodeId> = self
@@ -720,16 +749,18 @@ impl State {
             self.remove_node(&id);
         }
         self.forgotten.retain(|_, until| *until > now_ms);
-        let period_ms = PING_PERIOD_MS.min(timeout_ms / 2).max(1);
+        let period_ms = self.ping_period_ms();
         let mut pings = Vec::new();
         for node in self.nodes.values() {
             if node.id == self.myself || !node.link_up {
                 continue;
             }
-            let waiting = node.ping_sent_ms != 0;
-            if !waiting && now_ms.saturating_sub(node.pong_received_ms) >= period_ms {
+            // A ping unanswered for a period is sent again: it may have been lost (suspicion
+            // does not count from it, but from the last pong).
+            let last_ms = node.pong_received_ms.max(node.ping_sent_ms);
+            if now_ms.saturating_sub(last_ms) >= period_ms {
                 if let Some(to) = node.bus_addr() {
-                    pings.push((node.id, to, self.ping_message(node, repl_offset)));
+                    pings.push((node.id, to, self.ping_message(node)));
                 }
             }
         }
@@ -739,31 +770,7 @@ impl State {
             }
             self.outbox.push(Outgoing { to, message });
         }
-        self.mark_suspects(now_ms);
-    }
-
-    /// PFAIL for a node whose pong is overdue by the node timeout.
-    fn mark_suspects(&mut self, now_ms: u64) {
-        let timeout_ms = self.node_timeout_ms;
-        let myself = self.myself;
-        let mut changed = false;
-        for node in self.nodes.values_mut() {
-            if node.id == myself || node.has(flags::HANDSHAKE | flags::PFAIL | flags::FAIL) {
-                continue;
-            }
-            let waited_ms = match node.ping_sent_ms {
-                0 => continue,
-                sent => now_ms.saturating_sub(sent),
-            };
-            if waited_ms > timeout_ms {
-                tracing::debug!("*** NODE {} possibly failing", node.id);
-                node.flags |= flags::PFAIL;
-                changed = true;
-            }
-        }
-        if changed {
-            self.changed = true;
-        }
+        self.failover_tick(now_ms);
     }
 
     /// A message that arrived from the bus. `local` is the address the peer reached us at
@@ -780,9 +787,12 @@ impl State {
         let (header, gossip) = match &message {
             Message::Ping { header, gossip }
             | Message::Meet { header, gossip }
-            | Message::Pong { header, gossip } => (header, gossip),
+            | Message::Pong { header, gossip } => (header, gossip.as_slice()),
+            Message::AuthRequest { header, .. }
+            | Message::AuthAck { header }
+            | Message::MfStart { header } => (header, &[][..]),
             Message::Fail { .. } | Message::Update { .. } => {
-                self.handle_notice(message);
+                self.handle_notice(message, now_ms);
                 return None;
             }
         };
@@ -806,18 +816,36 @@ impl State {
         } else if kind == Kind::Meet && !known && !self.forgotten.contains_key(&header.sender) {
             self.add_peer(header, peer, now_ms);
         }
-        if self.nodes.contains_key(&header.sender) {
-            self.absorb_header(header, peer, kind, now_ms);
-            self.absorb_gossip(&header.sender, gossip, now_ms);
+        if !self.nodes.contains_key(&header.sender) {
+            // Only PING and MEET are answered before the sender is known (a handshake).
+            let ping = matches!(message, Message::Ping { .. } | Message::Meet { .. });
+            return ping.then(|| self.pong(&header.sender));
         }
-        match kind {
-            Kind::Ping | Kind::Meet => {
-                let to = self.nodes.get(&header.sender).cloned();
-                let header = self.header(0);
-                let gossip = to.map(|n| self.gossip(&n.id)).unwrap_or_default();
-                Some(Message::Pong { header, gossip })
+        self.absorb_header(header, peer, kind, now_ms);
+        self.absorb_gossip(&header.sender, gossip, now_ms);
+        self.decide_failures(now_ms);
+        match message {
+            Message::AuthRequest { header, force } => self.vote(&header, force, now_ms),
+            Message::AuthAck { header } => {
+                self.count_vote(&header, now_ms);
+                None
             }
-            Kind::Pong => None,
+            Message::MfStart { header } => {
+                self.start_hand_over(&header, now_ms);
+                None
+            }
+            Message::Ping { header, .. } | Message::Meet { header, .. } => {
+                self.note_primary_offset(&header);
+                Some(self.pong(&header.sender))
+            }
+            _ => None,
+        }
+    }
+
+    fn pong(&self, to: &NodeId) -> Message {
+        Message::Pong {
+            header: self.header(),
+            gossip: self.gossip(to),
         }
     }
 
@@ -885,13 +913,19 @@ impl State {
             touched = true;
         }
         node.repl_offset = header.repl_offset;
+        // One role, whatever bits the header sets: a replica names its master.
+        let (told, primary) = match header.primary {
+            Some(p) if header.flags & flags::SLAVE != 0 && p != id => (flags::SLAVE, Some(p)),
+            _ => (flags::MASTER, None),
+        };
+        let told = told | (header.flags & flags::NOFAILOVER);
         let role = flags::MASTER | flags::SLAVE | flags::NOFAILOVER;
-        if node.flags & role != header.flags & role || node.primary != header.primary {
-            node.flags = (node.flags & !role) | (header.flags & role);
-            node.primary = header.primary;
+        if node.flags & role != told || node.primary != primary {
+            node.flags = (node.flags & !role) | told;
+            node.primary = primary;
             touched = true;
         }
-        let master = header.flags & flags::MASTER != 0;
+        let master = told & flags::MASTER != 0;
         if master && node.config_epoch != header.config_epoch {
             node.config_epoch = header.config_epoch;
             touched = true;
@@ -919,6 +953,14 @@ impl State {
     ) {
         let mut stale_claim = None;
         let mut moved = false;
+        // Ours, or our master's: the slots whose loss may make us follow the claimant.
+        let me = self.myself();
+        let ours = if me.is_master() {
+            Some(self.myself)
+        } else {
+            me.primary
+        };
+        let mut taken = 0;
         for (i, owner) in self.owners.iter().enumerate() {
             let slot = SlotId::new(i as u16).expect("below 16384");
             if peer.is_some() && *owner == Some(*id) && !claimed.contains(slot) {
@@ -946,6 +988,7 @@ impl State {
                     }
                 }
                 _ => {
+                    taken += (ours.is_some() && ours == current) as usize;
                     self.owners[slot.index()] = Some(*id);
                     self.migrating.remove(&slot.get());
                     self.disowned.remove(&slot.get());
@@ -956,6 +999,7 @@ impl State {
         // Slots we list for the sender that it no longer claims went elsewhere by its word.
         if moved {
             self.touch();
+            self.follow_if_emptied(*id, taken, claimed.len());
         }
         let Some(peer) = peer else {
             return;
@@ -1025,12 +1069,18 @@ impl State {
     }
 
     /// FAIL and UPDATE messages.
-    fn handle_notice(&mut self, message: Message) {
+    fn handle_notice(&mut self, message: Message, now_ms: u64) {
         match message {
-            Message::Fail { id } => {
+            Message::Fail { sender, id } => {
+                if !self.nodes.contains_key(&sender) {
+                    tracing::debug!("Ignoring FAIL of {id} from unknown node {sender}");
+                    return;
+                }
                 if let Some(node) = self.nodes.get_mut(&id) {
                     if id != self.myself && !node.has(flags::FAIL) {
                         node.flags = (node.flags | flags::FAIL) & !flags::PFAIL;
+                        node.fail_time_ms = now_ms;
+                        tracing::info!("FAIL message received from {sender} about {id}");
                         self.touch();
                     }
                 }
@@ -1202,6 +1252,8 @@ impl State {
             outbox: Vec::new(),
             dirty: false,
             changed: true,
+            repl_offset: 0,
+            failover: failover::Failover::default(),
         })
     }
 }
@@ -1338,6 +1390,7 @@ mod tests {
             port: 7001,
             cport: 17001,
             repl_offset: 0,
+            paused: false,
         };
         Message::Ping {
             header,
@@ -1396,7 +1449,7 @@ mod tests {
         #[test]
         fn arbitrary_messages_keep_the_state_whole(
             script in proptest::collection::vec(
-                (0usize..4, 0u64..12, 0u16..16384, 0u16..2000, 0u8..5, proptest::prelude::any::<u16>()),
+                (0usize..4, 0u64..12, 0u16..16384, 0u16..2000, 0u8..8, proptest::prelude::any::<u16>()),
                 1..40,
             )
         ) {
@@ -1418,11 +1471,21 @@ mod tests {
                     (0, Message::Ping { header, .. }) => Message::Ping { header, gossip },
                     (1, Message::Ping { header, .. }) => Message::Meet { header, gossip },
                     (2, Message::Ping { header, .. }) => Message::Pong { header, gossip },
-                    (3, _) => Message::Fail { id: sender },
+                    (5, Message::Ping { mut header, .. }) => {
+                        header.flags = bits;
+                        header.primary = Some(others[(who + 1) % 4]);
+                        Message::AuthRequest { header, force: bits % 2 == 0 }
+                    }
+                    (6, Message::Ping { header, .. }) => Message::AuthAck { header },
+                    (7, Message::Ping { mut header, .. }) => {
+                        header.primary = Some(a.myself_id());
+                        Message::MfStart { header }
+                    }
+                    (3, _) => Message::Fail { sender: others[(who + 2) % 4], id: sender },
                     _ => Message::Update { id: sender, config_epoch: Epoch(epoch), slots: claimed },
                 };
                 a.handle_message(message, b_addr, local, i as u64);
-                a.handle_tick(i as u64 * 1000, 0);
+                a.handle_tick(i as u64 * 1000);
                 a.poll_outgoing();
             }
             proptest::prop_assert!(a.node(&a.myself_id()).is_some());
@@ -1437,7 +1500,9 @@ mod tests {
             let back = back.unwrap();
             proptest::prop_assert_eq!(back.promises(), a.promises());
             proptest::prop_assert_eq!(back.owner_runs(), a.owner_runs());
-            let ids = |s: &State| s.nodes().map(|n| (n.id, n.flags, n.config_epoch)).collect::<Vec<_>>();
+            // A replica's line carries its master's epoch, as in Redis: only masters' count;
+            // suspicion (PFAIL) is not kept across a restart.
+            let ids = |s: &State| s.nodes().map(|n| (n.id, n.flags & !flags::PFAIL, n.is_master().then_some(n.config_epoch))).collect::<Vec<_>>();
             proptest::prop_assert_eq!(ids(&back), ids(&a));
         }
     }

@@ -29,6 +29,9 @@ pub struct Header {
     pub cport: u16,
     /// Its replication offset.
     pub repl_offset: u64,
+    /// A master in a manual failover: it holds its clients' writes back, so `repl_offset`
+    /// is final and its replica may take over once it has applied that much.
+    pub paused: bool,
 }
 
 /// What the sender knows of another node.
@@ -74,6 +77,8 @@ pub enum Message {
     },
     /// A node is failing, by a majority of masters.
     Fail {
+        /// Who says so (a node the receiver does not know is not listened to).
+        sender: NodeId,
         /// The failing node.
         id: NodeId,
     },
@@ -85,6 +90,24 @@ pub enum Message {
         config_epoch: Epoch,
         /// Its slots.
         slots: SlotSet,
+    },
+    /// A replica asks every master for its vote to replace its master, in the epoch its
+    /// header carries (answered by an [`Message::AuthAck`] or by nothing).
+    AuthRequest {
+        /// The replica; `slots` and `config_epoch` are its master's, which it claims.
+        header: Header,
+        /// A manual failover: vote although the master is not failing.
+        force: bool,
+    },
+    /// A master's vote for the replica whose request it answers.
+    AuthAck {
+        /// The master.
+        header: Header,
+    },
+    /// A replica asks its master to hand over (CLUSTER FAILOVER without FORCE).
+    MfStart {
+        /// The replica.
+        header: Header,
     },
 }
 
@@ -110,6 +133,7 @@ mod tests {
             port: 7000,
             cport: 17000,
             repl_offset: 1 << 40,
+            paused: false,
         };
         let gossip = (0..8)
             .map(|_| Gossip {

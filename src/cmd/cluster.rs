@@ -4,7 +4,7 @@
 use super::args::{is, parse_i64};
 use super::flags::*;
 use super::{CmdError, CmdResult, Command, KeySpec};
-use crate::cluster::state::{flags as node_flags, Node, State};
+use crate::cluster::state::{flags as node_flags, ManualKind, Node, State};
 use crate::cluster::{Epoch, NodeId};
 use crate::engine::ctx::Ctx;
 use crate::reply::Reply;
@@ -64,6 +64,7 @@ const CLUSTER: &[Command] = &[
     Command::new("setslot", -4, ADMIN | STALE, KeySpec::None, setslot),
     Command::new("replicate", 3, ADMIN | STALE, KeySpec::None, replicate),
     Command::new("reset", -2, ADMIN | STALE, KeySpec::None, reset),
+    Command::new("failover", -2, ADMIN | STALE, KeySpec::None, failover),
     Command::new("saveconfig", 2, ADMIN | STALE, KeySpec::None, saveconfig),
     Command::new(
         "set-config-epoch",
@@ -148,6 +149,8 @@ fn help(_cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
             "    Delete slots information from current node.",
             "DELSLOTSRANGE <start slot> <end slot> [<start slot> <end slot> ...]",
             "    Delete slots information which are between <start-slot> and <end-slot> from current node.",
+            "FAILOVER [FORCE|TAKEOVER]",
+            "    Promote current replica node to being a master.",
             "FLUSHSLOTS",
             "    Delete current node own slots information.",
             "FORGET <node-id>",
@@ -506,7 +509,7 @@ fn meet(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
             "ERR Invalid node address specified: {ip_text}:{port}"
         ))
     })?;
-    let now_ms = cx.engine.now_ms();
+    let now_ms = crate::cluster::now_ms();
     change(cx, |s| {
         s.meet(ip, port, cport, now_ms);
         Ok(())
@@ -514,7 +517,7 @@ fn meet(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 }
 
 fn forget(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
-    let now_ms = cx.engine.now_ms();
+    let now_ms = crate::cluster::now_ms();
     let Some(id) = node_id(argv[2]) else {
         with_state(cx, |_| ())?;
         return Err(unknown_node(argv[2]));
@@ -570,18 +573,13 @@ fn setslot(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 fn replicate(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     let keys = cx.engine.dbsize(0);
     let id = node_id(argv[2]);
-    let primary = with_state(cx, |s| {
+    // Replication follows the new role as the change commits (cluster::reconcile).
+    with_state(cx, |s| {
         let Some(id) = id.filter(|id| s.node(id).is_some()) else {
             return Err(unknown_node(argv[2]));
         };
-        s.replicate(id, keys).map_err(refused)?;
-        let node = s.node(&id).cloned();
-        Ok(node)
+        s.replicate(id, keys).map_err(refused)
     })??;
-    if let Some(primary) = primary {
-        let target = Some((primary.ip.clone(), primary.port));
-        crate::repl::replicaof(cx.engine, target, primary.bus_addr()).map_err(refused)?;
-    }
     Ok(Reply::OK)
 }
 
@@ -599,16 +597,29 @@ fn reset(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
             "ERR CLUSTER RESET can't be called with master nodes containing keys",
         ));
     }
+    let now_ms = crate::cluster::now_ms();
+    // A replica is a master again from here on (replication stops), then drops its data.
+    let reply = change(cx, |s| {
+        s.reset(hard, now_ms);
+        Ok(())
+    })?;
     if !master {
-        crate::repl::replicaof(cx.engine, None, None).map_err(refused)?;
         let mut client = crate::engine::Client::new(cx.proto);
         cx.engine.execute_waiting(&mut client, &[b"FLUSHALL"]);
     }
-    let now_ms = cx.engine.now_ms();
-    change(cx, |s| {
-        s.reset(hard, now_ms);
-        Ok(())
-    })
+    Ok(reply)
+}
+
+/// CLUSTER FAILOVER [FORCE|TAKEOVER], on a replica: replies at once, the failover follows.
+fn failover(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    let kind = match argv.get(2) {
+        None => ManualKind::Default,
+        Some(a) if is(a, "force") && argv.len() == 3 => ManualKind::Force,
+        Some(a) if is(a, "takeover") && argv.len() == 3 => ManualKind::Takeover,
+        Some(_) => return Err(super::args::SYNTAX),
+    };
+    let now_ms = crate::cluster::now_ms();
+    change(cx, |s| s.manual_failover(kind, now_ms))
 }
 
 fn saveconfig(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {

@@ -102,6 +102,13 @@ const DEBUG: &[Command] = &[
         debug_set_active_expire,
     ),
     Command::new("sleep", 3, ADMIN, KeySpec::None, debug_sleep),
+    Command::new(
+        "cluster-partition",
+        -2,
+        ADMIN,
+        KeySpec::None,
+        debug_cluster_partition,
+    ),
     Command::new("log", 3, ADMIN, KeySpec::None, debug_log),
     Command::new(
         "object",
@@ -307,6 +314,22 @@ fn debug_set_active_expire(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     cx.engine
         .active_expire_enabled
         .store(enabled, Ordering::Relaxed);
+    Ok(Reply::OK)
+}
+
+/// DEBUG CLUSTER-PARTITION [node-id ...]: fault injection for tests; the bus drops every
+/// message to and from the listed nodes (none: the partition heals). Shoal's own.
+fn debug_cluster_partition(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    check_debug_enabled(cx)?;
+    let mut ids = Vec::new();
+    for arg in &argv[2..] {
+        let id = crate::cluster::NodeId::parse(arg).ok_or_else(|| {
+            CmdError::msg(format!("ERR Unknown node {}", String::from_utf8_lossy(arg)))
+        })?;
+        ids.push(id);
+    }
+    crate::cluster::partition(cx.engine, &ids)
+        .map_err(|why| CmdError::msg(format!("ERR {why}")))?;
     Ok(Reply::OK)
 }
 

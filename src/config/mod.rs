@@ -169,8 +169,16 @@ pub struct Config {
     /// A primary without replicas for this long frees its backlog (`repl-backlog-ttl`; 0:
     /// never).
     pub repl_backlog_ttl_secs: u64,
-    /// INFO's `slave_priority` (`replica-priority`; failover uses it later).
+    /// INFO's `slave_priority` (`replica-priority`); 0: never promoted by a failover.
     pub replica_priority: u64,
+    /// A cluster replica never starts a failover by itself (`cluster-replica-no-failover`).
+    pub cluster_replica_no_failover: bool,
+    /// A cluster replica whose link to its failed master was down longer than this many
+    /// node timeouts does not fail over (`cluster-replica-validity-factor`; 0: any).
+    pub cluster_replica_validity_factor: u64,
+    /// A master that loses its last slot to another, and the replicas of such a master,
+    /// follow the new owner (`cluster-allow-replica-migration`).
+    pub cluster_allow_replica_migration: bool,
     /// UDP port of the node's QUIC endpoint (`cluster-port`); 0: the RESP port + 10000, as
     /// Redis places its cluster bus.
     pub cluster_port: u16,
@@ -496,6 +504,9 @@ impl Default for Config {
             repl_ping_period_secs: 10,
             repl_timeout_secs: 60,
             replica_priority: 100,
+            cluster_replica_no_failover: false,
+            cluster_replica_validity_factor: 10,
+            cluster_allow_replica_migration: true,
             repl_backlog_ttl_secs: 3600,
             cluster_port: 0,
             bus_addr: None,

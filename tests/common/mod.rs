@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod cluster;
 pub mod gen;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -289,6 +290,17 @@ impl ShoalServer {
     /// Stops the server and starts it again on the same port and directory.
     pub fn restart(&mut self, args: &[&str]) {
         self.terminate();
+        self.start_again(args);
+    }
+
+    /// kill -9, and waits for the exit.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a server that exited (or was killed) again, on its port and directory.
+    pub fn start_again(&mut self, args: &[&str]) {
         self.child = ShoalServer::spawn(self.port, &self.dir, args);
         wait_for_pong(self.port);
     }
