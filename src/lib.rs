@@ -44,9 +44,11 @@
 //!                messages (wire.rs), the primary's sessions (primary.rs), following a
 //!                primary (replica.rs); WAIT/WAITAOF wait in engine/acks.rs
 //! cluster/       cluster mode: the no-I/O cluster state (state.rs: nodes, slots, epochs,
-//!                gossip, nodes.conf), bus messages (wire.rs) and their driver (bus.rs), the
-//!                routing table every command consults (route.rs); CLUSTER, DUMP/RESTORE
-//!                and MIGRATE are in cmd/cluster.rs and cmd/migrate.rs
+//!                gossip, nodes.conf; state/failover.rs: failure detection, elections,
+//!                fencing, manual failover), bus messages (wire.rs) and their driver
+//!                (bus.rs), the routing table every command consults (route.rs); CLUSTER,
+//!                DUMP/RESTORE and MIGRATE are in cmd/cluster.rs and cmd/migrate.rs
+//! events.rs      role and topology changes told to the embedding application
 //! transport/     the QUIC endpoint between nodes, peer authentication, and message framing
 //!                (frame.rs); quic.rs is the only module that imports quinn
 //! slot.rs        SlotId and key hashing; glob.rs the pattern matcher; reply.rs Reply
@@ -63,6 +65,7 @@ pub(crate) mod cmd;
 pub mod config;
 mod engine;
 pub mod error;
+pub mod events;
 pub(crate) mod glob;
 pub(crate) mod keyspace;
 pub mod log;
@@ -78,6 +81,7 @@ pub mod transport;
 pub use config::{Config, Fsync};
 pub use engine::{Applied, Blocked, Client, Clock, Engine, ManualClock, Outcome, SystemClock};
 pub use error::{Error, Result};
+pub use events::{Event, Subscription};
 pub use keyspace::bytes::CompactBytes;
 pub use keyspace::digest::{Digest, DigestMode};
 pub use log::Offset;

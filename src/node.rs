@@ -277,6 +277,13 @@ impl Node {
         Ok(())
     }
 
+    /// A subscription to this node's role and topology changes: promoted, demoted, following
+    /// another primary, slots gained or lost. It receives what happens from now on, in
+    /// order; see [`crate::events`] for what happens to one left unread.
+    pub fn events(&self) -> crate::Subscription {
+        self.inner.engine.events.subscribe()
+    }
+
     /// The address of this node's QUIC endpoint, once replication started (at open with a
     /// bus address, else at the first [`Node::replicate_from`]).
     pub fn replication_addr(&self) -> Option<std::net::SocketAddr> {

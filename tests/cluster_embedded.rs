@@ -4,7 +4,7 @@
 
 mod common;
 
-use shoal::{Config, Node, Reply};
+use shoal::{Config, Event, Node, Reply};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -24,24 +24,30 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+fn free_bus() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], common::free_port()))
+}
+
+/// A cluster node without a RESP listener, on `bus`.
+fn open_node(name: &str, redirects: bool, bus: SocketAddr) -> Node {
+    let dir = common::temp_dir(&format!("cluster-embedded-{name}"));
+    let config = Config::new()
+        .cluster_enabled(true)
+        .cluster_redirects(redirects)
+        .cluster_node_timeout_ms(2_000)
+        .bus_addr(bus)
+        .dir(dir)
+        .save_points(&[]);
+    Node::open(config).unwrap()
+}
+
 /// Three masters with a third of the slots each; the last gets MOVED instead of forwarding.
 fn cluster() -> (Vec<Node>, Vec<SocketAddr>) {
-    let buses: Vec<SocketAddr> = (0..3)
-        .map(|_| SocketAddr::from(([127, 0, 0, 1], common::free_port())))
-        .collect();
+    let buses: Vec<SocketAddr> = (0..3).map(|_| free_bus()).collect();
     let nodes: Vec<Node> = buses
         .iter()
         .enumerate()
-        .map(|(i, bus)| {
-            let dir = common::temp_dir(&format!("cluster-embedded-{i}"));
-            let config = Config::new()
-                .cluster_enabled(true)
-                .cluster_redirects(i == 2)
-                .bus_addr(*bus)
-                .dir(dir)
-                .save_points(&[]);
-            Node::open(config).unwrap()
-        })
+        .map(|(i, bus)| open_node(&i.to_string(), i == 2, *bus))
         .collect();
     let ranges = [("0", "5460"), ("5461", "10922"), ("10923", "16383")];
     for (i, (node, (first, last))) in nodes.iter().zip(ranges).enumerate() {
@@ -125,4 +131,82 @@ fn a_blocking_command_waits_on_the_owner() {
         Reply::Array(vec![Reply::bulk(b"{foo}q"), Reply::bulk(b"x")])
     );
     assert_eq!(nodes[2].execute(&["LLEN", "{foo}q"]), Reply::Int(0));
+}
+
+/// Events until `wanted` arrived (in any order), or none for 10 s.
+fn collect(events: &shoal::Subscription, wanted: &[fn(&Event) -> bool]) -> Vec<Event> {
+    let mut seen = Vec::new();
+    while !wanted.iter().all(|w| seen.iter().any(w)) {
+        match events.recv_timeout(Duration::from_secs(10)) {
+            Some(event) => seen.push(event),
+            None => panic!("no more events; got {seen:?}"),
+        }
+    }
+    seen
+}
+
+#[test]
+fn an_embedded_replica_takes_over_and_both_applications_are_told() {
+    let (nodes, _) = cluster();
+    let bus = free_bus();
+    let replica = open_node("replica", false, bus);
+    let (primary_events, replica_events) = (nodes[0].events(), replica.events());
+    let cport = bus.port().to_string();
+    let meet = ["CLUSTER", "MEET", "127.0.0.1", "0", &cport];
+    assert_eq!(nodes[0].execute(&meet), Reply::OK);
+    let primary_id = text(nodes[0].execute(&["CLUSTER", "MYID"]));
+    wait_until("the new node knows the primary", || {
+        text(replica.execute(&["CLUSTER", "NODES"])).contains(&primary_id)
+    });
+    assert_eq!(
+        replica.execute(&["CLUSTER", "REPLICATE", &primary_id]),
+        Reply::OK
+    );
+    collect(&replica_events, &[|e| matches!(e, Event::Demoted { .. })]);
+    // Keys of the first node's slots (0-5460).
+    let keys: Vec<String> = (0..1000)
+        .map(|i| format!("key:{i}"))
+        .filter(
+            |k| matches!(nodes[0].execute(&["CLUSTER", "KEYSLOT", k]), Reply::Int(s) if s <= 5460),
+        )
+        .take(20)
+        .collect();
+    for key in &keys {
+        assert_eq!(nodes[0].execute(&["SET", key, "v"]), Reply::OK);
+    }
+    wait_until("the replica has the primary's keys", || {
+        replica.execute(&["DBSIZE"]) == Reply::Int(keys.len() as i64)
+    });
+
+    // A manual failover needs the bus link to the primary.
+    wait_until("the replica's bus link to its primary is up", || {
+        text(replica.execute(&["CLUSTER", "NODES"]))
+            .lines()
+            .any(|l| l.starts_with(&primary_id) && l.contains(" connected"))
+    });
+    assert_eq!(replica.execute(&["CLUSTER", "FAILOVER"]), Reply::OK);
+    let told = collect(
+        &replica_events,
+        &[
+            |e| matches!(e, Event::Promoted),
+            |e| *e == Event::SlotsGained(vec![0..=5460]),
+        ],
+    );
+    assert!(
+        !told.iter().any(|e| matches!(e, Event::SlotsLost(_))),
+        "{told:?}"
+    );
+    collect(
+        &primary_events,
+        &[
+            |e| *e == Event::SlotsLost(vec![0..=5460]),
+            |e| matches!(e, Event::Demoted { .. }),
+        ],
+    );
+    // Every node reads the keys from their new owner; the old primary follows it.
+    for key in &keys {
+        assert_eq!(text(nodes[1].execute(&["GET", key])), "v");
+    }
+    assert_eq!(replica.execute(&["SET", &keys[0], "w"]), Reply::OK);
+    assert_eq!(text(nodes[0].execute(&["GET", &keys[0]])), "w");
 }

@@ -52,6 +52,8 @@ pub(crate) struct Cluster {
     paused: std::sync::atomic::AtomicBool,
     /// Bus addresses whose messages are dropped both ways (DEBUG CLUSTER-PARTITION).
     partitioned: RwLock<Vec<std::net::SocketAddr>>,
+    /// The slots this node served at the last change (for [`crate::events`]).
+    served: Mutex<slots::SlotSet>,
 }
 
 impl Cluster {
@@ -79,6 +81,7 @@ impl Cluster {
         state.announce(ip, port, cport);
         let runs = state.owner_runs();
         let routes = Routes::build(&state, &runs, config.cluster_require_full_coverage);
+        let served = state.slots_of(&state.myself_id());
         let cluster = Cluster {
             state: Mutex::new(state),
             routes: RwLock::new(Arc::new(routes)),
@@ -89,6 +92,7 @@ impl Cluster {
             reconciling: Mutex::new(()),
             paused: std::sync::atomic::AtomicBool::new(false),
             partitioned: RwLock::new(Vec::new()),
+            served: Mutex::new(served),
         };
         let state = cluster.state.lock();
         cluster
@@ -104,10 +108,11 @@ impl Cluster {
     }
 
     /// Publishes what changed in `state`: a new routing table, and nodes.conf rewritten.
-    pub fn commit(&self, state: &mut State, require_full_coverage: bool) -> std::io::Result<()> {
+    /// Returns whether the routing table changed.
+    pub fn commit(&self, state: &mut State, require_full_coverage: bool) -> std::io::Result<bool> {
         let (changed, dirty) = (state.take_changed(), state.take_dirty());
         if !changed && !dirty {
-            return Ok(());
+            return Ok(false);
         }
         // One pass over the slot map serves both.
         let runs = state.owner_runs();
@@ -120,7 +125,31 @@ impl Cluster {
         if dirty {
             self.save(state, &runs)?;
         }
-        Ok(())
+        Ok(changed)
+    }
+
+    /// The slots this node serves now against those it served at the last call: the events
+    /// to tell.
+    fn slot_events(&self, state: &State) -> Vec<crate::events::Event> {
+        let now = state.slots_of(&state.myself_id());
+        let before = std::mem::replace(&mut *self.served.lock(), now.clone());
+        let runs = |from: &slots::SlotSet, without: &slots::SlotSet| {
+            let mut set = from.clone();
+            without.iter().for_each(|s| set.remove(s));
+            set.ranges()
+                .into_iter()
+                .map(|(a, b)| a..=b)
+                .collect::<Vec<_>>()
+        };
+        let (gained, lost) = (runs(&now, &before), runs(&before, &now));
+        let mut events = Vec::new();
+        if !gained.is_empty() {
+            events.push(crate::events::Event::SlotsGained(gained));
+        }
+        if !lost.is_empty() {
+            events.push(crate::events::Event::SlotsLost(lost));
+        }
+        events
     }
 
     /// Saves nodes.conf (see [`config_file`] for when it waits for the disk).
@@ -271,11 +300,19 @@ pub(crate) fn with_state<T>(engine: &Engine, f: impl FnOnce(&mut State) -> T) ->
     let mut state = cluster.state();
     let out = f(&mut state);
     let full_coverage = engine.settings().cluster_require_full_coverage;
-    if let Err(e) = cluster.commit(&mut state, full_coverage) {
-        tracing::warn!("Could not save the cluster configuration: {e}");
-    }
+    let events = match cluster.commit(&mut state, full_coverage) {
+        Ok(true) => cluster.slot_events(&state),
+        Ok(false) => Vec::new(),
+        Err(e) => {
+            tracing::warn!("Could not save the cluster configuration: {e}");
+            cluster.slot_events(&state)
+        }
+    };
     let sending = state.has_outgoing();
     drop(state);
+    for event in events {
+        engine.events.publish(event);
+    }
     reconcile(engine);
     if sending {
         cluster.wake.notify_one();

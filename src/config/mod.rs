@@ -600,6 +600,13 @@ impl Config {
         self
     }
 
+    /// How long a cluster node may be unreachable before it is failed over
+    /// (`cluster-node-timeout`).
+    pub fn cluster_node_timeout_ms(mut self, ms: u64) -> Config {
+        self.cluster_node_timeout_ms = ms;
+        self
+    }
+
     /// Sets how much write-log history is kept (`repl-backlog-size`).
     pub fn backlog_bytes_max(mut self, bytes: usize) -> Config {
         self.backlog_bytes_max = bytes;

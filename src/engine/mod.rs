@@ -348,6 +348,8 @@ pub struct Engine {
     pub(crate) migrate_sockets: crate::cmd::migrate::Sockets,
     /// Replication: role, IDs, replicas and their acknowledged offsets.
     pub(crate) repl: Arc<crate::repl::State>,
+    /// Role and topology changes, for the embedding application.
+    pub(crate) events: crate::events::Events,
 }
 
 /// SHUTDOWN asks the program that runs the node to stop (`shoal-server` exits; an embedding
@@ -412,6 +414,7 @@ impl Engine {
             shutdown: ShutdownRequest::default(),
             persist: crate::persist::State::new(),
             repl: Arc::default(),
+            events: crate::events::Events::default(),
             cluster: std::sync::OnceLock::new(),
             migrate_sockets: Default::default(),
         }

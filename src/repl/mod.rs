@@ -525,6 +525,14 @@ impl Control for Manager {
             }
         };
         tracing::info!("Connecting to MASTER {host}:{port}");
+        let primary = format!("{host}:{port}");
+        let event = match engine.repl.role() {
+            Role::Primary => Some(crate::events::Event::Demoted { primary }),
+            Role::Replica(up) if up.host != host || up.port != port => {
+                Some(crate::events::Event::PrimaryChanged { primary })
+            }
+            Role::Replica(_) => None,
+        };
         let upstream = Upstream { host, port, bus };
         let repl = &engine.repl;
         repl.set_role(Role::Replica(upstream.clone()));
@@ -532,6 +540,9 @@ impl Control for Manager {
         let task = replica::follow(Arc::downgrade(&engine), endpoint, upstream);
         if let Some(old) = self.follower.lock().replace(self.handle.spawn(task)) {
             old.abort();
+        }
+        if let Some(event) = event {
+            engine.events.publish(event);
         }
     }
 
@@ -550,6 +561,7 @@ impl Control for Manager {
         repl.shift(ReplId::random(), end);
         repl.set_role(Role::Primary);
         tracing::info!("MASTER MODE enabled (user request from 'id=... cmd=replicaof')");
+        engine.events.publish(crate::events::Event::Promoted);
     }
 }
 
