@@ -20,6 +20,8 @@ mod config_file;
 pub mod forward;
 pub mod ids;
 pub(crate) mod route;
+#[cfg(test)]
+mod sim;
 pub mod slots;
 pub(crate) mod state;
 pub mod wire;

@@ -71,6 +71,11 @@ pub struct Node {
     pub fail_time_ms: u64,
     /// When this master last voted for a replica of it.
     pub voted_ms: u64,
+    /// When any message last came from it.
+    pub seen_ms: u64,
+    /// Its last claim as absorbed (state generation, epoch, slots) when it changed nothing
+    /// and needed no UPDATE: the same claim again is skipped (a 16384-slot pass per ping).
+    last_claim: Option<(u64, Epoch, SlotSet)>,
     /// Replication offset it last told.
     pub repl_offset: u64,
     pub created_ms: u64,
@@ -92,6 +97,8 @@ impl Node {
             fail_reports: Vec::new(),
             fail_time_ms: 0,
             voted_ms: 0,
+            seen_ms: 0,
+            last_claim: None,
             repl_offset: 0,
             created_ms: now_ms,
         }
@@ -190,6 +197,17 @@ pub struct State {
     /// This node's replication offset, as the driver last told it.
     repl_offset: u64,
     failover: failover::Failover,
+    /// Bumped by every change of the configuration: the caches below are for one generation.
+    generation: u64,
+    /// Masters serving slots, and the slots this node's header claims, as last computed.
+    cache: std::cell::RefCell<Cache>,
+}
+
+/// See `State::cache`.
+#[derive(Default)]
+struct Cache {
+    voters: Option<(u64, std::collections::BTreeSet<NodeId>)>,
+    claimed: Option<(u64, SlotSet)>,
 }
 
 impl State {
@@ -217,6 +235,8 @@ impl State {
             changed: true,
             repl_offset: 0,
             failover: failover::Failover::default(),
+            generation: 0,
+            cache: Default::default(),
         }
     }
 
@@ -344,6 +364,24 @@ impl State {
     fn touch(&mut self) {
         self.dirty = true;
         self.changed = true;
+        self.generation += 1;
+    }
+
+    /// The slots this node's header claims: its own, or its master's for a replica.
+    fn claimed(&self) -> SlotSet {
+        let mut cache = self.cache.borrow_mut();
+        if let Some((generation, slots)) = &cache.claimed {
+            if *generation == self.generation {
+                return slots.clone();
+            }
+        }
+        let me = self.myself();
+        let slots = match me.primary.and_then(|p| self.nodes.get(&p)) {
+            Some(primary) => self.slots_of(&primary.id),
+            None => self.slots_of(&self.myself),
+        };
+        cache.claimed = Some((self.generation, slots.clone()));
+        slots
     }
 
     /// Whether messages wait to be sent.
@@ -667,10 +705,7 @@ impl State {
             },
             flags: me.flags & !(flags::MYSELF | flags::MEET),
             primary: me.primary,
-            slots: match me.primary.and_then(|p| self.nodes.get(&p)) {
-                Some(primary) => self.slots_of(&primary.id),
-                None => self.slots_of(&self.myself),
-            },
+            slots: self.claimed(),
             ip: self.announced_ip.clone(),
             port: me.port,
             cport: me.cport,
@@ -896,6 +931,7 @@ impl State {
             return;
         };
         let mut touched = false;
+        node.seen_ms = now_ms;
         if kind == Kind::Pong {
             node.pong_received_ms = now_ms;
             node.ping_sent_ms = 0;
@@ -934,7 +970,15 @@ impl State {
             self.touch();
         }
         if master {
-            self.claim_slots(&id, header.config_epoch, &header.slots, Some(peer));
+            let claim = (self.generation, header.config_epoch, header.slots.clone());
+            let seen = self.nodes.get(&id).and_then(|n| n.last_claim.as_ref()) == Some(&claim);
+            if !seen {
+                let stale = self.claim_slots(&id, header.config_epoch, &header.slots, Some(peer));
+                let claim = (self.generation, claim.1, claim.2);
+                if let Some(node) = self.nodes.get_mut(&id) {
+                    node.last_claim = (!stale).then_some(claim);
+                }
+            }
             self.settle_epoch_collision(&id);
         }
     }
@@ -944,13 +988,14 @@ impl State {
     /// from that address), so the slots it does not list it has given away; a claim on our
     /// own slots with a stale epoch is answered there with an UPDATE telling who serves
     /// them. `None`: an UPDATE's word about the master, which may be older than ours.
+    /// Returns whether the claim was stale.
     fn claim_slots(
         &mut self,
         id: &NodeId,
         epoch: Epoch,
         claimed: &SlotSet,
         peer: Option<SocketAddr>,
-    ) {
+    ) -> bool {
         let mut stale_claim = None;
         let mut moved = false;
         // Ours, or our master's: the slots whose loss may make us follow the claimant.
@@ -1002,7 +1047,7 @@ impl State {
             self.follow_if_emptied(*id, taken, claimed.len());
         }
         let Some(peer) = peer else {
-            return;
+            return stale_claim.is_some();
         };
         if let Some(owner) = stale_claim.and_then(|o| self.nodes.get(&o)) {
             let message = Message::Update {
@@ -1015,6 +1060,7 @@ impl State {
                 message,
             });
         }
+        stale_claim.is_some()
     }
 
     /// Two masters with one config epoch: the one with the smaller ID takes a new epoch.
@@ -1253,7 +1299,9 @@ impl State {
             dirty: false,
             changed: true,
             repl_offset: 0,
-            failover: failover::Failover::default(),
+            failover: failover::Failover::loaded(now_ms),
+            generation: 0,
+            cache: Default::default(),
         })
     }
 }

@@ -11,7 +11,10 @@
 //!   it last heard from the master, plus a ping period at most, so the old master has
 //!   stopped taking writes before a new one starts.
 //! - A master that leaves the minority waits for the rejoin delay before serving again, as
-//!   Redis's does, so that it learns of a replacement before it takes a write.
+//!   Redis's does, so that it learns of a replacement before it takes a write. A node that
+//!   starts counts as leaving one: a master restarted from nodes.conf does not serve the
+//!   slots it had before it has heard from a majority and had time to learn of a
+//!   replacement (Redis waits a fixed 2 s, heard or not).
 
 use super::{flags, Epoch, Header, Message, Node, NodeId, Outgoing, SlotId, State};
 use std::collections::BTreeSet;
@@ -96,6 +99,18 @@ pub(super) struct Failover {
     refusal: Option<&'static str>,
 }
 
+impl Failover {
+    /// A node loaded from nodes.conf at `now_ms` starts as if it just left a minority: it
+    /// serves nothing before it hears from a majority and the rejoin delay has passed.
+    pub(super) fn loaded(now_ms: u64) -> Failover {
+        Failover {
+            fenced: true,
+            minority_ms: now_ms.max(1),
+            ..Failover::default()
+        }
+    }
+}
+
 impl State {
     /// The configuration's failover settings (CONFIG SET may change them).
     pub fn set_failover_settings(&mut self, settings: FailoverSettings) {
@@ -125,12 +140,34 @@ impl State {
 
     /// Masters that serve slots: the ones whose votes and failure reports count.
     fn voters(&self) -> BTreeSet<NodeId> {
-        self.owners.iter().flatten().copied().collect()
+        let mut cache = self.cache.borrow_mut();
+        if let Some((generation, voters)) = &cache.voters {
+            if *generation == self.generation {
+                return voters.clone();
+            }
+        }
+        // Owners come in long runs: compare neighbours, collect a few.
+        let mut voters = BTreeSet::new();
+        let mut last = None;
+        for owner in self.owners.iter().flatten() {
+            if last != Some(owner) {
+                voters.insert(*owner);
+                last = Some(owner);
+            }
+        }
+        cache.voters = Some((self.generation, voters.clone()));
+        voters
     }
 
     /// A majority of the voters.
     fn quorum(voters: &BTreeSet<NodeId>) -> usize {
         voters.len() / 2 + 1
+    }
+
+    /// The cluster state is fail because this node is in a minority (see the module doc).
+    #[cfg(test)]
+    pub fn is_fenced(&self) -> bool {
+        self.failover.fenced
     }
 
     /// Writes are held back for a manual failover (the driver pauses clients).
@@ -250,7 +287,10 @@ impl State {
             .filter(|id| {
                 **id == self.myself
                     || self.nodes.get(id).is_some_and(|n| {
-                        !n.has(flags::FAIL) && now_ms.saturating_sub(Self::heard_ms(n)) <= recent_ms
+                        // An owner we know as a replica now lost its slots to a master we
+                        // have not heard of: it counts in the size, not as reachable.
+                        let recent = now_ms.saturating_sub(Self::heard_ms(n)) <= recent_ms;
+                        n.is_master() && !n.has(flags::FAIL) && recent
                     })
             })
             .count();
@@ -441,6 +481,11 @@ impl State {
         };
         if !primary.has(flags::FAIL) && !force {
             return refuse("its master is up".into());
+        }
+        // A FAIL outlives the failure (for twice the node timeout): a master we hear from
+        // again may be serving, and a second one would take writes beside it.
+        if !force && now_ms.saturating_sub(primary.seen_ms) <= self.node_timeout_ms / 2 {
+            return refuse("its master is reachable from here".into());
         }
         let recent_ms = self.node_timeout_ms * 2;
         if primary.voted_ms != 0 && now_ms.saturating_sub(primary.voted_ms) < recent_ms {
