@@ -349,3 +349,43 @@ fn cluster_failover_hands_over_without_losing_a_write() {
         "{check}"
     );
 }
+
+#[test]
+fn a_master_left_without_replicas_gets_one_from_a_master_with_two() {
+    let (mut servers, addrs) = cluster_with(&args(), 7, 6, &["--cluster-replicas", "1"]);
+    // The seventh node becomes a second replica of the first key's master.
+    let (rich, rich_replica) = shard_of(&servers, "a");
+    let rich_id = call(servers[rich].port, &["CLUSTER", "MYID"]);
+    let out = redis_cli(&[
+        "--cluster",
+        "add-node",
+        &addrs[6],
+        &addrs[0],
+        "--cluster-slave",
+        "--cluster-master-id",
+        &rich_id,
+    ]);
+    assert!(out.contains("[OK] New node added correctly."), "{out}");
+    let (rich_port, extra_port) = (servers[rich].port, servers[6].port);
+    wait_until("the master has two replicas", || {
+        is_replica_of(extra_port, rich_port) && is_replica_of(servers[rich_replica].port, rich_port)
+    });
+    // Another master loses its only replica.
+    let poor = (0..6)
+        .map(|i| shard_of(&servers, ["b", "c", "d", "e", "f", "g"][i]))
+        .find(|(m, _)| *m != rich)
+        .expect("another shard");
+    let poor_port = servers[poor.0].port;
+    servers[poor.1].kill();
+    // One of the rich master's replicas (the smaller ID) moves to it.
+    wait_until("the orphaned master gets a replica", || {
+        [extra_port, servers[rich_replica].port]
+            .iter()
+            .any(|p| is_replica_of(*p, poor_port))
+    });
+    assert!(
+        is_replica_of(extra_port, rich_port)
+            || is_replica_of(servers[rich_replica].port, rich_port),
+        "the rich master kept one replica"
+    );
+}

@@ -221,6 +221,7 @@ pub(crate) fn failover_settings(config: &crate::Config) -> state::FailoverSettin
         validity_factor: config.cluster_replica_validity_factor,
         repl_ping_period_ms: config.repl_ping_period_secs * 1_000,
         allow_replica_migration: config.cluster_allow_replica_migration,
+        migration_barrier: config.cluster_migration_barrier as usize,
     }
 }
 

@@ -553,6 +553,7 @@ impl SimNode {
             validity_factor: 10,
             repl_ping_period_ms: 10_000,
             allow_replica_migration: true,
+            migration_barrier: 1,
         });
         self.synced_ms = now;
         self.next_tick = now;

@@ -73,6 +73,10 @@ pub struct Node {
     pub voted_ms: u64,
     /// When any message last came from it.
     pub seen_ms: u64,
+    /// A master: since when it has had no working replica (0: it has one), and whether it
+    /// ever had one (only those get one by replica migration, as in Redis).
+    pub orphaned_ms: u64,
+    pub had_replica: bool,
     /// Its last claim as absorbed (state generation, epoch, slots) when it changed nothing
     /// and needed no UPDATE: the same claim again is skipped (a 16384-slot pass per ping).
     last_claim: Option<(u64, Epoch, SlotSet)>,
@@ -98,6 +102,8 @@ impl Node {
             fail_time_ms: 0,
             voted_ms: 0,
             seen_ms: 0,
+            orphaned_ms: 0,
+            had_replica: false,
             last_claim: None,
             repl_offset: 0,
             created_ms: now_ms,

@@ -177,8 +177,12 @@ pub struct Config {
     /// node timeouts does not fail over (`cluster-replica-validity-factor`; 0: any).
     pub cluster_replica_validity_factor: u64,
     /// A master that loses its last slot to another, and the replicas of such a master,
-    /// follow the new owner (`cluster-allow-replica-migration`).
+    /// follow the new owner; a replica moves to a master left without replicas
+    /// (`cluster-allow-replica-migration`).
     pub cluster_allow_replica_migration: bool,
+    /// A replica moves to an orphaned master only if its own keeps this many
+    /// (`cluster-migration-barrier`).
+    pub cluster_migration_barrier: u64,
     /// UDP port of the node's QUIC endpoint (`cluster-port`); 0: the RESP port + 10000, as
     /// Redis places its cluster bus.
     pub cluster_port: u16,
@@ -507,6 +511,7 @@ impl Default for Config {
             cluster_replica_no_failover: false,
             cluster_replica_validity_factor: 10,
             cluster_allow_replica_migration: true,
+            cluster_migration_barrier: 1,
             repl_backlog_ttl_secs: 3600,
             cluster_port: 0,
             bus_addr: None,

@@ -21,6 +21,9 @@ use std::collections::BTreeSet;
 
 /// A manual failover gives up after this long (Redis's CLUSTER_MF_TIMEOUT).
 const MANUAL_TIMEOUT_MS: u64 = 5_000;
+/// A master left without replicas this long gets one from a master with more (Redis's
+/// CLUSTER_SLAVE_MIGRATION_DELAY).
+const ORPHAN_MS: u64 = 5_000;
 
 /// What the node's configuration says about failover.
 #[derive(Clone, Debug, Default)]
@@ -33,6 +36,8 @@ pub struct FailoverSettings {
     pub repl_ping_period_ms: u64,
     /// `cluster-allow-replica-migration`.
     pub allow_replica_migration: bool,
+    /// `cluster-migration-barrier`.
+    pub migration_barrier: usize,
 }
 
 /// CLUSTER FAILOVER's options.
@@ -183,6 +188,68 @@ impl State {
         self.fence(now_ms);
         self.manual_tick(now_ms);
         self.election_step(now_ms);
+        self.migrate_to_orphan(now_ms);
+    }
+
+    /// Replicas of `master` that are not suspected.
+    fn working_replicas(&self, master: NodeId) -> impl Iterator<Item = &Node> + '_ {
+        self.nodes.values().filter(move |n| {
+            let ok = !n.has(flags::FAIL | flags::PFAIL);
+            n.has(flags::SLAVE) && n.primary == Some(master) && ok
+        })
+    }
+
+    /// Replica migration, as Redis's: a master serving slots that had replicas and has had
+    /// no working one for [`ORPHAN_MS`] gets one from the master with the most, if that
+    /// master keeps more than `cluster-migration-barrier`. Of that master's replicas, the one
+    /// with the smallest ID moves, so that one moves.
+    fn migrate_to_orphan(&mut self, now_ms: u64) {
+        let voters = self.voters();
+        let orphans: Vec<(NodeId, bool)> = voters
+            .iter()
+            .filter_map(|id| self.nodes.get(id))
+            .filter(|n| n.is_master() && !n.has(flags::FAIL))
+            .map(|n| (n.id, self.working_replicas(n.id).next().is_none()))
+            .collect();
+        let mut target = None;
+        for (id, orphaned) in orphans {
+            let Some(node) = self.nodes.get_mut(&id) else {
+                continue;
+            };
+            match (orphaned, node.orphaned_ms) {
+                (false, _) => {
+                    node.orphaned_ms = 0;
+                    node.had_replica = true;
+                }
+                (true, 0) => node.orphaned_ms = now_ms,
+                (true, since) if node.had_replica && now_ms.saturating_sub(since) > ORPHAN_MS => {
+                    target.get_or_insert(id);
+                }
+                (true, _) => {}
+            }
+        }
+        let me = self.myself();
+        let settings = &self.failover.settings;
+        let (Some(target), Some(primary)) = (target, me.primary) else {
+            return;
+        };
+        if !settings.allow_replica_migration || self.failover.fenced || me.is_master() {
+            return;
+        }
+        let ours: Vec<NodeId> = self.working_replicas(primary).map(|n| n.id).collect();
+        let most = voters
+            .iter()
+            .map(|m| self.working_replicas(*m).count())
+            .max()
+            .unwrap_or(0);
+        let moves = ours.iter().min() == Some(&self.myself);
+        if ours.len() <= settings.migration_barrier || ours.len() < most || !moves {
+            return;
+        }
+        tracing::info!("Migrating to orphaned master {target}");
+        let me = self.me_mut();
+        me.primary = Some(target);
+        self.touch();
     }
 
     /// PFAIL for a node not heard from for the node timeout.
