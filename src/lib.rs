@@ -42,7 +42,8 @@
 //!                (commands.rs), SAVE/BGSAVE/save points/shutdown policy and INFO (mod.rs)
 //! repl/          replication: role, IDs and replicas' acknowledgements (mod.rs), control
 //!                messages (wire.rs), the primary's sessions (primary.rs), following a
-//!                primary (replica.rs); WAIT/WAITAOF wait in engine/acks.rs
+//!                primary (replica.rs), FAILOVER's hand-over (failover.rs); WAIT/WAITAOF
+//!                wait in engine/acks.rs
 //! cluster/       cluster mode: the no-I/O cluster state (state.rs: nodes, slots, epochs,
 //!                gossip, nodes.conf; state/failover.rs: failure detection, elections,
 //!                fencing, manual failover), bus messages (wire.rs) and their driver

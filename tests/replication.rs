@@ -642,3 +642,122 @@ fn diskless_sync_delay_lets_replicas_share_a_snapshot() {
     }
     assert_eq!(stat(&primary, "sync_full"), 2);
 }
+
+/// FAILOVER on a standalone primary: Redis's checks and errors, then the writes pause, the
+/// replica takes over with everything acknowledged, and the old primary continues from it
+/// partially.
+#[test]
+fn failover_hands_a_primary_over_to_its_replica() {
+    use common::{RespConn, ShoalServer, Value};
+    let args = ["--save", "", "--repl-diskless-sync-delay", "0"];
+    let primary = ShoalServer::start_with_bus(&args);
+    let replica = ShoalServer::start_with_bus(&args);
+    let mut p = RespConn::connect(primary.port).unwrap();
+    let mut r = RespConn::connect(replica.port).unwrap();
+    let error = |v: Value| match v {
+        Value::Error(e) => e,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        error(p.call(&[b"FAILOVER"])),
+        "ERR FAILOVER requires connected replicas."
+    );
+    let port = primary.port.to_string();
+    r.call(&[b"REPLICAOF", b"127.0.0.1", port.as_bytes()]);
+    p.call(&[b"SET", b"k", b"v"]);
+    assert_eq!(p.call(&[b"WAIT", b"1", b"10000"]), Value::Int(1));
+    assert_eq!(
+        error(r.call(&[b"FAILOVER"])),
+        "ERR FAILOVER is not valid when server is a replica."
+    );
+    assert_eq!(
+        error(p.call(&[b"FAILOVER", b"ABORT"])),
+        "ERR No failover in progress."
+    );
+    assert_eq!(
+        error(p.call(&[b"FAILOVER", b"FORCE"])),
+        "ERR FAILOVER with force option requires both a timeout and target HOST and IP."
+    );
+    assert_eq!(
+        error(p.call(&[b"FAILOVER", b"TO", b"127.0.0.1", b"1"])),
+        "ERR FAILOVER target HOST and PORT is not a replica."
+    );
+    assert_eq!(
+        error(p.call(&[b"FAILOVER", b"TIMEOUT", b"0"])),
+        "ERR FAILOVER timeout must be greater than 0"
+    );
+    assert_eq!(error(p.call(&[b"FAILOVER", b"NOW"])), "ERR syntax error");
+
+    // A writer goes on until the old primary refuses (it is a replica then).
+    let writer = {
+        let port = primary.port;
+        std::thread::spawn(move || {
+            let mut conn = RespConn::connect(port).unwrap();
+            let mut acked = Vec::new();
+            for seq in 1u64.. {
+                match conn.call(&[b"RPUSH", b"list", seq.to_string().as_bytes()]) {
+                    Value::Int(_) => acked.push(seq),
+                    _ => return acked,
+                }
+            }
+            acked
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let to = replica.port.to_string();
+    let failover = [
+        &b"FAILOVER"[..],
+        b"TO",
+        b"127.0.0.1",
+        to.as_bytes(),
+        b"TIMEOUT",
+        b"5000",
+    ];
+    assert_eq!(p.call(&failover), Value::Status("OK".into()));
+    let acked = writer.join().unwrap();
+    assert!(acked.len() > 10, "{}", acked.len());
+    let role = |conn: &mut RespConn| match conn.call(&[b"ROLE"]) {
+        Value::Array(role) => role,
+        other => panic!("{other:?}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let old = role(&mut p);
+        if old[0] == Value::Bulk(b"slave".to_vec()) && old[3] == Value::Bulk(b"connected".to_vec())
+        {
+            assert_eq!(old[2], Value::Int(i64::from(replica.port)));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the hand-over did not finish: {old:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(role(&mut r)[0], Value::Bulk(b"master".to_vec()));
+    let Value::Array(list) = r.call(&[b"LRANGE", b"list", b"0", b"-1"]) else {
+        panic!("LRANGE");
+    };
+    let kept: Vec<u64> = list
+        .iter()
+        .map(|v| match v {
+            Value::Bulk(b) => String::from_utf8_lossy(b).parse().unwrap(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(kept, acked, "every acknowledged write, in order");
+    let info = |conn: &mut RespConn, section: &[u8]| match conn.call(&[b"INFO", section]) {
+        Value::Bulk(b) => String::from_utf8(b).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert!(info(&mut p, b"replication").contains("master_failover_state:no-failover"));
+    assert!(
+        info(&mut r, b"stats").contains("sync_partial_ok:1"),
+        "{}",
+        info(&mut r, b"stats")
+    );
+    assert_eq!(
+        r.call(&[b"SET", b"after", b"1"]),
+        Value::Status("OK".into())
+    );
+}

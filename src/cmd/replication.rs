@@ -11,6 +11,7 @@ pub const COMMANDS: &[Command] = &[
     Command::new("replicaof", 3, ADMIN | STALE, KeySpec::None, replicaof),
     Command::new("slaveof", 3, ADMIN | STALE, KeySpec::None, replicaof),
     Command::new("role", 1, FAST | LOADING | STALE, KeySpec::None, role),
+    Command::new("failover", -1, ADMIN | STALE, KeySpec::None, failover),
     Command::new(
         "replconf",
         -1,
@@ -49,6 +50,49 @@ fn replconf(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
             ));
         }
     }
+    Ok(Reply::OK)
+}
+
+/// FAILOVER [TO host port] [FORCE] [TIMEOUT ms] | FAILOVER ABORT.
+fn failover(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    let refused = |why: &str| CmdError(format!("ERR {why}").into());
+    if cx.engine.config().cluster_enabled {
+        return Err(refused(
+            "FAILOVER not allowed in cluster mode. Use CLUSTER FAILOVER command instead.",
+        ));
+    }
+    if argv.len() == 2 && is(argv[1], "abort") {
+        crate::repl::failover::abort(cx.engine).map_err(refused)?;
+        return Ok(Reply::OK);
+    }
+    let mut request = crate::repl::failover::Request {
+        target: None,
+        force: false,
+        timeout: None,
+    };
+    let mut i = 1;
+    while i < argv.len() {
+        let left = argv.len() - i - 1;
+        if is(argv[i], "timeout") && left >= 1 && request.timeout.is_none() {
+            let ms = super::args::parse_i64(argv[i + 1])?;
+            if ms <= 0 {
+                return Err(refused("FAILOVER timeout must be greater than 0"));
+            }
+            request.timeout = Some(std::time::Duration::from_millis(ms as u64));
+            i += 2;
+        } else if is(argv[i], "to") && left >= 2 && request.target.is_none() {
+            let port = super::args::parse_i64(argv[i + 2])?;
+            let host = String::from_utf8_lossy(argv[i + 1]).into_owned();
+            request.target = Some((host, u16::try_from(port).unwrap_or(0)));
+            i += 3;
+        } else if is(argv[i], "force") && !request.force {
+            request.force = true;
+            i += 1;
+        } else {
+            return Err(CmdError::new(crate::reply::err::SYNTAX));
+        }
+    }
+    crate::repl::failover::start(cx.engine, request).map_err(|e| refused(&e))?;
     Ok(Reply::OK)
 }
 

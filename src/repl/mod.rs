@@ -20,6 +20,7 @@
 //! offsets); `Manager` owns the I/O: the QUIC endpoint, the accept loop (`primary.rs`) and
 //! the link to a primary (`replica.rs`).
 
+pub(crate) mod failover;
 mod primary;
 mod replica;
 pub mod wire;
@@ -126,6 +127,10 @@ pub(crate) struct State {
     manager: Mutex<Option<Arc<Manager>>>,
     /// Replicas waiting to share the next snapshot.
     full_syncs: Mutex<primary::Waiting>,
+    /// FAILOVER on this primary, if one runs.
+    pub failover: failover::Failover,
+    /// The next sync asks the primary to take over first (FAILOVER's last step).
+    handing_over: AtomicBool,
 }
 
 impl Default for State {
@@ -153,6 +158,8 @@ impl Default for State {
             sync_partial_err: AtomicU64::new(0),
             manager: Mutex::new(None),
             full_syncs: Mutex::new(primary::Waiting::default()),
+            failover: failover::Failover::default(),
+            handing_over: AtomicBool::new(false),
         }
     }
 }
@@ -412,7 +419,7 @@ pub(crate) struct Manager {
     engine: Weak<Engine>,
     /// Taken on shutdown, which may happen on one of its own threads.
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
-    handle: tokio::runtime::Handle,
+    pub(crate) handle: tokio::runtime::Handle,
     endpoint: Mutex<Option<Endpoint>>,
     auth: SharedAuth,
     bind: Option<SocketAddr>,
@@ -513,9 +520,22 @@ impl Manager {
 
 impl Control for Manager {
     fn replicate_from(&self, host: String, port: u16, bus: Option<SocketAddr>) {
+        self.follow(host, port, bus, false);
+    }
+
+    fn promote(&self) {
+        self.stop_following();
+    }
+}
+
+impl Manager {
+    /// Follows the primary at `host` `port`; `hand_over`: it is our replica, and takes over
+    /// first (FAILOVER).
+    pub(crate) fn follow(&self, host: String, port: u16, bus: Option<SocketAddr>, hand_over: bool) {
         let Some(engine) = self.engine.upgrade() else {
             return;
         };
+        engine.repl.handing_over.store(hand_over, Ordering::Release);
         self.refresh_auth(&engine);
         let endpoint = match self.endpoint() {
             Ok(endpoint) => endpoint,
@@ -546,7 +566,8 @@ impl Control for Manager {
         }
     }
 
-    fn promote(&self) {
+    /// REPLICAOF NO ONE: a primary again.
+    fn stop_following(&self) {
         if let Some(old) = self.follower.lock().take() {
             old.abort();
         }
@@ -614,9 +635,10 @@ pub(crate) fn info(engine: &Engine, out: &mut String) {
     let start = log.start().0;
     let _ = write!(
         out,
-        "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\n\
+        "master_failover_state:{}\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\n\
          master_repl_offset:{end}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:{}\r\n\
          repl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
+        repl.failover.phase().name(),
         ids.replid.0,
         ids.replid2.0,
         ids.second_offset.map_or(-1, |s| s as i64),

@@ -78,6 +78,7 @@ async fn serve(
         replid,
         offset,
         listening_port,
+        failover,
     }) = wire::read(&mut acks).await?
     else {
         return Err(invalid("the replica did not start with Sync"));
@@ -85,6 +86,11 @@ async fn serve(
     let engine = engine
         .upgrade()
         .ok_or_else(|| io::Error::other("closing"))?;
+    if failover && engine.repl.is_replica() {
+        // Our primary hands over (FAILOVER): take over, then serve it as our replica.
+        tracing::info!("Failover request received for replid {replid}.");
+        super::replicaof(&engine, None, None).map_err(io::Error::other)?;
+    }
     let epoch = engine.repl.epoch();
     let addr = link.remote_addr();
     let id = engine

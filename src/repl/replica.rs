@@ -127,11 +127,14 @@ async fn run(engine: &Arc<Engine>, link: &Link) -> io::Result<()> {
         replid: ids.replid.0,
         offset: Some(engine.log().end().0),
         listening_port: engine.config().port,
+        failover: engine.repl.handing_over.load(Ordering::Acquire),
     };
     control.write_all(&wire::encode(&sync)?).await?;
     let answer = wire::read::<ToReplica>(&mut from_primary)
         .await?
         .ok_or_else(|| closed("the primary closed the link"))?;
+    // Answered: the hand-over, if this sync asked for one, happened.
+    engine.repl.handing_over.store(false, Ordering::Release);
     let mut streams = TaggedStreams::new(link);
     let log = match answer {
         ToReplica::Continue { replid } => {

@@ -28,6 +28,9 @@ pub enum ToPrimary {
         offset: Option<u64>,
         /// The replica's RESP port.
         listening_port: u16,
+        /// PSYNC ... FAILOVER: the sender was the receiver's primary and hands over (FAILOVER):
+        /// the receiver takes over before it answers.
+        failover: bool,
     },
     /// REPLCONF ACK: everything before `applied` is applied (and before `fsynced`, on disk).
     Ack {
@@ -67,6 +70,7 @@ mod tests {
             replid: "a".repeat(40),
             offset: Some(12345),
             listening_port: 6380,
+            failover: true,
         };
         let frame = encode(&sync).unwrap();
         assert_eq!(decode::<ToPrimary>(&frame[4..]).unwrap(), sync);
