@@ -8,17 +8,15 @@
 //!
 //! Clients write to any node that accepts writes for a slot; a write counts as acknowledged
 //! when a replica following that node has it within the WAIT timeout (WAIT 1: a majority of
-//! a two-node shard). Checked after every step: no slot is written by two nodes in one
-//! epoch over the whole run, and no acknowledged write is missing from every node. Steps in
-//! which two nodes of different epochs accept writes for a slot are counted (fencing makes
-//! them rare: in thousands of seeds, only after partitions that left two replaced masters
-//! on one side, each counting the other as a live master; they cannot be acknowledged, as
-//! their replicas were promoted); `SHOAL_SIM_STRICT=1` fails on them. After the faults heal: every
-//! node sees every slot served, all agree on the owners, every replica holds its primary's
-//! log, and every acknowledged write is in its slot's owner's log.
+//! a two-node shard). Checked after every step: never two nodes accept writes for a slot at
+//! once (so never two in one epoch), no slot is written by two nodes in one epoch over the
+//! whole run, and no acknowledged write is missing from every node. After the faults heal:
+//! every node sees every slot served, all agree on the owners, every replica holds its
+//! primary's log, and every acknowledged write is in its slot's owner's log.
 //!
-//! `cargo test` runs seeds for a few seconds; `SHOAL_SIM_SEEDS=<n>` runs n seeds; a failing
-//! seed is printed, and `SHOAL_SIM_SEED=<seed>` replays exactly that run.
+//! `cargo test` runs seeds for a few seconds; `SHOAL_SIM_SEEDS=<n>` runs n seeds (from
+//! `SHOAL_SIM_BASE`); a failing seed is printed, and `SHOAL_SIM_SEED=<seed>` replays exactly
+//! that run.
 
 use super::ids::{Epoch, NodeId};
 use super::state::{FailoverSettings, State};
@@ -27,6 +25,9 @@ use crate::slot::SlotId;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
+/// Three masters with a replica each. With a second replica for one master, acknowledged
+/// writes can be lost when a replica that restarted joins the shard while the candidate
+/// cannot hear of it (the shard's membership is not agreed on): left for later.
 const NODES: usize = 6;
 const MASTERS: usize = 3;
 const TIMEOUT_MS: u64 = 1_000;
@@ -89,7 +90,6 @@ struct Sim {
     writers: HashMap<(usize, Epoch), usize>,
     faults: bool,
     resyncs: usize,
-    overlaps: usize,
 }
 
 fn bus(i: usize) -> SocketAddr {
@@ -101,7 +101,8 @@ fn slot(index: usize) -> SlotId {
 }
 
 /// nodes.conf of node `me` for the starting cluster: masters 0-2 with a third of the slots
-/// each (config epochs 1-3), node 3+i a replica of master i.
+/// each (config epochs 1-3), node 3+i a replica of master i (and 6+i another, if NODES
+/// allows).
 fn initial_config(ids: &[NodeId], me: usize) -> String {
     let mut out = String::new();
     for (i, id) in ids.iter().enumerate() {
@@ -115,8 +116,8 @@ fn initial_config(ids: &[NodeId], me: usize) -> String {
                 format!("{id} 127.0.0.1:{port}@{cport} {myself}master - 0 0 {epoch} connected {first}-{last}\n")
             }
             false => {
-                let primary = ids[i - MASTERS];
-                let epoch = i - MASTERS + 1;
+                let primary = ids[(i - MASTERS) % MASTERS];
+                let epoch = (i - MASTERS) % MASTERS + 1;
                 format!(
                     "{id} 127.0.0.1:{port}@{cport} {myself}slave {primary} 0 0 {epoch} connected\n"
                 )
@@ -165,7 +166,6 @@ impl Sim {
             writers: HashMap::new(),
             faults: true,
             resyncs: 0,
-            overlaps: 0,
         }
     }
 
@@ -450,17 +450,13 @@ impl Sim {
     fn check_step(&mut self) {
         for (s, &written) in SLOTS.iter().enumerate() {
             let open: Vec<usize> = (0..NODES).filter(|&i| self.accepts(i, s)).collect();
-            // Two at once in different epochs: fencing missed a stale master (counted; see
-            // the tally). Set SHOAL_SIM_STRICT to fail on it.
-            if open.len() > 1 {
-                self.overlaps += 1;
-                assert!(
-                    std::env::var_os("SHOAL_SIM_STRICT").is_none(),
-                    "at {} ms nodes {open:?} all accept writes for slot {written}:\n{}",
-                    self.now,
-                    self.describe()
-                );
-            }
+            // Stronger than one writer per epoch: never two at once (fencing).
+            assert!(
+                open.len() <= 1,
+                "at {} ms nodes {open:?} all accept writes for slot {written}:\n{}",
+                self.now,
+                self.describe()
+            );
             for i in open {
                 let epoch = self.nodes[i].state.myself().config_epoch;
                 let first = *self.writers.entry((s, epoch)).or_insert(i);
@@ -561,14 +557,12 @@ impl SimNode {
 }
 
 /// What a run went through: new writers (a slot written in a new epoch, past the three
-/// first), acknowledged writes, full resyncs, and steps in which two nodes (of different
-/// epochs) accepted writes for one slot.
+/// first), acknowledged writes, full resyncs.
 #[derive(Default, Debug)]
 struct Tally {
     takeovers: usize,
     acked: usize,
     resyncs: usize,
-    overlaps: usize,
 }
 
 /// Runs one seed, turning a panic into the message that replays it.
@@ -580,7 +574,6 @@ fn run_seed(seed: u64) -> Result<Tally, String> {
             takeovers: sim.writers.len().saturating_sub(MASTERS),
             acked: sim.acked.len(),
             resyncs: sim.resyncs,
-            overlaps: sim.overlaps,
         }
     });
     outcome.map_err(|panic| {
@@ -615,7 +608,6 @@ fn failover_keeps_one_writer_per_epoch_and_every_acknowledged_write() {
         total.takeovers += tally.takeovers;
         total.acked += tally.acked;
         total.resyncs += tally.resyncs;
-        total.overlaps += tally.overlaps;
         ran += 1;
     }
     println!(

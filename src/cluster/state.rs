@@ -73,6 +73,11 @@ pub struct Node {
     pub voted_ms: u64,
     /// When any message last came from it.
     pub seen_ms: u64,
+    /// A master whose replica we voted for, and when: we do not count it as a live master
+    /// until that replica shows it lost (it still follows it after the election's time).
+    pub replaced: Option<(NodeId, u64)>,
+    /// When it last told us it does not count us as a live master (`Header::disputed`).
+    pub disputed_me_ms: u64,
     /// A master: since when it has had no working replica (0: it has one), and whether it
     /// ever had one (only those get one by replica migration, as in Redis).
     pub orphaned_ms: u64,
@@ -102,6 +107,8 @@ impl Node {
             fail_time_ms: 0,
             voted_ms: 0,
             seen_ms: 0,
+            replaced: None,
+            disputed_me_ms: 0,
             orphaned_ms: 0,
             had_replica: false,
             last_claim: None,
@@ -717,6 +724,7 @@ impl State {
             cport: me.cport,
             repl_offset: self.repl_offset,
             paused: self.paused(),
+            disputed: false,
         }
     }
 
@@ -745,8 +753,15 @@ impl State {
             .collect()
     }
 
+    /// This node's header for a message to `to`.
+    fn header_for(&self, to: &NodeId) -> Header {
+        let mut header = self.header();
+        header.disputed = self.disputes(to);
+        header
+    }
+
     fn ping_message(&self, to: &Node) -> Message {
-        let header = self.header();
+        let header = self.header_for(&to.id);
         let gossip = self.gossip(&to.id);
         match to.has(flags::MEET) {
             true => Message::Meet { header, gossip },
@@ -863,6 +878,7 @@ impl State {
             return ping.then(|| self.pong(&header.sender));
         }
         self.absorb_header(header, peer, kind, now_ms);
+        self.settle_vote(header, now_ms);
         self.absorb_gossip(&header.sender, gossip, now_ms);
         self.decide_failures(now_ms);
         match message {
@@ -885,7 +901,7 @@ impl State {
 
     fn pong(&self, to: &NodeId) -> Message {
         Message::Pong {
-            header: self.header(),
+            header: self.header_for(to),
             gossip: self.gossip(to),
         }
     }
@@ -938,6 +954,9 @@ impl State {
         };
         let mut touched = false;
         node.seen_ms = now_ms;
+        if header.disputed {
+            node.disputed_me_ms = now_ms;
+        }
         if kind == Kind::Pong {
             node.pong_received_ms = now_ms;
             node.ping_sent_ms = 0;
@@ -965,6 +984,8 @@ impl State {
         if node.flags & role != told || node.primary != primary {
             node.flags = (node.flags & !role) | told;
             node.primary = primary;
+            // A replica now: whatever we voted about it as a master is settled.
+            node.replaced = None;
             touched = true;
         }
         let master = told & flags::MASTER != 0;
@@ -1445,6 +1466,7 @@ mod tests {
             cport: 17001,
             repl_offset: 0,
             paused: false,
+            disputed: false,
         };
         Message::Ping {
             header,

@@ -32,6 +32,9 @@ pub struct Header {
     /// A master in a manual failover: it holds its clients' writes back, so `repl_offset`
     /// is final and its replica may take over once it has applied that much.
     pub paused: bool,
+    /// The sender does not count the receiver as a live master: it has it as FAIL, or voted
+    /// to replace it. A master does not count such a node toward its majority (fencing).
+    pub disputed: bool,
 }
 
 /// What the sender knows of another node.
@@ -134,6 +137,7 @@ mod tests {
             cport: 17000,
             repl_offset: 1 << 40,
             paused: false,
+            disputed: false,
         };
         let gossip = (0..8)
             .map(|_| Gossip {

@@ -175,6 +175,31 @@ impl State {
         self.failover.fenced
     }
 
+    /// Whether this node does not count `id` as a live master: FAIL, or we voted for its
+    /// replacement and have not seen that election lost.
+    pub(super) fn disputes(&self, id: &NodeId) -> bool {
+        self.nodes
+            .get(id)
+            .is_some_and(|n| n.has(flags::FAIL) || n.replaced.is_some())
+    }
+
+    /// A header from the replica we voted for: still following its master after the
+    /// election's time, it lost, and that master counts again.
+    pub(super) fn settle_vote(&mut self, header: &Header, now_ms: u64) {
+        let auth_timeout_ms = (self.node_timeout_ms * 2).max(2_000);
+        let Some(primary) = header.primary.filter(|_| header.flags & flags::SLAVE != 0) else {
+            return;
+        };
+        if let Some(node) = self.nodes.get_mut(&primary) {
+            let lost = node.replaced.is_some_and(|(candidate, at)| {
+                candidate == header.sender && now_ms.saturating_sub(at) > auth_timeout_ms
+            });
+            if lost {
+                node.replaced = None;
+            }
+        }
+    }
+
     /// Writes are held back for a manual failover (the driver pauses clients).
     pub fn writes_paused(&self) -> bool {
         self.failover.hand_over.is_some()
@@ -357,7 +382,9 @@ impl State {
                         // An owner we know as a replica now lost its slots to a master we
                         // have not heard of: it counts in the size, not as reachable.
                         let recent = now_ms.saturating_sub(Self::heard_ms(n)) <= recent_ms;
-                        n.is_master() && !n.has(flags::FAIL) && recent
+                        let disputes_us = n.disputed_me_ms != 0
+                            && now_ms.saturating_sub(n.disputed_me_ms) <= recent_ms;
+                        n.is_master() && !self.disputes(&n.id) && !disputes_us && recent
                     })
             })
             .count();
@@ -402,7 +429,7 @@ impl State {
     }
 
     /// Why this replica may not start an election now (`None`: it may).
-    fn election_refusal(&self, primary: &Node, manual: bool) -> Option<&'static str> {
+    fn election_refusal(&self, primary: &Node, manual: bool, now_ms: u64) -> Option<&'static str> {
         if !primary.has(flags::FAIL) && !manual {
             return Some("");
         }
@@ -424,7 +451,34 @@ impl State {
         if settings.validity_factor > 0 && age_ms > max_ms {
             return Some("Disconnected from master for longer than allowed. Please check the 'cluster-replica-validity-factor' configuration option.");
         }
+        if !self.holds_every_majority_write(&primary.id, now_ms) {
+            return Some("waiting for the offsets of enough replicas of the same master");
+        }
         None
+    }
+
+    /// Whether this replica is sure to hold every write its master acknowledged with WAIT to
+    /// a majority of its shard (the master and n replicas): such a write is on at least
+    /// k = (n+1)/2 replicas, so this one must have heard recently from more than n - k of
+    /// them (itself included) and have no smaller offset than any. With one replica that is
+    /// itself; with two, the other one too. Redis elects by rank alone and may lose them.
+    fn holds_every_majority_write(&self, primary: &NodeId, now_ms: u64) -> bool {
+        let recent_ms = self.node_timeout_ms / 2;
+        let siblings: Vec<&Node> = self
+            .nodes
+            .values()
+            .filter(|n| n.id != self.myself && n.has(flags::SLAVE) && n.primary == Some(*primary))
+            .collect();
+        let heard: Vec<&&Node> = siblings
+            .iter()
+            .filter(|s| now_ms.saturating_sub(Self::heard_ms(s)) <= recent_ms)
+            .collect();
+        if heard.iter().any(|s| s.repl_offset > self.repl_offset) {
+            return false;
+        }
+        let n = siblings.len() + 1;
+        let k = n.div_ceil(2);
+        heard.len() + 1 > n - k
     }
 
     /// A replica's election: scheduled when its master fails, vote requests sent when the
@@ -447,7 +501,7 @@ impl State {
             return;
         };
         let manual = self.failover.manual.as_ref().is_some_and(|m| m.ready);
-        match self.election_refusal(primary_node, manual) {
+        match self.election_refusal(primary_node, manual, now_ms) {
             None => self.failover.refusal = None,
             Some(why) => {
                 if !why.is_empty() && self.failover.refusal != Some(why) {
@@ -575,6 +629,7 @@ impl State {
         self.last_vote_epoch = self.current_epoch;
         if let Some(p) = self.nodes.get_mut(&primary) {
             p.voted_ms = now_ms;
+            p.replaced = Some((sender, now_ms));
         }
         self.dirty = true;
         tracing::info!(
@@ -859,6 +914,7 @@ mod tests {
             cport: 17002,
             repl_offset: 0,
             paused: false,
+            disputed: false,
         }
     }
 
