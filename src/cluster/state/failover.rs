@@ -393,7 +393,10 @@ impl State {
             self.failover.minority_ms = now_ms;
         }
         let rejoin_ms = self.node_timeout_ms.clamp(500, 5_000);
+        // Alone with its slots, a master has nobody to learn a replacement from.
+        let alone = voters.iter().all(|id| *id == self.myself);
         let rejoining = self.myself().is_master()
+            && !alone
             && self.failover.minority_ms != 0
             && now_ms < self.failover.minority_ms + rejoin_ms;
         let fenced = minority || rejoining;
