@@ -178,6 +178,13 @@ fn an_embedded_replica_takes_over_and_both_applications_are_told() {
         replica.execute(&["DBSIZE"]) == Reply::Int(keys.len() as i64)
     });
 
+    // Masters ignore vote requests from a node they have not heard of yet.
+    let replica_id = text(replica.execute(&["CLUSTER", "MYID"]));
+    wait_until("every master knows the replica", || {
+        nodes
+            .iter()
+            .all(|n| text(n.execute(&["CLUSTER", "NODES"])).contains(&replica_id))
+    });
     // A manual failover needs the bus link to the primary.
     wait_until("the replica's bus link to its primary is up", || {
         text(replica.execute(&["CLUSTER", "NODES"]))

@@ -75,6 +75,14 @@ fn shard_of(servers: &[ShoalServer], key: &str) -> (usize, usize) {
     (index(master.1), index(replica.unwrap().1))
 }
 
+/// [`shard_of`] once the replica is linked: indexes and ports of master and replica.
+fn linked_shard(servers: &[ShoalServer], key: &str) -> (usize, usize, u16, u16) {
+    let (m, r) = shard_of(servers, key);
+    let (m_port, r_port) = (servers[m].port, servers[r].port);
+    wait_until("the replica is linked", || is_replica_of(r_port, m_port));
+    (m, r, m_port, r_port)
+}
+
 fn cluster_ok(port: u16) -> bool {
     try_call(port, &["CLUSTER", "INFO"]).is_some_and(|i| i.contains("cluster_state:ok"))
 }
@@ -168,9 +176,7 @@ fn assert_kept(acked: &[u64], present: &[u64]) {
 fn a_killed_master_is_replaced_by_its_replica_and_rejoins_as_its_replica() {
     let mut servers = six();
     let key = "failover:list";
-    let (m, r) = shard_of(&servers, key);
-    let (m_port, r_port) = (servers[m].port, servers[r].port);
-    wait_until("the replica is linked", || is_replica_of(r_port, m_port));
+    let (m, _, m_port, r_port) = linked_shard(&servers, key);
 
     let (stop, handle) = spawn_writer(m_port, key, true);
     std::thread::sleep(std::time::Duration::from_millis(500));
@@ -217,9 +223,7 @@ fn a_shard_without_any_node_takes_the_cluster_down_until_it_returns() {
     flags.extend(["--appendonly", "yes"]);
     let (mut servers, _) = cluster_with(&flags, 6, 6, &["--cluster-replicas", "1"]);
     let key = "kept";
-    let (m, r) = shard_of(&servers, key);
-    let (m_port, r_port) = (servers[m].port, servers[r].port);
-    wait_until("the replica is linked", || is_replica_of(r_port, m_port));
+    let (m, r, m_port, r_port) = linked_shard(&servers, key);
     assert_eq!(call(m_port, &["SET", key, "v"]), "OK");
     assert_eq!(call(m_port, &["WAIT", "1", "1000"]), "1");
     // The AOF is fsynced every second.
@@ -254,9 +258,7 @@ fn a_shard_without_any_node_takes_the_cluster_down_until_it_returns() {
 fn a_master_cut_off_from_the_majority_stops_writes_before_it_is_replaced() {
     let servers = six();
     let key = "fenced";
-    let (m, r) = shard_of(&servers, key);
-    let (m_port, r_port) = (servers[m].port, servers[r].port);
-    wait_until("the replica is linked", || is_replica_of(r_port, m_port));
+    let (_, _, m_port, r_port) = linked_shard(&servers, key);
     let id = |port: u16| call(port, &["CLUSTER", "MYID"]);
     let m_id = id(m_port);
     let others: Vec<String> = servers
@@ -306,9 +308,7 @@ fn a_master_cut_off_from_the_majority_stops_writes_before_it_is_replaced() {
 fn cluster_failover_hands_over_without_losing_a_write() {
     let servers = six();
     let key = "manual";
-    let (m, r) = shard_of(&servers, key);
-    let (m_port, r_port) = (servers[m].port, servers[r].port);
-    wait_until("the replica is linked", || is_replica_of(r_port, m_port));
+    let (_, _, m_port, r_port) = linked_shard(&servers, key);
     assert_eq!(
         call(m_port, &["CLUSTER", "FAILOVER"]),
         "ERR You should send CLUSTER FAILOVER to a replica"

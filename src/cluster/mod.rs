@@ -238,6 +238,7 @@ fn reconcile(engine: &Engine) {
         return;
     };
     let _one = cluster.reconciling.lock();
+    // Read under `reconciling`: two callers apply the state in the order they read it.
     let paused = cluster.state().writes_paused();
     if cluster.paused.swap(paused, Ordering::AcqRel) != paused {
         match paused {
@@ -303,20 +304,26 @@ pub(crate) fn with_state<T>(engine: &Engine, f: impl FnOnce(&mut State) -> T) ->
     let mut state = cluster.state();
     let out = f(&mut state);
     let full_coverage = engine.settings().cluster_require_full_coverage;
-    let events = match cluster.commit(&mut state, full_coverage) {
-        Ok(true) => cluster.slot_events(&state),
-        Ok(false) => Vec::new(),
-        Err(e) => {
+    let changed = cluster
+        .commit(&mut state, full_coverage)
+        .unwrap_or_else(|e| {
             tracing::warn!("Could not save the cluster configuration: {e}");
-            cluster.slot_events(&state)
-        }
+            true
+        });
+    let events = match changed {
+        true => cluster.slot_events(&state),
+        false => Vec::new(),
     };
+    let paused = state.writes_paused();
     let sending = state.has_outgoing();
     drop(state);
     for event in events {
         engine.events.publish(event);
     }
-    reconcile(engine);
+    // A role change always changes the configuration; a hand-over's pause may not.
+    if changed || paused != cluster.paused.load(Ordering::Acquire) {
+        reconcile(engine);
+    }
     if sending {
         cluster.wake.notify_one();
     }

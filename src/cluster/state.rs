@@ -219,7 +219,7 @@ pub struct State {
 /// See `State::cache`.
 #[derive(Default)]
 struct Cache {
-    voters: Option<(u64, std::collections::BTreeSet<NodeId>)>,
+    voters: Option<(u64, std::sync::Arc<std::collections::BTreeSet<NodeId>>)>,
     claimed: Option<(u64, SlotSet)>,
 }
 
@@ -382,19 +382,31 @@ impl State {
 
     /// The slots this node's header claims: its own, or its master's for a replica.
     fn claimed(&self) -> SlotSet {
+        self.cached(
+            |cache| &mut cache.claimed,
+            || match self.myself().primary.and_then(|p| self.nodes.get(&p)) {
+                Some(primary) => self.slots_of(&primary.id),
+                None => self.slots_of(&self.myself),
+            },
+        )
+    }
+
+    /// A value derived from the configuration, computed once per generation.
+    fn cached<T: Clone>(
+        &self,
+        entry: fn(&mut Cache) -> &mut Option<(u64, T)>,
+        compute: impl FnOnce() -> T,
+    ) -> T {
         let mut cache = self.cache.borrow_mut();
-        if let Some((generation, slots)) = &cache.claimed {
-            if *generation == self.generation {
-                return slots.clone();
+        let slot = entry(&mut cache);
+        match slot {
+            Some((generation, value)) if *generation == self.generation => value.clone(),
+            _ => {
+                let value = compute();
+                *slot = Some((self.generation, value.clone()));
+                value
             }
         }
-        let me = self.myself();
-        let slots = match me.primary.and_then(|p| self.nodes.get(&p)) {
-            Some(primary) => self.slots_of(&primary.id),
-            None => self.slots_of(&self.myself),
-        };
-        cache.claimed = Some((self.generation, slots.clone()));
-        slots
     }
 
     /// Whether messages wait to be sent.
@@ -644,13 +656,19 @@ impl State {
             );
         }
         self.flush_slots();
+        self.become_replica(primary);
+        Ok(())
+    }
+
+    /// Makes this node a replica of `primary` (CLUSTER REPLICATE, losing its slots or its
+    /// master's to another, replica migration).
+    fn become_replica(&mut self, primary: NodeId) {
         let me = self.me_mut();
         me.flags = (me.flags & !flags::MASTER) | flags::SLAVE;
         me.primary = Some(primary);
         self.migrating.clear();
         self.importing.clear();
         self.touch();
-        Ok(())
     }
 
     /// Makes this node a master again (CLUSTER RESET, a failover).

@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How often the coordinator looks at the replicas' acknowledgements.
-const POLL: Duration = Duration::from_millis(1);
+/// How long the coordinator waits for an acknowledgement before it looks at the clock
+/// (TIMEOUT, ABORT) again, and how often it looks at the hand-over's link.
+const POLL: Duration = Duration::from_millis(10);
 /// How long the old primary waits for the sync with its successor before it gives up
 /// (Redis's FAILOVER_IN_PROGRESS has the same bound through its replication timeout).
 const HAND_OVER_MAX: Duration = Duration::from_secs(10);
@@ -136,6 +137,8 @@ async fn run(
 ) -> Result<(), String> {
     let started = Instant::now();
     let (host, port) = loop {
+        // Registered before the offsets are read, so that no acknowledgement is missed.
+        let acked = engine.repl.listen_acks();
         if engine.repl.failover.abort.load(Ordering::Acquire) {
             return Err("Failover manually aborted".into());
         }
@@ -157,7 +160,9 @@ async fn run(
                 break (r.ip.clone(), r.port);
             }
             _ if timed_out => return Err("Replica never caught up before timeout".into()),
-            _ => tokio::time::sleep(POLL).await,
+            _ => {
+                let _ = tokio::time::timeout(POLL, acked).await;
+            }
         }
     };
     tracing::info!("Failover target {host}:{port} is synced, failing over.");

@@ -18,6 +18,7 @@
 
 use super::{flags, Epoch, Header, Message, Node, NodeId, Outgoing, SlotId, State};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// A manual failover gives up after this long (Redis's CLUSTER_MF_TIMEOUT).
 const MANUAL_TIMEOUT_MS: u64 = 5_000;
@@ -144,24 +145,22 @@ impl State {
     }
 
     /// Masters that serve slots: the ones whose votes and failure reports count.
-    fn voters(&self) -> BTreeSet<NodeId> {
-        let mut cache = self.cache.borrow_mut();
-        if let Some((generation, voters)) = &cache.voters {
-            if *generation == self.generation {
-                return voters.clone();
-            }
-        }
-        // Owners come in long runs: compare neighbours, collect a few.
-        let mut voters = BTreeSet::new();
-        let mut last = None;
-        for owner in self.owners.iter().flatten() {
-            if last != Some(owner) {
-                voters.insert(*owner);
-                last = Some(owner);
-            }
-        }
-        cache.voters = Some((self.generation, voters.clone()));
-        voters
+    fn voters(&self) -> Arc<BTreeSet<NodeId>> {
+        self.cached(
+            |cache| &mut cache.voters,
+            || {
+                // Owners come in long runs: compare neighbours, collect a few.
+                let mut voters = BTreeSet::new();
+                let mut last = None;
+                for owner in self.owners.iter().flatten() {
+                    if last != Some(owner) {
+                        voters.insert(*owner);
+                        last = Some(owner);
+                    }
+                }
+                Arc::new(voters)
+            },
+        )
     }
 
     /// A majority of the voters.
@@ -272,9 +271,7 @@ impl State {
             return;
         }
         tracing::info!("Migrating to orphaned master {target}");
-        let me = self.me_mut();
-        me.primary = Some(target);
-        self.touch();
+        self.become_replica(target);
     }
 
     /// PFAIL for a node not heard from for the node timeout.
@@ -846,15 +843,11 @@ impl State {
         tracing::warn!(
             "Configuration change detected. Reconfiguring myself as a replica of {new_owner}"
         );
-        let me = self.me_mut();
-        me.flags = (me.flags & !flags::MASTER) | flags::SLAVE;
-        me.primary = Some(new_owner);
-        self.migrating.clear();
-        self.importing.clear();
+        // An election, a manual failover or a hand-over in progress end with the role.
         self.failover.election = None;
         self.failover.manual = None;
         self.failover.hand_over = None;
-        self.touch();
+        self.become_replica(new_owner);
     }
 }
 
