@@ -1,5 +1,5 @@
 //! Role and topology changes, for the embedding application: [`crate::Node::events`] returns
-//! a [`Subscription`] that receives every [`Event`] in the order the node went through them.
+//! a [`EventSubscription`] that receives every [`Event`] in the order the node went through them.
 
 use parking_lot::Mutex;
 use std::ops::RangeInclusive;
@@ -41,10 +41,10 @@ pub(crate) struct Events {
 }
 
 impl Events {
-    pub fn subscribe(&self) -> Subscription {
+    pub fn subscribe(&self) -> EventSubscription {
         let (sender, receiver) = sync_channel(EVENTS_QUEUED_MAX);
         self.subscribers.lock().push(sender);
-        Subscription(receiver)
+        EventSubscription(receiver)
     }
 
     /// Tells every subscriber; one whose queue is full is dropped.
@@ -67,9 +67,9 @@ impl Events {
 
 /// Events as they happen. `None` from a receiving call: the node closed, or this subscriber
 /// left [`EVENTS_QUEUED_MAX`] events unread and was dropped.
-pub struct Subscription(Receiver<Event>);
+pub struct EventSubscription(Receiver<Event>);
 
-impl Subscription {
+impl EventSubscription {
     /// The next event, waiting for it.
     pub fn recv(&self) -> Option<Event> {
         self.0.recv().ok()

@@ -50,6 +50,9 @@
 //!                (bus.rs), the routing table every command consults (route.rs); CLUSTER,
 //!                DUMP/RESTORE and MIGRATE are in cmd/cluster.rs and cmd/migrate.rs
 //! events.rs      role and topology changes told to the embedding application
+//! pubsub.rs      pub/sub: who subscribes to which channel, pattern or shard channel, and
+//!                delivery into each subscriber's bounded mailbox (RESP) or queue (embedded);
+//!                the commands are in cmd/pubsub.rs
 //! transport/     the QUIC endpoint between nodes, peer authentication, and message framing
 //!                (frame.rs); quic.rs is the only module that imports quinn
 //! slot.rs        SlotId and key hashing; glob.rs the pattern matcher; reply.rs Reply
@@ -73,6 +76,7 @@ pub mod log;
 pub mod node;
 pub mod persist;
 pub(crate) mod process;
+pub mod pubsub;
 pub mod repl;
 pub mod reply;
 pub mod resp;
@@ -82,11 +86,12 @@ pub mod transport;
 pub use config::{Config, Fsync};
 pub use engine::{Applied, Blocked, Client, Clock, Engine, ManualClock, Outcome, SystemClock};
 pub use error::{Error, Result};
-pub use events::{Event, Subscription};
+pub use events::{Event, EventSubscription};
 pub use keyspace::bytes::CompactBytes;
 pub use keyspace::digest::{Digest, DigestMode};
 pub use log::Offset;
 pub use node::{Node, Session, SetOptions, Transaction};
+pub use pubsub::{Message, Subscription};
 pub use reply::Reply;
 pub use slot::SlotId;
 

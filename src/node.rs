@@ -51,6 +51,7 @@ impl Drop for Inner {
         crate::repl::shutdown(&self.engine);
         self.listener.take();
         crate::cluster::close(&self.engine);
+        self.engine.pubsub.close();
         *self.stop.0.lock() = true;
         self.stop.1.notify_all();
         if let Some(handle) = self.sweeper.take() {
@@ -280,8 +281,50 @@ impl Node {
     /// A subscription to this node's role and topology changes: promoted, demoted, following
     /// another primary, slots gained or lost. It receives what happens from now on, in
     /// order; see [`crate::events`] for what happens to one left unread.
-    pub fn events(&self) -> crate::Subscription {
+    pub fn events(&self) -> crate::EventSubscription {
         self.inner.engine.events.subscribe()
+    }
+
+    /// PUBLISH: delivers `payload` to the subscribers of `channel` and of the patterns that
+    /// match it, RESP clients and embedded [`Subscription`](crate::Subscription)s alike;
+    /// how many received it.
+    pub fn publish(&self, channel: impl AsRef<[u8]>, payload: impl AsRef<[u8]>) -> usize {
+        self.inner
+            .engine
+            .publish(channel.as_ref(), payload.as_ref(), false)
+    }
+
+    /// SPUBLISH: delivers `payload` to the subscribers of the shard channel `channel`.
+    pub fn spublish(&self, channel: impl AsRef<[u8]>, payload: impl AsRef<[u8]>) -> usize {
+        self.inner
+            .engine
+            .publish(channel.as_ref(), payload.as_ref(), true)
+    }
+
+    /// SUBSCRIBE: messages published on `channels` from now on, in the order published.
+    pub fn subscribe<C: AsRef<[u8]>>(&self, channels: &[C]) -> crate::Subscription {
+        self.subscription(crate::pubsub::Kind::Channel, channels)
+    }
+
+    /// PSUBSCRIBE: messages on every channel matching one of `patterns` (Redis's globs).
+    pub fn psubscribe<C: AsRef<[u8]>>(&self, patterns: &[C]) -> crate::Subscription {
+        self.subscription(crate::pubsub::Kind::Pattern, patterns)
+    }
+
+    /// SSUBSCRIBE: messages published with SPUBLISH on the shard channels `channels`.
+    pub fn ssubscribe<C: AsRef<[u8]>>(&self, channels: &[C]) -> crate::Subscription {
+        self.subscription(crate::pubsub::Kind::Shard, channels)
+    }
+
+    fn subscription<C: AsRef<[u8]>>(
+        &self,
+        kind: crate::pubsub::Kind,
+        names: &[C],
+    ) -> crate::Subscription {
+        let engine = &self.inner.engine;
+        let names: Vec<&[u8]> = names.iter().map(AsRef::as_ref).collect();
+        let bytes_max = engine.settings().output_limits.pubsub.hard_bytes;
+        crate::Subscription::new(&engine.pubsub, kind, &names, bytes_max)
     }
 
     /// The address of this node's QUIC endpoint, once replication started (at open with a

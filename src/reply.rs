@@ -35,6 +35,12 @@ pub enum Reply {
     Double(f64),
     /// A boolean in RESP3, the integer 1 or 0 in RESP2.
     Bool(bool),
+    /// Out-of-band data (pub/sub messages and confirmations): a push in RESP3, an array in
+    /// RESP2.
+    Push(Vec<Reply>),
+    /// Several replies to one command, one after the other (SUBSCRIBE confirms each channel
+    /// it was given); none for an empty list.
+    Several(Vec<Reply>),
 }
 
 impl Reply {

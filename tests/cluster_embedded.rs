@@ -134,7 +134,7 @@ fn a_blocking_command_waits_on_the_owner() {
 }
 
 /// Events until `wanted` arrived (in any order), or none for 10 s.
-fn collect(events: &shoal::Subscription, wanted: &[fn(&Event) -> bool]) -> Vec<Event> {
+fn collect(events: &shoal::EventSubscription, wanted: &[fn(&Event) -> bool]) -> Vec<Event> {
     let mut seen = Vec::new();
     while !wanted.iter().all(|w| seen.iter().any(w)) {
         match events.recv_timeout(Duration::from_secs(10)) {

@@ -33,7 +33,7 @@ pub const COMMANDS: &[Command] = &[
     Command::new(
         "quit",
         -1,
-        NO_AUTH | NO_QUEUE | LOADING | STALE | FAST,
+        NO_AUTH | NO_QUEUE | LOADING | STALE | FAST | SUBSCRIBED_OK,
         KeySpec::None,
         quit,
     ),
@@ -314,7 +314,7 @@ fn client_line(engine: &crate::engine::Engine, client: &ClientInfo) -> String {
     let now_ms = engine.now_ms();
     let flags = client.flags.load(Ordering::Relaxed);
     let mut letters = String::new();
-    if client.kind == ClientKind::PubSub {
+    if client.class() == ClientKind::PubSub {
         letters.push('P');
     }
     for (bit, letter) in [
@@ -350,7 +350,7 @@ fn client_line(engine: &crate::engine::Engine, client: &ClientInfo) -> String {
     let output = client.output_bytes.load(Ordering::Relaxed);
     let (lib_name, lib_ver) = client.lib.lock().clone();
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={letters} db={} sub=0 psub=0 ssub=0 multi={multi} qbuf={query} qbuf-free=0 argv-mem=0 multi-mem=0 rbs={output} rbp={output} obl=0 oll=0 omem={output} tot-mem={} events=r cmd={command} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={letters} db={} sub={} psub={} ssub={} multi={multi} qbuf={query} qbuf-free=0 argv-mem=0 multi-mem=0 rbs={output} rbp={output} obl=0 oll=0 omem={output} tot-mem={} events=r cmd={command} user=default redir=-1 resp={} lib-name={} lib-ver={}",
         client.id.0,
         addr(client.peer),
         addr(client.local),
@@ -359,6 +359,9 @@ fn client_line(engine: &crate::engine::Engine, client: &ClientInfo) -> String {
         now_ms.saturating_sub(client.created_ms) / 1000,
         now_ms.saturating_sub(client.last_interaction_ms.load(Ordering::Relaxed)) / 1000,
         client.db.load(Ordering::Relaxed),
+        client.subscriptions[0].load(Ordering::Relaxed),
+        client.subscriptions[1].load(Ordering::Relaxed),
+        client.subscriptions[2].load(Ordering::Relaxed),
         query + output,
         client.resp.load(Ordering::Relaxed),
         String::from_utf8_lossy(&lib_name),
@@ -397,7 +400,7 @@ fn client_list(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
         None => all.iter().collect(),
         Some(option) if is(option, "type") && argv.len() == 4 => {
             let kind = client_kind(argv[3])?;
-            all.iter().filter(|c| c.kind == kind).collect()
+            all.iter().filter(|c| c.class() == kind).collect()
         }
         Some(option) if is(option, "id") && argv.len() > 3 => {
             let mut chosen = Vec::new();
@@ -476,7 +479,7 @@ impl KillFilter {
         let addr = |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string().into_bytes());
         !(self.skip_me && client.id == me)
             && self.id.is_none_or(|id| client.id.0 == id)
-            && self.kind.is_none_or(|k| client.kind == k)
+            && self.kind.is_none_or(|k| client.class() == k)
             && self
                 .addr
                 .as_ref()

@@ -9,6 +9,7 @@ use crate::engine::clients::flag;
 use crate::engine::ctx::Ctx;
 use crate::engine::Engine;
 use crate::process::{bytes_to_human, cpu_seconds, os_name, rss_bytes, total_memory_bytes};
+use crate::pubsub::Kind;
 use crate::reply::Reply;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
@@ -376,9 +377,9 @@ fn stats(engine: &Engine, f: &mut Fields<'_>) {
     .put("current_eviction_exceeded_time", 0)
     .put("keyspace_hits", totals.keyspace_hits)
     .put("keyspace_misses", totals.keyspace_misses)
-    .put("pubsub_channels", 0)
-    .put("pubsub_patterns", 0)
-    .put("pubsubshard_channels", 0)
+    .put("pubsub_channels", engine.pubsub.len(Kind::Channel))
+    .put("pubsub_patterns", engine.pubsub.len(Kind::Pattern))
+    .put("pubsubshard_channels", engine.pubsub.len(Kind::Shard))
     .put("latest_fork_usec", 0)
     .put("total_forks", 0)
     .put("migrate_cached_sockets", 0)

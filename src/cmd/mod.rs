@@ -18,6 +18,7 @@ pub mod lists;
 pub mod longdouble;
 pub mod migrate;
 pub mod persist;
+pub mod pubsub;
 pub mod replication;
 pub mod server;
 pub mod sets;
@@ -85,6 +86,9 @@ pub mod flags {
     pub const ADMIN: u32 = 1 << 12;
     /// Served in a slot being imported as if ASKING had come first (RESTORE-ASKING).
     pub const ASKING: u32 = 1 << 13;
+    /// Allowed to a RESP2 client that has subscriptions (the subscribe family, PING, QUIT,
+    /// RESET): any other command gets Redis's "only (P|S)SUBSCRIBE ..." error.
+    pub const SUBSCRIBED_OK: u32 = 1 << 14;
 }
 
 /// Where a command's keys are in its arguments (argument 0 is the command name).
@@ -340,7 +344,7 @@ impl NameKey {
 impl CommandTable {
     pub fn new() -> CommandTable {
         // Each family with the group COMMAND DOCS files it under.
-        let families: [(&'static str, &'static [Command]); 16] = [
+        let families: [(&'static str, &'static [Command]); 17] = [
             ("connection", connection::COMMANDS),
             ("server", config::COMMANDS),
             ("server", info::COMMANDS),
@@ -357,6 +361,7 @@ impl CommandTable {
             ("server", replication::COMMANDS),
             ("cluster", cluster::COMMANDS),
             ("generic", migrate::COMMANDS),
+            ("pubsub", pubsub::COMMANDS),
         ];
         let mut entries = Vec::new();
         for (group, commands) in families {

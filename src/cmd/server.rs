@@ -18,7 +18,7 @@ const WATCH_KEYS: KeySpec = KeySpec::Range {
 };
 
 pub const COMMANDS: &[Command] = &[
-    Command::new("ping", -1, FAST, KeySpec::None, ping),
+    Command::new("ping", -1, FAST | SUBSCRIBED_OK, KeySpec::None, ping),
     Command::new("echo", 2, FAST, KeySpec::None, echo),
     Command::new("time", 1, FAST | LOADING | STALE, KeySpec::None, time),
     Command::new("select", 2, LOADING | STALE | FAST, KeySpec::None, select),
@@ -68,7 +68,7 @@ pub const COMMANDS: &[Command] = &[
     Command::new(
         "reset",
         1,
-        CLIENT | NO_QUEUE | NO_AUTH | LOADING | STALE | FAST,
+        CLIENT | NO_QUEUE | NO_AUTH | LOADING | STALE | FAST | SUBSCRIBED_OK,
         KeySpec::None,
         not_queued,
     ),
@@ -133,12 +133,24 @@ pub fn group_of(name: &str) -> Option<&'static str> {
     }
 }
 
-fn ping(_cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
-    match argv.len() {
-        1 => Ok(Reply::Status("PONG".into())),
-        2 => Ok(Reply::bulk(argv[1])),
-        _ => Err(super::arity_error("ping")),
+fn ping(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
+    if argv.len() > 2 {
+        return Err(super::arity_error("ping"));
     }
+    // A RESP2 subscriber gets its PONG in the shape of a message, so that it can tell it
+    // apart from the messages around it.
+    let resp2 = cx.proto == crate::resp::Protocol::Resp2;
+    let subscriber = cx
+        .conn()
+        .is_ok_and(|c| c.info.has_flag(crate::engine::clients::flag::PUBSUB));
+    Ok(match argv.get(1) {
+        _ if resp2 && subscriber => Reply::Array(vec![
+            Reply::bulk(b"pong"),
+            Reply::bulk(argv.get(1).copied().unwrap_or_default()),
+        ]),
+        None => Reply::Status("PONG".into()),
+        Some(message) => Reply::bulk(message),
+    })
 }
 
 fn echo(_cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {

@@ -58,6 +58,8 @@ pub mod flag {
     pub const NO_TOUCH: u32 = 1 << 5;
     /// Held back by CLIENT PAUSE.
     pub const PAUSED: u32 = 1 << 7;
+    /// Subscribed to a channel, pattern or shard channel: a `pubsub` client.
+    pub const PUBSUB: u32 = 1 << 8;
 }
 
 /// The part of a client that other clients see and signal.
@@ -88,6 +90,8 @@ pub struct ClientInfo {
     /// Bytes of unparsed input and of unwritten output, published by the driver.
     pub query_bytes: AtomicUsize,
     pub output_bytes: AtomicUsize,
+    /// Channels, patterns and shard channels subscribed (`sub=`, `psub=`, `ssub=`).
+    pub subscriptions: [AtomicUsize; 3],
     /// The id of the last command it ran (`cmd=`), `u32::MAX` for none.
     pub last_command: AtomicU32,
     /// Set by CLIENT KILL (and by the output buffer limit): the driver closes the connection.
@@ -116,6 +120,7 @@ impl ClientInfo {
             multi_len: AtomicUsize::new(0),
             query_bytes: AtomicUsize::new(0),
             output_bytes: AtomicUsize::new(0),
+            subscriptions: Default::default(),
             last_command: AtomicU32::new(u32::MAX),
             killed: AtomicBool::new(false),
             unblock: AtomicU8::new(0),
@@ -145,6 +150,21 @@ impl ClientInfo {
         self.killed.load(Ordering::Acquire)
     }
 
+    /// Wakes the driver: messages wait for it (pub/sub).
+    pub fn wake(&self) {
+        self.signal.notify(usize::MAX);
+    }
+
+    /// The class whose output limit applies and that CLIENT LIST and CLIENT KILL TYPE show:
+    /// a normal client with subscriptions is a `pubsub` one, as in Redis.
+    pub fn class(&self) -> ClientKind {
+        if self.kind == ClientKind::Normal && self.has_flag(flag::PUBSUB) {
+            ClientKind::PubSub
+        } else {
+            self.kind
+        }
+    }
+
     /// Asks a blocked client to stop waiting; false if it is not blocked.
     pub fn unblock(&self, how: Unblock) -> bool {
         if !self.has_flag(flag::BLOCKED) {
@@ -168,7 +188,8 @@ impl ClientInfo {
         }
     }
 
-    /// A listener that fires on the next kill or unblock; check the flags after creating it.
+    /// A listener that fires on the next kill, unblock or wake; check the flags (and the
+    /// mailbox) after creating it.
     pub fn signalled(&self) -> EventListener {
         self.signal.listen()
     }

@@ -117,6 +117,8 @@ pub struct ConnState {
     pub monitor: bool,
     /// Cluster mode: ASKING, READONLY and the routing table's copy.
     pub cluster: ClusterClient,
+    /// Its subscriptions, from its first SUBSCRIBE (or PSUBSCRIBE, SSUBSCRIBE) on.
+    pub(crate) pubsub: Option<Box<crate::pubsub::Subscribed>>,
 }
 
 /// Facts about the running node (INFO server, persistence, replication).
@@ -218,6 +220,7 @@ impl Client {
                 reply_mode: ReplyMode::On,
                 close_after_reply: false,
                 monitor: false,
+                pubsub: None,
                 cluster: ClusterClient::default(),
             },
         }
@@ -310,6 +313,10 @@ impl Client {
         if self.watch.is_some() {
             multi::unwatch(engine, self);
         }
+        if let Some(mut subscribed) = self.conn.pubsub.take() {
+            subscribed.leave(&engine.pubsub);
+            subscribed.publish_counts(&self.conn.info);
+        }
     }
 }
 
@@ -350,6 +357,8 @@ pub struct Engine {
     pub(crate) repl: Arc<crate::repl::State>,
     /// Role and topology changes, for the embedding application.
     pub(crate) events: crate::events::Events,
+    /// Subscriptions of every kind, RESP and embedded.
+    pub(crate) pubsub: Arc<crate::pubsub::Hub>,
 }
 
 /// SHUTDOWN asks the program that runs the node to stop (`shoal-server` exits; an embedding
@@ -415,6 +424,7 @@ impl Engine {
             persist: crate::persist::State::new(),
             repl: Arc::default(),
             events: crate::events::Events::default(),
+            pubsub: Arc::default(),
             cluster: std::sync::OnceLock::new(),
             migrate_sockets: Default::default(),
         }
@@ -514,6 +524,11 @@ impl Engine {
         self.keyspace.db_count()
     }
 
+    /// PUBLISH (SPUBLISH when `sharded`): delivers to this node's subscribers; how many.
+    pub(crate) fn publish(&self, channel: &[u8], payload: &[u8], sharded: bool) -> usize {
+        self.pubsub.publish(channel, payload, sharded)
+    }
+
     /// Executes one command for `client`.
     pub fn execute(&self, client: &mut Client, argv: &[&[u8]]) -> Outcome {
         self.execute_batched(client, argv, &mut locks::Kept::default())
@@ -568,6 +583,16 @@ impl Engine {
             }
         }
         if let Some(e) = self.refusal(client, command) {
+            return self.reject(client, Some(id), e);
+        }
+        if client.protocol == crate::resp::Protocol::Resp2
+            && !command.has(cmd::flags::SUBSCRIBED_OK)
+            && client.conn.info.has_flag(clients::flag::PUBSUB)
+        {
+            let e = CmdError::msg(format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                self.commands.entry(id).full_name
+            ));
             return self.reject(client, Some(id), e);
         }
         if self.pause.is_set() && self.held_by_pause(client, command) {

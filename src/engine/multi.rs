@@ -130,9 +130,7 @@ pub fn run_client_command(
 /// RESET: the state of a fresh connection (database 0, RESP2, no transaction, no watches, no
 /// name, reply mode on, not a monitor), authenticated only if no password is required.
 fn reset_connection(engine: &Engine, client: &mut Client) {
-    client.multi = None;
-    unwatch(engine, client);
-    client.db = 0;
+    client.reset(engine);
     client.protocol = crate::resp::Protocol::Resp2;
     let conn = &mut client.conn;
     conn.authenticated = !engine.requires_auth();

@@ -191,6 +191,7 @@ impl<S: Stream> Conn<S> {
     async fn run(&mut self) -> io::Result<Option<usize>> {
         while self.read().await? {
             let next = self.execute_buffered().await?;
+            self.take_messages();
             if self.state.client.conn.monitor {
                 let id = self.state.info.id;
                 self.state
@@ -263,6 +264,9 @@ impl<S: Stream> Conn<S> {
         {
             return Ok(true);
         }
+        if self.mailbox().is_some_and(|m| !m.is_empty()) {
+            return Ok(true);
+        }
         let idle = self.idle_timeout(self.state.settings.timeout_secs);
         tokio::select! {
             read = self.stream.read_buf(&mut self.state.input) => {
@@ -307,6 +311,7 @@ impl<S: Stream> Conn<S> {
                     let Some(reply) = self.wait_blocked(blocked).await? else {
                         return Ok(Next::Close);
                     };
+                    self.take_messages();
                     if let Next::Close = self.deliver(&reply, skip_reply) {
                         return Ok(Next::Close);
                     }
@@ -319,6 +324,7 @@ impl<S: Stream> Conn<S> {
                 }
                 Stop::Forward(forward, argv, skip_reply) => {
                     let reply = self.forward(forward, argv).await;
+                    self.take_messages();
                     if let Next::Close = self.deliver_encoded(&reply, skip_reply) {
                         return Ok(Next::Close);
                     }
@@ -380,6 +386,7 @@ impl<S: Stream> Conn<S> {
             if skip_reply {
                 self.state.client.conn.reply_mode = ReplyMode::On;
             }
+            let in_transaction = self.state.client.multi.is_some();
             let outcome = engine.execute_batched(&mut self.state.client, &argv, kept);
             let forwarded: Option<Vec<Vec<u8>>> = matches!(outcome, Outcome::Forward(_))
                 .then(|| argv.iter().map(|a| a.to_vec()).collect());
@@ -404,6 +411,11 @@ impl<S: Stream> Conn<S> {
                 }
             };
             self.state.input.advance(consumed);
+            // Inside a transaction (EXEC included) messages wait until after its replies,
+            // as Redis 7.2 keeps them out of EXEC's array.
+            if !in_transaction {
+                self.take_messages();
+            }
             if let Next::Close = self.deliver(&reply, skip_reply) {
                 return Stop::Close;
             }
@@ -430,6 +442,26 @@ impl<S: Stream> Conn<S> {
         self.delivered()
     }
 
+    /// The mailbox its subscriptions deliver into, once it subscribed.
+    fn mailbox(&self) -> Option<&crate::pubsub::Mailbox> {
+        self.state.client.conn.pubsub.as_ref()?.sink.mailbox()
+    }
+
+    /// Moves the messages published to this subscriber since the last look into its output.
+    /// Called before a command's reply is added, as Redis writes a message into the output
+    /// when it is published (a RESP3 client publishing to itself gets the message, then
+    /// PUBLISH's count).
+    fn take_messages(&mut self) {
+        let Some(subscribed) = self.state.client.conn.pubsub.as_ref() else {
+            return;
+        };
+        if let Some(mailbox) = subscribed.sink.mailbox() {
+            let resp3 = self.state.client.protocol() == crate::resp::Protocol::Resp3;
+            let limit = self.state.settings.output_limits.pubsub;
+            mailbox.take(&mut self.state.output, resp3, limit);
+        }
+    }
+
     /// After a reply: whether the client must go.
     fn delivered(&mut self) -> Next {
         if self.state.client.conn.close_after_reply {
@@ -450,7 +482,7 @@ impl<S: Stream> Conn<S> {
     /// The `client-output-buffer-limit` of this client's class.
     fn output_limit(&self) -> OutputLimit {
         let limits = self.state.settings.output_limits;
-        match self.state.info.kind {
+        match self.state.info.class() {
             ClientKind::Replica => limits.replica,
             ClientKind::PubSub => limits.pubsub,
             _ => limits.normal,
@@ -495,6 +527,9 @@ impl<S: Stream> Conn<S> {
                     break;
                 }
                 _ = tokio::time::sleep(STALL_CHECK) => {
+                    if self.state.info.is_killed() {
+                        return Err(io::Error::other("killed while its output was stalled"));
+                    }
                     let unread = held + unsent_in_kernel(fd);
                     if limit.exceeded(unread, &mut self.state.soft_limit_since) {
                         tracing::warn!(
@@ -511,6 +546,10 @@ impl<S: Stream> Conn<S> {
             .clients
             .count_output(self.state.output.len());
         self.state.output.clear();
+        self.state
+            .info
+            .output_bytes
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         self.state.soft_limit_since = None;
         if self.state.output.capacity() > OUTPUT_KEEP_BYTES {
             self.state.output.shrink_to(READ_CHUNK_BYTES);

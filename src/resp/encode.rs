@@ -99,5 +99,10 @@ pub fn encode_reply(reply: &Reply, proto: Protocol, out: &mut Vec<u8>) {
         Reply::Double(d) => push_bulk(out, format_double(*d).as_bytes()),
         Reply::Bool(b) if resp3 => out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
         Reply::Bool(b) => out.extend_from_slice(if *b { b":1\r\n" } else { b":0\r\n" }),
+        Reply::Push(items) => {
+            push_header(out, if resp3 { b'>' } else { b'*' }, items.len());
+            items.iter().for_each(|r| encode_reply(r, proto, out));
+        }
+        Reply::Several(replies) => replies.iter().for_each(|r| encode_reply(r, proto, out)),
     }
 }

@@ -80,15 +80,15 @@ fn next(buf: &[u8], at: &mut usize, depth: usize) -> Result<Reply, ProtocolError
             }
             _ => return invalid("a verbatim string without its format"),
         },
-        b'*' | b'~' => {
+        b'*' | b'~' | b'>' => {
             let count = size(head, buf, *at, 3)?;
             let items = (0..count)
                 .map(|_| next(buf, at, depth + 1))
                 .collect::<Result<Vec<_>, _>>()?;
-            if kind == b'*' {
-                Reply::Array(items)
-            } else {
-                Reply::Set(items)
+            match kind {
+                b'*' => Reply::Array(items),
+                b'~' => Reply::Set(items),
+                _ => Reply::Push(items),
             }
         }
         b'%' => {
@@ -135,6 +135,7 @@ mod tests {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..6).prop_map(Reply::Array),
                 proptest::collection::vec(inner.clone(), 0..6).prop_map(Reply::Set),
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Reply::Push),
                 proptest::collection::vec((inner.clone(), inner), 0..4).prop_map(Reply::Map),
             ]
         })

@@ -1,0 +1,449 @@
+//! Pub/sub with real clients: scripted sessions compared reply for reply with redis-server 7
+//! (RESP2 and RESP3), redis-cli and redis-py subscribers, a slow subscriber disconnected at
+//! its output limit while the others receive everything, and embedded subscriptions
+//! exchanging messages with RESP clients.
+
+mod common;
+
+use common::{free_port, RedisServer, RespConn, ShoalServer, Value};
+use shoal::pubsub::{Ended, Kind};
+use shoal::{Config, Node};
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One step of a scripted session on connection `conn`.
+enum Step {
+    /// Send a command, then read `replies` values.
+    Call(usize, &'static str, usize),
+    /// The same, with the replies' elements sorted (orders Redis leaves undefined).
+    CallSorted(usize, &'static str, usize),
+    /// Read `replies` more values (messages).
+    Read(usize, usize),
+    /// Send a command and read one reply, not compared (HELLO shows server details).
+    Untested(usize, &'static str),
+}
+
+use Step::*;
+
+/// Runs `script` over `conns` connections to `port`; every value read, in order.
+fn transcript(port: u16, conns: usize, script: &[Step]) -> Vec<(String, Value)> {
+    let mut c: Vec<RespConn> = (0..conns)
+        .map(|_| RespConn::connect(port).expect("connect"))
+        .collect();
+    let mut out = Vec::new();
+    for step in script {
+        let (conn, line, replies, sorted) = match *step {
+            Call(conn, line, n) => (conn, Some(line), n, false),
+            CallSorted(conn, line, n) => (conn, Some(line), n, true),
+            Read(conn, n) => (conn, None, n, false),
+            Untested(conn, line) => {
+                let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+                c[conn].call(&args);
+                continue;
+            }
+        };
+        if let Some(line) = line {
+            let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+            c[conn].send(&args);
+        }
+        for _ in 0..replies {
+            let value = c[conn].read();
+            let value = if sorted { value.sorted() } else { value };
+            out.push((format!("conn {conn}: {}", line.unwrap_or("(read)")), value));
+        }
+    }
+    out
+}
+
+fn same_as_redis(conns: usize, script: &[Step]) {
+    let redis = RedisServer::start();
+    let port = free_port();
+    let _node = Node::open(Config::new().port(port).bind(["127.0.0.1"])).expect("open node");
+    let theirs = transcript(redis.port, conns, script);
+    let ours = transcript(port, conns, script);
+    for (t, o) in theirs.iter().zip(&ours) {
+        assert_eq!(t, o, "redis (left) and shoal (right) differ");
+    }
+    assert_eq!(theirs.len(), ours.len());
+}
+
+#[test]
+fn resp2_sessions_match_redis() {
+    same_as_redis(
+        2,
+        &[
+            Call(0, "SUBSCRIBE news sport", 2),
+            Call(0, "PSUBSCRIBE n* [a-c]?x h\\*llo [^z]ed", 4),
+            Call(1, "PUBLISH news hi", 1),
+            Read(0, 2),
+            Call(1, "PUBLISH bbx m", 1),
+            Read(0, 1),
+            Call(1, "PUBLISH h*llo e", 1),
+            Read(0, 1),
+            Call(1, "PUBLISH hello e", 1),
+            Call(1, "PUBLISH red x", 1),
+            Read(0, 1),
+            Call(1, "PUBLISH zed x", 1),
+            Call(1, "PUBSUB NUMSUB news sport nope", 1),
+            Call(1, "PUBSUB NUMPAT", 1),
+            CallSorted(1, "PUBSUB CHANNELS", 1),
+            Call(1, "PUBSUB CHANNELS s*", 1),
+            Call(1, "PUBSUB CHANNELS a b", 1),
+            Call(0, "GET k", 1),
+            Call(0, "CLIENT LIST", 1),
+            Call(0, "PING", 1),
+            Call(0, "PING x", 1),
+            Call(0, "UNSUBSCRIBE news", 1),
+            Call(0, "PUNSUBSCRIBE n*", 1),
+            Call(1, "PUBLISH news again", 1),
+            Call(0, "PUNSUBSCRIBE", 3),
+            Call(0, "UNSUBSCRIBE", 1),
+            Call(0, "UNSUBSCRIBE", 1),
+            Call(0, "GET k", 1),
+            Call(0, "SSUBSCRIBE s1 s2", 2),
+            Call(0, "SUBSCRIBE c", 1),
+            Call(1, "SPUBLISH s1 m", 1),
+            Read(0, 1),
+            Call(1, "PUBLISH s1 m", 1),
+            CallSorted(1, "PUBSUB SHARDCHANNELS", 1),
+            Call(1, "PUBSUB SHARDNUMSUB s1 x", 1),
+            Call(0, "SUNSUBSCRIBE s1", 1),
+            Call(0, "RESET", 1),
+            Call(1, "PUBSUB SHARDNUMSUB s2", 1),
+            Call(1, "PUBSUB NUMSUB c", 1),
+            Call(1, "SUBSCRIBE", 1),
+            Call(1, "UNSUBSCRIBE", 1),
+            Call(1, "SUNSUBSCRIBE x", 1),
+            Call(1, "PUBSUB NUMSUB", 1),
+            Call(1, "PUBSUB FOO", 1),
+            Call(1, "PUBSUB NUMPAT x", 1),
+            Call(1, "MULTI", 1),
+            Call(1, "SSUBSCRIBE x", 1),
+            Call(1, "EXEC", 1),
+            Call(0, "SUBSCRIBE a a", 2),
+            Call(0, "QUIT", 1),
+        ],
+    );
+}
+
+#[test]
+fn resp3_sessions_match_redis() {
+    same_as_redis(
+        2,
+        &[
+            Untested(0, "HELLO 3"),
+            Call(0, "SUBSCRIBE x", 1),
+            Call(0, "PSUBSCRIBE x*", 1),
+            Call(0, "GET k", 1),
+            Call(1, "PUBLISH x1 m", 1),
+            Read(0, 1),
+            // Publishing to itself: the message comes before PUBLISH's count.
+            Call(0, "PUBLISH x self", 3),
+            Call(0, "PING", 1),
+            Call(0, "SSUBSCRIBE s", 1),
+            Call(1, "SPUBLISH s m", 1),
+            Read(0, 1),
+            Call(0, "PUNSUBSCRIBE", 1),
+            Call(0, "UNSUBSCRIBE", 1),
+            Call(0, "SUNSUBSCRIBE", 1),
+            Call(0, "SUNSUBSCRIBE", 1),
+        ],
+    );
+}
+
+/// Messages published inside MULTI reach a RESP3 subscriber after EXEC's reply, never inside
+/// its array (Redis 7.2's order).
+#[test]
+fn messages_to_self_follow_exec() {
+    let port = free_port();
+    let _node = Node::open(Config::new().port(port).bind(["127.0.0.1"])).expect("open node");
+    let mut c = RespConn::connect(port).expect("connect");
+    assert!(matches!(c.call(&[b"HELLO", b"3"]), Value::Map(_)));
+    c.call(&[b"SUBSCRIBE", b"x"]);
+    c.call(&[b"MULTI"]);
+    c.call(&[b"PUBLISH", b"x", b"one"]);
+    c.call(&[b"PING", b"abc"]);
+    let exec = c.call(&[b"EXEC"]);
+    assert_eq!(
+        exec,
+        Value::Array(vec![Value::Int(1), Value::Bulk(b"abc".to_vec())])
+    );
+    let message = c.read();
+    assert_eq!(
+        message,
+        Value::Push(vec![
+            Value::Bulk(b"message".to_vec()),
+            Value::Bulk(b"x".to_vec()),
+            Value::Bulk(b"one".to_vec())
+        ])
+    );
+}
+
+/// redis-cli in subscribe mode prints what it receives, plain and by pattern.
+#[test]
+fn redis_cli_subscribers_receive() {
+    let server = ShoalServer::start(&[]);
+    let port = server.port.to_string();
+    let spawn = |args: &[&str]| {
+        Command::new("redis-cli")
+            .args(["-p", &port])
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("redis-cli (apt-get install redis-tools)")
+    };
+    let mut plain = spawn(&["SUBSCRIBE", "ch"]);
+    let mut pattern = spawn(&["PSUBSCRIBE", "c?"]);
+    let mut publisher = RespConn::connect(server.port).expect("connect");
+    wait_until(|| publisher.call(&[b"PUBSUB", b"NUMSUB", b"ch"]) == numsub("ch", 1));
+    wait_until(|| publisher.call(&[b"PUBSUB", b"NUMPAT"]) == Value::Int(1));
+    assert_eq!(
+        publisher.call(&[b"PUBLISH", b"ch", b"hello world"]),
+        Value::Int(2)
+    );
+    publisher.call(&[b"CLIENT", b"KILL", b"TYPE", b"pubsub"]);
+    let read = |child: &mut std::process::Child| {
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        let _ = child.wait();
+        out
+    };
+    assert_eq!(
+        read(&mut plain),
+        "subscribe\nch\n1\nmessage\nch\nhello world\n"
+    );
+    assert_eq!(
+        read(&mut pattern),
+        "psubscribe\nc?\n1\npmessage\nc?\nch\nhello world\n"
+    );
+}
+
+/// redis-py subscribers in RESP2 and RESP3: channel, pattern and shard subscriptions.
+#[test]
+fn redis_py_subscribers_receive() {
+    let server = ShoalServer::start(&[]);
+    let script = r#"
+import sys, time, redis
+port = int(sys.argv[1])
+pub = redis.Redis(port=port)
+for proto in (2, 3):
+    r = redis.Redis(port=port, protocol=proto)
+    p = r.pubsub(ignore_subscribe_messages=True)
+    p.subscribe("plain")
+    p.psubscribe("pat.*")
+    p.ssubscribe("shard")
+    deadline = time.time() + 5
+    while pub.pubsub_numsub("plain")[0][1] != 1 and time.time() < deadline:
+        p.get_message(timeout=0.05)
+    assert pub.publish("plain", "a") == 1
+    assert pub.publish("pat.x", "b") == 1
+    assert pub.spublish("shard", "c") == 1
+    got = []
+    while len(got) < 3 and time.time() < deadline:
+        m = p.get_message(timeout=0.2)
+        if m:
+            got.append((m["type"], m["channel"], m["data"]))
+    assert got == [("message", b"plain", b"a"), ("pmessage", b"pat.x", b"b"),
+                   ("smessage", b"shard", b"c")], (proto, got)
+    p.close()
+print("ok")
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &server.port.to_string()])
+        .output()
+        .expect("python3 with the redis package (.ci/run installs it)");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "redis-py subscribers failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A subscriber that stops reading is disconnected at `client-output-buffer-limit pubsub`;
+/// one that reads receives every message, in order, meanwhile and after.
+#[test]
+fn slow_subscriber_is_disconnected_at_its_limit() {
+    let server = ShoalServer::start(&["--client-output-buffer-limit", "pubsub 256kb 0 0"]);
+    let mut slow = RespConn::connect(server.port).expect("connect");
+    slow.call(&[b"CLIENT", b"SETNAME", b"slow"]);
+    slow.call(&[b"SUBSCRIBE", b"ch"]);
+    let mut fast = RespConn::connect(server.port).expect("connect");
+    fast.call(&[b"CLIENT", b"SETNAME", b"fast"]);
+    fast.call(&[b"SUBSCRIBE", b"ch"]);
+    let reader = std::thread::spawn(move || {
+        let mut received = 0u64;
+        loop {
+            let Value::Array(parts) = fast.read() else {
+                panic!("not a message")
+            };
+            let Value::Bulk(payload) = &parts[2] else {
+                panic!("no payload")
+            };
+            if payload == b"end" {
+                return (received, fast);
+            }
+            assert_eq!(&payload[..10], format!("{received:010}").as_bytes());
+            received += 1;
+        }
+    });
+    let mut publisher = RespConn::connect(server.port).expect("connect");
+    let mut sent = 0u64;
+    let mut publish_batch = |publisher: &mut RespConn| {
+        let mut batch = Vec::new();
+        for _ in 0..1000 {
+            let payload = format!("{sent:010}{}", "x".repeat(1000));
+            shoal::resp::encode_command(&[b"PUBLISH", b"ch", payload.as_bytes()], &mut batch);
+            sent += 1;
+        }
+        publisher.writer.write_all(&batch).unwrap();
+        for _ in 0..1000 {
+            publisher.read();
+        }
+    };
+    // Loopback buffers several MB in the kernel before the server holds anything.
+    for _ in 0..200 {
+        if subscriber_names(&mut publisher) == ["fast"] {
+            break;
+        }
+        publish_batch(&mut publisher);
+    }
+    assert_eq!(
+        subscriber_names(&mut publisher),
+        ["fast"],
+        "the slow subscriber is cut off, the other one stays"
+    );
+    publish_batch(&mut publisher);
+    publisher.call(&[b"PUBLISH", b"ch", b"end"]);
+    let (received, _fast) = reader
+        .join()
+        .expect("the reading subscriber got every message");
+    assert_eq!(received, sent);
+    // The slow one's connection ends once it read what the kernel had buffered.
+    let end = loop {
+        if let Err(e) = slow.try_read() {
+            break e.kind();
+        }
+    };
+    let cut = [
+        std::io::ErrorKind::UnexpectedEof,
+        std::io::ErrorKind::ConnectionReset,
+    ];
+    assert!(cut.contains(&end), "not cut off but {end:?}");
+}
+
+/// The names of the `pubsub` clients.
+fn subscriber_names(conn: &mut RespConn) -> Vec<String> {
+    let Value::Bulk(clients) = conn.call(&[b"CLIENT", b"LIST", b"TYPE", b"pubsub"]) else {
+        panic!("CLIENT LIST is a bulk string");
+    };
+    String::from_utf8_lossy(&clients)
+        .lines()
+        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("name=")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Embedded subscriptions and RESP clients see each other's messages; patterns and shard
+/// channels work in process; a subscriber that does not read is dropped and told why.
+#[test]
+fn embedded_and_resp_subscribers_meet() {
+    let port = free_port();
+    let mut config = Config::new().port(port).bind(["127.0.0.1"]);
+    config.output_limits.pubsub.hard_bytes = 64 * 1024;
+    let node = Node::open(config).expect("open node");
+    let plain = node.subscribe(&["news"]);
+    let pattern = node.psubscribe(&["n*"]);
+    let shard = node.ssubscribe(&["s"]);
+    let mut resp = RespConn::connect(port).expect("connect");
+    assert_eq!(
+        resp.call(&[b"PUBLISH", b"news", b"from resp"]),
+        Value::Int(2)
+    );
+    let m = plain.recv().expect("a message");
+    assert_eq!(
+        (m.channel(), m.payload(), m.kind()),
+        (&b"news"[..], &b"from resp"[..], Kind::Channel)
+    );
+    let m = pattern
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap()
+        .unwrap();
+    assert_eq!((m.pattern(), m.channel()), (Some(&b"n*"[..]), &b"news"[..]));
+    assert_eq!(resp.call(&[b"SPUBLISH", b"s", b"x"]), Value::Int(1));
+    assert_eq!(shard.try_recv().unwrap().unwrap().payload(), b"x");
+    assert!(shard.try_recv().unwrap().is_none());
+
+    let mut subscriber = RespConn::connect(port).expect("connect");
+    subscriber.call(&[b"SUBSCRIBE", b"app"]);
+    assert_eq!(node.publish("app", "from the app"), 1);
+    assert_eq!(
+        subscriber.read(),
+        Value::Array(vec![
+            Value::Bulk(b"message".to_vec()),
+            Value::Bulk(b"app".to_vec()),
+            Value::Bulk(b"from the app".to_vec())
+        ])
+    );
+
+    // `plain` is left unread past its limit: dropped, and told so once it read the rest.
+    let payload = vec![0u8; 1024];
+    for _ in 0..200 {
+        node.publish("news", &payload);
+    }
+    let mut read = 0;
+    let ended = loop {
+        match plain.recv() {
+            Ok(_) => read += 1,
+            Err(why) => break why,
+        }
+    };
+    assert_eq!(ended, Ended::Lagged);
+    assert!(read < 200, "read {read}");
+    // The pattern subscriber has the same limit and was dropped as well; dropping the
+    // subscriptions unsubscribes them.
+    drop(pattern);
+    drop(plain);
+    assert_eq!(
+        resp.call(&[b"PUBSUB", b"NUMSUB", b"news"]),
+        numsub("news", 0)
+    );
+
+    // An async consumer, then the node closing.
+    let mut stream = node.subscribe(&["async"]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let publisher = node.clone();
+    let got = runtime.block_on(async move {
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            publisher.publish("async", "later")
+        });
+        let m = stream.next_message().await.expect("a message");
+        assert_eq!(sender.join().unwrap(), 1);
+        (m.payload().to_vec(), stream)
+    });
+    assert_eq!(got.0, b"later");
+    drop(node);
+    assert_eq!(got.1.recv().unwrap_err(), Ended::Closed);
+}
+
+fn numsub(channel: &str, count: i64) -> Value {
+    Value::Array(vec![Value::Bulk(channel.into()), Value::Int(count)])
+}
+
+fn wait_until(mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
