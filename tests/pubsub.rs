@@ -22,6 +22,10 @@ enum Step {
     Read(usize, usize),
     /// Send a command and read one reply, not compared (HELLO shows server details).
     Untested(usize, &'static str),
+    /// Read messages until one on this channel (included).
+    ReadUntil(usize, &'static str),
+    /// Let time pass (keys expire).
+    Sleep(u64),
 }
 
 use Step::*;
@@ -40,6 +44,21 @@ fn transcript(port: u16, conns: usize, script: &[Step]) -> Vec<(String, Value)> 
             Untested(conn, line) => {
                 let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
                 c[conn].call(&args);
+                continue;
+            }
+            ReadUntil(conn, channel) => {
+                loop {
+                    let value = c[conn].read();
+                    out.push((format!("conn {conn}: (until {channel})"), value.clone()));
+                    let Value::Array(parts) = value else { break };
+                    if parts.iter().any(|p| *p == Value::Bulk(channel.into())) {
+                        break;
+                    }
+                }
+                continue;
+            }
+            Sleep(ms) => {
+                std::thread::sleep(Duration::from_millis(ms));
                 continue;
             }
         };
@@ -62,10 +81,20 @@ fn same_as_redis(conns: usize, script: &[Step]) {
     let _node = Node::open(Config::new().port(port).bind(["127.0.0.1"])).expect("open node");
     let theirs = transcript(redis.port, conns, script);
     let ours = transcript(port, conns, script);
-    for (t, o) in theirs.iter().zip(&ours) {
-        assert_eq!(t, o, "redis (left) and shoal (right) differ");
+    let show = |t: &[(String, Value)]| -> Vec<String> {
+        t.iter()
+            .map(|(step, v)| format!("{step} -> {}", render(v)))
+            .collect()
+    };
+    let (theirs, ours) = (show(&theirs), show(&ours));
+    if let Some(i) = (0..theirs.len().max(ours.len())).find(|&i| theirs.get(i) != ours.get(i)) {
+        let around = |t: &[String]| t[i.saturating_sub(3)..(i + 3).min(t.len())].join("\n  ");
+        panic!(
+            "redis and shoal differ at reply {i}:\n redis:\n  {}\n shoal:\n  {}",
+            around(&theirs),
+            around(&ours)
+        );
     }
-    assert_eq!(theirs.len(), ours.len());
 }
 
 #[test]
@@ -150,6 +179,75 @@ fn resp3_sessions_match_redis() {
             Call(0, "SUNSUBSCRIBE", 1),
         ],
     );
+}
+
+/// Keyspace notifications for every event class, as Redis publishes them, in order.
+#[test]
+fn keyspace_notifications_match_redis() {
+    let writes = [
+        "SET s v",
+        "SET s v EX 100",
+        "SETEX s2 100 v",
+        "APPEND s x",
+        "SETRANGE s 0 y",
+        "INCR n",
+        "INCRBY n 2",
+        "DECR n",
+        "INCRBYFLOAT f 1.5",
+        "GETDEL s",
+        "MSET a 1 b 2",
+        "EXPIRE a 100",
+        "PERSIST a",
+        "RENAME a c",
+        "DEL b c nokey",
+        "LPUSH l a b c",
+        "RPUSH l d",
+        "LPOP l",
+        "RPOP l",
+        "LINSERT l BEFORE b x",
+        "LSET l 0 y",
+        "LTRIM l 0 1",
+        "LREM l 0 y",
+        "LMOVE l l2 LEFT RIGHT",
+        "RPOPLPUSH l2 l",
+        "LPOP l",
+        "SADD st a b c",
+        "SREM st a",
+        "SMOVE st st2 b",
+        "SPOP st",
+        "SINTERSTORE d st2 st2",
+        "SPOP st2 5",
+        "HSET h f 1",
+        "HINCRBY h f 2",
+        "HINCRBYFLOAT h f 0.5",
+        "HDEL h f",
+        "ZADD z 1 a 2 b",
+        "ZINCRBY z 1 a",
+        "ZADD z INCR 1 a",
+        "ZREM z a",
+        "ZREMRANGEBYSCORE z 0 10",
+        "ZADD z 1 a 2 b 3 c",
+        "ZPOPMIN z",
+        "ZPOPMAX z",
+        "ZUNIONSTORE u 1 z",
+        "ZREMRANGEBYRANK u 0 -1",
+        "COPY z z3",
+        "MOVE z3 1",
+        "GET nokey",
+        "SET e v PX 1",
+    ];
+    let mut script = vec![
+        Call(1, "CONFIG SET notify-keyspace-events KEAnm", 1),
+        Call(0, "PSUBSCRIBE __key*__:* end", 2),
+    ];
+    script.extend(writes.iter().map(|w| Call(1, w, 1)));
+    script.extend([
+        Sleep(200),
+        Call(1, "GET e", 1),
+        Call(1, "PUBLISH end end", 1),
+        ReadUntil(0, "end"),
+    ]);
+    same_as_redis(2, &script);
 }
 
 /// Messages published inside MULTI reach a RESP3 subscriber after EXEC's reply, never inside
@@ -434,6 +532,20 @@ fn embedded_and_resp_subscribers_meet() {
     assert_eq!(got.0, b"later");
     drop(node);
     assert_eq!(got.1.recv().unwrap_err(), Ended::Closed);
+}
+
+/// A reply as text, for failure messages.
+fn render(v: &Value) -> String {
+    match v {
+        Value::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::Array(items) | Value::Push(items) | Value::Set(items) => {
+            format!(
+                "[{}]",
+                items.iter().map(render).collect::<Vec<_>>().join(" ")
+            )
+        }
+        other => format!("{other:?}"),
+    }
 }
 
 fn numsub(channel: &str, count: i64) -> Value {

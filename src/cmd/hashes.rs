@@ -189,7 +189,8 @@ fn hincrbyfloat(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     )?;
     hash.set(field, text.as_bytes(), &limits);
     cx.touch(key)?;
-    cx.propagate(&[b"HSET", key, field, text.as_bytes()]);
+    cx.propagate_quiet(&[b"HSET", key, field, text.as_bytes()]);
+    cx.notify(crate::engine::notify::class::HASH, "hincrbyfloat", key);
     Ok(Reply::bulk(text.as_bytes()))
 }
 

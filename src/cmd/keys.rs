@@ -5,6 +5,7 @@ use super::args::{fmt_int, is, parse_i64, SYNTAX};
 use super::flags::*;
 use super::{CmdError, CmdResult, Command, KeySpec, LockScope, ALL_KEYS, FIRST_KEY, TWO_KEYS};
 use crate::engine::ctx::Ctx;
+use crate::engine::notify::class;
 use crate::glob;
 use crate::keyspace::bytes::CompactBytes;
 use crate::keyspace::dict::{Dict, DictItem};
@@ -57,10 +58,11 @@ fn del(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     for key in &argv[1..] {
         if cx.remove(key)?.is_some() {
             deleted += 1;
+            cx.notify(class::GENERIC, "del", key);
         }
     }
     if deleted > 0 {
-        cx.propagate(argv);
+        cx.propagate_quiet(argv);
     }
     Ok(Reply::Int(deleted))
 }
@@ -305,6 +307,7 @@ fn copy(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
             cx.remove(dst)?;
         }
         cx.place(copy)?;
+        cx.notify(class::GENERIC, "copy_to", dst);
         Ok(true)
     })?;
     if copied {
@@ -333,6 +336,8 @@ fn move_(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
         return Ok(Reply::Int(0));
     };
     cx.in_db(target, |cx| cx.place(entry))?;
+    cx.notify(class::GENERIC, "move_from", key);
+    cx.in_db(target, |cx| cx.notify(class::GENERIC, "move_to", key));
     cx.propagate(argv);
     Ok(Reply::Int(1))
 }

@@ -5,6 +5,7 @@ use super::flags::*;
 use super::keys::{empty_scan, parse_cursor, parse_scan_options, random_items, scan_collection};
 use super::{CmdError, CmdResult, Command, KeySpec, ALL_KEYS, FIRST_KEY};
 use crate::engine::ctx::Ctx;
+use crate::engine::notify::class;
 use crate::keyspace::bytes::CompactBytes;
 use crate::keyspace::value::{parse_i64_strict, SetMember, SetValue};
 use crate::reply::{err, Reply};
@@ -140,7 +141,8 @@ fn spop(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
         set.remove(&member);
         cx.touch(key)?;
         cx.remove_if_empty(key)?;
-        cx.propagate(&[b"SREM", key, &member]);
+        cx.propagate_quiet(&[b"SREM", key, &member]);
+        cx.notify_removal(class::SET, "spop", key);
         return Ok(Reply::bulk(&member));
     };
     if count == 0 {
@@ -150,7 +152,8 @@ fn spop(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     if count >= size {
         let reply = set_reply(Some(set));
         cx.remove(key)?;
-        cx.propagate(&[b"DEL", key]);
+        cx.propagate_quiet(&[b"DEL", key]);
+        cx.notify_removal(class::SET, "spop", key);
         return Ok(reply);
     }
     let mut popped = Vec::with_capacity(count);
@@ -167,8 +170,9 @@ fn spop(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     }
     cx.touch(key)?;
     for member in &popped {
-        cx.propagate(&[b"SREM", key, member]);
+        cx.propagate_quiet(&[b"SREM", key, member]);
     }
+    cx.notify(class::SET, "spop", key);
     Ok(Reply::Set(popped.iter().map(|m| Reply::bulk(m)).collect()))
 }
 
@@ -211,14 +215,17 @@ fn smove(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     }
     cx.touch(src)?;
     cx.remove_if_empty(src)?;
+    // Notified as Redis does: the removal (and deletion) before the destination is made.
+    cx.notify_removal(class::SET, "srem", src);
     let limits = cx.engine.live.encoding();
     if cx
         .get_or_create::<SetValue>(dst, SetValue::new)?
         .add(member, &limits)
     {
         cx.touch(dst)?;
+        cx.notify(class::SET, "sadd", dst);
     }
-    cx.propagate(argv);
+    cx.propagate_quiet(argv);
     Ok(Reply::Int(1))
 }
 

@@ -5,6 +5,7 @@ use super::flags::*;
 use super::longdouble::LongDouble;
 use super::{CmdError, CmdResult, Command, KeySpec, FIRST_KEY};
 use crate::engine::ctx::Ctx;
+use crate::engine::notify::class;
 use crate::keyspace::bytes::CompactBytes;
 use crate::keyspace::value::{parse_i64_strict, Value};
 use crate::reply::{err, Reply};
@@ -340,10 +341,7 @@ fn check_pairs(argv: &[&[u8]], name: &str) -> Result<(), CmdError> {
 
 fn mset(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     check_pairs(argv, "mset")?;
-    for pair in argv[1..].chunks(2) {
-        store_string(cx, pair[0], pair[1], 0)?;
-    }
-    cx.propagate(argv);
+    store_pairs(cx, argv)?;
     Ok(Reply::OK)
 }
 
@@ -354,11 +352,18 @@ fn msetnx(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
             return Ok(Reply::Int(0));
         }
     }
+    store_pairs(cx, argv)?;
+    Ok(Reply::Int(1))
+}
+
+/// MSET's writes: each key's notification follows its store, as in Redis.
+fn store_pairs(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     for pair in argv[1..].chunks(2) {
         store_string(cx, pair[0], pair[1], 0)?;
+        cx.notify(class::STRING, "set", pair[0]);
     }
-    cx.propagate(argv);
-    Ok(Reply::Int(1))
+    cx.propagate_quiet(argv);
+    Ok(())
 }
 
 /// Redis's `checkStringLength`: the result may not exceed proto-max-bulk-len.
@@ -485,7 +490,8 @@ fn incrbyfloat(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     let current = get_string(cx, key)?.map(|s| s.to_vec());
     let text = add_float(current.as_deref(), argv[2], err::NOT_FLOAT)?;
     replace_string(cx, key, text.as_bytes(), true)?;
-    cx.propagate(&[b"SET", key, text.as_bytes(), b"KEEPTTL"]);
+    cx.propagate_quiet(&[b"SET", key, text.as_bytes(), b"KEEPTTL"]);
+    cx.notify(class::STRING, "incrbyfloat", key);
     Ok(Reply::bulk(text.as_bytes()))
 }
 

@@ -799,6 +799,7 @@ struct Hot {
     latency_monitor_threshold_ms: AtomicU64,
     latency_tracking: AtomicBool,
     min_replicas_to_write: AtomicU64,
+    notify_flags: std::sync::atomic::AtomicU32,
 }
 
 impl Hot {
@@ -826,6 +827,14 @@ impl Hot {
             .store(c.latency_tracking, Ordering::Relaxed);
         self.min_replicas_to_write
             .store(c.min_replicas_to_write, Ordering::Relaxed);
+        let notify = crate::engine::notify::flags_of(&c.notify_keyspace_events);
+        // Without K or E there is nowhere to publish: notifications are off.
+        let channels =
+            crate::engine::notify::class::KEYSPACE | crate::engine::notify::class::KEYEVENT;
+        self.notify_flags.store(
+            if notify & channels == 0 { 0 } else { notify },
+            Ordering::Relaxed,
+        );
     }
 }
 
@@ -851,6 +860,11 @@ impl Live {
             zset_max_listpack_entries: v(3),
             zset_max_listpack_value: v(4),
         }
+    }
+
+    /// The `notify-keyspace-events` classes (0: off), read on every write.
+    pub fn notify_flags(&self) -> u32 {
+        self.hot.notify_flags.load(Ordering::Relaxed)
     }
 
     /// `min-replicas-to-write`, read on every write.

@@ -260,6 +260,7 @@ impl<'e, 'h> Ctx<'e, 'h> {
                     .stats
                     .expired_keys
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                super::notify::expired(self.engine, db, key);
             }
             Guard::Read(_) => self.fx.expired.push((db, CompactBytes::new(key))),
         }
@@ -293,6 +294,7 @@ impl<'e, 'h> Ctx<'e, 'h> {
                 self.fx.lookups.0 += 1;
             } else {
                 self.fx.lookups.1 += 1;
+                self.notify(super::notify::class::KEY_MISS, "keymiss", key);
             }
         }
         Ok(entry)
@@ -352,9 +354,13 @@ impl<'e, 'h> Ctx<'e, 'h> {
         make: impl FnOnce() -> T,
     ) -> Result<&mut T, CmdError> {
         self.expire_if_needed(key)?;
-        let (entry, _) = self
+        let (engine, db) = (self.engine, self.db);
+        let (entry, created) = self
             .data_mut(key)?
             .get_or_insert_with(key, || make().into_value());
+        if created {
+            super::notify::created(engine, db, key);
+        }
         T::of_mut(&mut entry.value).ok_or(WRONGTYPE)
     }
 
@@ -367,6 +373,9 @@ impl<'e, 'h> Ctx<'e, 'h> {
     ) -> Result<Option<Value>, CmdError> {
         self.expire_if_needed(key)?;
         let old = self.data_mut(key)?.insert(key, value, expire_at_ms);
+        if old.is_none() {
+            super::notify::created(self.engine, self.db, key);
+        }
         self.touch(key)?;
         Ok(old)
     }
@@ -376,7 +385,9 @@ impl<'e, 'h> Ctx<'e, 'h> {
     pub fn place(&mut self, entry: Entry) -> Result<(), CmdError> {
         let key = entry.key.clone();
         self.expire_if_needed(&key)?;
-        self.data_mut(&key)?.insert_entry(entry);
+        if self.data_mut(&key)?.insert_entry(entry).is_none() {
+            super::notify::created(self.engine, self.db, &key);
+        }
         self.touch(&key)
     }
 
@@ -416,9 +427,47 @@ impl<'e, 'h> Ctx<'e, 'h> {
         Ok(())
     }
 
-    /// Logs a command in the current database.
+    /// Logs a command in the current database, and publishes its keyspace notifications
+    /// (derived from the logged command: see [`super::notify`]).
     pub fn propagate(&mut self, argv: &[&[u8]]) {
         self.fx.batch.push(self.db, argv);
+        if self.engine.live.notify_flags() != 0 {
+            for event in super::notify::events_of(argv) {
+                if let Some(&key) = argv.get(event.key_at) {
+                    self.notify_event(event, key);
+                }
+            }
+        }
+    }
+
+    /// Logs a command whose notifications the handler publishes itself (its logged form
+    /// does not tell them: SPOP logs SREMs, DEL names keys that were not there).
+    pub fn propagate_quiet(&mut self, argv: &[&[u8]]) {
+        self.fx.batch.push(self.db, argv);
+    }
+
+    /// Publishes a keyspace notification for `key` in the current database.
+    pub fn notify(&self, class: u32, event: &'static str, key: &[u8]) {
+        super::notify::publish_if_on(self.engine, class, event, self.db, key);
+    }
+
+    /// [`Ctx::notify`] for an event that removed from an aggregate: a "del" follows when
+    /// that left the key empty (deleted), as in Redis.
+    pub fn notify_removal(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        self.notify_event(super::notify::removing(class, event, 0), key);
+    }
+
+    fn notify_event(&mut self, event: super::notify::KeyEvent, key: &[u8]) {
+        self.notify(event.class, event.name, key);
+        if event.may_empty && !self.present(key) {
+            self.notify(super::notify::class::GENERIC, "del", key);
+        }
+    }
+
+    /// Whether `key` is in the current database (expired or not: a write just touched it).
+    fn present(&self, key: &[u8]) -> bool {
+        self.slot_of(self.db, key)
+            .is_ok_and(|held| held.guard.data().get(key).is_some())
     }
 
     /// Runs `f` with another database selected (MOVE, COPY ... DB).

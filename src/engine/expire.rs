@@ -31,6 +31,7 @@ pub fn delete_if_expired(engine: &Engine, db: usize, key: &[u8]) {
     batch.push(db, &[b"DEL", key]);
     engine.log.append(&batch, false);
     engine.stats.expired_keys.fetch_add(1, Ordering::Relaxed);
+    super::notify::expired(engine, db, key);
     slot.publish(&data);
 }
 
@@ -90,6 +91,7 @@ fn sweep_slot(engine: &Engine, db: usize, slot: &crate::keyspace::Slot, now: u64
         data.remove(&key);
         data.touch(&key, true);
         batch.push(db, &[b"DEL", &key]);
+        super::notify::expired(engine, db, &key);
         deleted += 1;
     }
     if !batch.is_empty() {

@@ -20,6 +20,7 @@ pub mod ctx;
 pub mod expire;
 pub mod locks;
 pub mod multi;
+pub mod notify;
 pub mod stats;
 
 use crate::cmd::{self, CmdError, Command, CommandId, CommandTable};
