@@ -63,6 +63,9 @@ pub(crate) struct Hub {
     shard: RwLock<Names>,
     /// Patterns subscribed, read on every publish without the lock (none: nothing to match).
     patterns_live: AtomicUsize,
+    /// Bumped when a name gets its first subscriber or loses its last: the cluster tells
+    /// the other nodes what this one listens to when it moves.
+    interest_version: AtomicU64,
     closed: AtomicBool,
 }
 
@@ -82,6 +85,9 @@ impl Hub {
         if subscribers.iter().any(|s| s.id == sink.id) {
             return false;
         }
+        if subscribers.is_empty() {
+            self.interest_version.fetch_add(1, Ordering::Relaxed);
+        }
         subscribers.push(Arc::clone(sink));
         if kind == Kind::Pattern {
             self.patterns_live.store(names.len(), Ordering::Relaxed);
@@ -100,6 +106,7 @@ impl Hub {
         let removed = subscribers.len() < before;
         if subscribers.is_empty() {
             names.remove(name);
+            self.interest_version.fetch_add(1, Ordering::Relaxed);
         }
         if kind == Kind::Pattern {
             self.patterns_live.store(names.len(), Ordering::Relaxed);
@@ -145,6 +152,11 @@ impl Hub {
             .collect()
     }
 
+    /// Changes with what this node listens to (see [`Hub::active`]).
+    pub fn interest_version(&self) -> u64 {
+        self.interest_version.load(Ordering::Relaxed)
+    }
+
     /// Subscribers of `name`: PUBSUB NUMSUB.
     pub fn count(&self, kind: Kind, name: &[u8]) -> usize {
         self.names(kind).read().get(name).map_or(0, Vec::len)
@@ -153,6 +165,23 @@ impl Hub {
     /// Names with at least one subscriber (INFO `pubsub_channels`, PUBSUB NUMPAT...).
     pub fn len(&self, kind: Kind) -> usize {
         self.names(kind).read().len()
+    }
+
+    /// Unsubscribes everyone from the shard channels `lost` says left this node (their slot
+    /// moved or failed over), as Redis 7 does: RESP clients get an SUNSUBSCRIBE for each,
+    /// embedded subscriptions end with [`Ended::Moved`].
+    pub fn revoke_shard(&self, lost: impl Fn(&[u8]) -> bool) {
+        let mut names = self.shard.write();
+        let gone: Vec<Arc<[u8]>> = names.keys().filter(|n| lost(n)).cloned().collect();
+        for name in gone {
+            self.interest_version.fetch_add(1, Ordering::Relaxed);
+            for sink in names.remove(&name).unwrap_or_default() {
+                match &sink.target {
+                    Target::Resp(mailbox) => mailbox.revoke(Arc::clone(&name)),
+                    Target::App(queue) => queue.end(Ended::Moved),
+                }
+            }
+        }
     }
 
     /// Node shutdown: every embedded subscription ends with [`Ended::Closed`].
@@ -251,6 +280,7 @@ impl Sink {
                 limit,
                 soft_since: None,
                 dropped: false,
+                revoked: Vec::new(),
             }),
         }))
     }
@@ -292,6 +322,8 @@ struct Pending {
     soft_since: Option<Instant>,
     /// Over its limit: the client is being disconnected, nothing more is kept for it.
     dropped: bool,
+    /// Shard channels taken from it (see [`Hub::revoke_shard`]), to confirm.
+    revoked: Vec<Arc<[u8]>>,
 }
 
 impl Mailbox {
@@ -340,27 +372,32 @@ impl Mailbox {
         crate::resp::encode_reply(reply, proto, &mut self.pending.lock().bytes);
     }
 
-    /// Moves the waiting messages to the end of `out`; whether there were any. `resp3` and
-    /// `limit` are the client's protocol and output limit now (HELLO and CONFIG SET change
-    /// them), for the messages to come.
-    pub fn take(&self, out: &mut Vec<u8>, resp3: bool, limit: OutputLimit) -> bool {
+    /// Moves the waiting messages to the end of `out`, and returns the shard channels
+    /// revoked since (their slot left this node): the connection confirms those after the
+    /// messages. `resp3` and `limit` are the client's protocol and output limit now (HELLO
+    /// and CONFIG SET change them), for the messages to come.
+    pub fn take(&self, out: &mut Vec<u8>, resp3: bool, limit: OutputLimit) -> Vec<Arc<[u8]>> {
         self.resp3.store(resp3, Ordering::Relaxed);
         let mut pending = self.pending.lock();
         pending.limit = limit;
-        if pending.bytes.is_empty() {
-            return false;
-        }
         if out.is_empty() {
             // Swapping keeps both buffers' allocations in use: nothing is copied.
             std::mem::swap(out, &mut pending.bytes);
         } else {
             out.append(&mut pending.bytes);
         }
-        true
+        std::mem::take(&mut pending.revoked)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pending.lock().bytes.is_empty()
+        let pending = self.pending.lock();
+        pending.bytes.is_empty() && pending.revoked.is_empty()
+    }
+
+    /// The client no longer receives the shard channel `name`: its slot left this node.
+    fn revoke(&self, name: Arc<[u8]>) {
+        self.pending.lock().revoked.push(name);
+        self.info.wake();
     }
 }
 
@@ -421,6 +458,9 @@ pub enum Ended {
     Lagged,
     /// The node closed.
     Closed,
+    /// A shard channel's slot left this node (it moved, or failed over to another): Redis
+    /// tells a shard subscriber so with an SUNSUBSCRIBE. Subscribe again on its new owner.
+    Moved,
 }
 
 impl std::fmt::Display for Ended {
@@ -428,6 +468,7 @@ impl std::fmt::Display for Ended {
         f.write_str(match self {
             Ended::Lagged => "the subscriber fell behind and was dropped",
             Ended::Closed => "the node closed",
+            Ended::Moved => "the shard channel's slot left this node",
         })
     }
 }
@@ -727,6 +768,13 @@ impl Subscribed {
         }
     }
 
+    /// Forgets a shard channel the hub already took from it (see [`Hub::revoke_shard`]);
+    /// its SUNSUBSCRIBE confirmation.
+    pub fn revoked(&mut self, name: &[u8]) -> crate::reply::Reply {
+        self.shard.remove(name);
+        confirmation("sunsubscribe", Some(name), self.shard.len())
+    }
+
     /// Leaves everything (the connection closed, or RESET).
     pub fn leave(&mut self, hub: &Hub) {
         for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
@@ -744,4 +792,18 @@ impl Subscribed {
         }
         info.set_flag(crate::engine::clients::flag::PUBSUB, self.total() > 0);
     }
+}
+
+/// The confirmation of one (un)subscription: `[word, name or nil, count]`, a push in RESP3.
+pub(crate) fn confirmation(
+    word: &'static str,
+    name: Option<&[u8]>,
+    count: usize,
+) -> crate::reply::Reply {
+    use crate::reply::Reply;
+    Reply::Push(vec![
+        Reply::bulk(word.as_bytes()),
+        Reply::opt_bulk(name),
+        Reply::Int(count as i64),
+    ])
 }

@@ -559,3 +559,161 @@ fn wait_until(mut done: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A cluster of 3 masters with a replica each: PUBLISH on any node reaches the subscribers on
+/// every node, and goes only to the nodes that have subscribers for it (a node without any
+/// receives nothing); SSUBSCRIBE is served by the slot's master and replica (MOVED
+/// elsewhere), SPUBLISH reaches both; a failover unsubscribes the old master's shard
+/// subscribers.
+#[test]
+fn cluster_publish_reaches_only_interested_nodes() {
+    use common::cluster::{call, cluster, nodes, wait_until};
+    let (servers, _) = cluster(6, 6, &["--cluster-replicas", "1"]);
+    wait_until("every node sees 6 nodes and cluster_state:ok", || {
+        servers.iter().all(|s| {
+            let info = call(s.port, &["CLUSTER", "INFO"]);
+            info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:6")
+        })
+    });
+    let port = |i: usize| servers[i].port;
+    let mut plain = subscriber(port(0), &["SUBSCRIBE", "news"]);
+    let mut pattern = subscriber(port(1), &["PSUBSCRIBE", "ne*"]);
+    let publisher = port(3);
+    // Until the others heard what nodes 0 and 1 listen to, everything goes everywhere.
+    probe(&mut plain, publisher, "PUBLISH", "news");
+    probe(&mut pattern, publisher, "PUBLISH", "news");
+    let received = |i: usize| stat(port(i), "cluster_stats_messages_publish_received");
+    wait_until("the publisher heard that node 2 listens to nothing", || {
+        let before = received(2);
+        call(publisher, &["PUBLISH", "news", "probe"]);
+        std::thread::sleep(Duration::from_millis(50));
+        received(2) == before
+    });
+    drain(&mut plain);
+    drain(&mut pattern);
+    let idle_before = received(2);
+    let sent_before = stat(publisher, "cluster_stats_messages_publish_sent");
+    for i in 0..10 {
+        call(publisher, &["PUBLISH", "news", &format!("m{i}")]);
+    }
+    for i in 0..10 {
+        assert_eq!(last(plain.read()), format!("m{i}"));
+        assert_eq!(last(pattern.read()), format!("m{i}"));
+    }
+    assert_eq!(
+        received(2),
+        idle_before,
+        "a node without subscribers got messages"
+    );
+    assert_eq!(
+        stat(publisher, "cluster_stats_messages_publish_sent") - sent_before,
+        20,
+        "each message went to the two interested nodes only"
+    );
+
+    // Shard channels: the master of the slot and its replica serve them.
+    let slot = call(port(0), &["CLUSTER", "KEYSLOT", "sc"]);
+    let table = nodes(port(0));
+    let slot: u16 = slot.parse().unwrap();
+    let serves = |slots: &str| {
+        slots.split(' ').any(|r| {
+            let (a, b) = r.split_once('-').unwrap_or((r, r));
+            (a.parse::<u16>().unwrap_or(u16::MAX)..=b.parse().unwrap_or(0)).contains(&slot)
+        })
+    };
+    let master = table
+        .iter()
+        .find(|n| serves(&n.4))
+        .expect("an owner")
+        .clone();
+    let replica = table
+        .iter()
+        .find(|n| n.3 == master.0)
+        .expect("a replica")
+        .clone();
+    let other = table
+        .iter()
+        .find(|n| n.0 != master.0 && n.0 != replica.0)
+        .expect("another node");
+    let mut elsewhere = RespConn::connect(other.1).expect("connect");
+    let moved = elsewhere.call(&[b"SSUBSCRIBE", b"sc"]);
+    assert!(
+        matches!(&moved, Value::Error(e) if e.starts_with("MOVED")),
+        "{moved:?}"
+    );
+    let mut on_master = subscriber(master.1, &["SSUBSCRIBE", "sc"]);
+    let mut on_replica = subscriber(replica.1, &["SSUBSCRIBE", "sc"]);
+    probe(&mut on_master, master.1, "SPUBLISH", "sc");
+    probe(&mut on_replica, master.1, "SPUBLISH", "sc");
+    drain(&mut on_master);
+    drain(&mut on_replica);
+    assert_eq!(call(master.1, &["SPUBLISH", "sc", "hello"]), "1");
+    assert_eq!(last(on_master.read()), "hello");
+    assert_eq!(last(on_replica.read()), "hello");
+
+    // The replica takes over: the old master's shard subscriber is unsubscribed.
+    assert_eq!(call(replica.1, &["CLUSTER", "FAILOVER"]), "OK");
+    let expected = Value::Array(vec![
+        Value::Bulk(b"sunsubscribe".to_vec()),
+        Value::Bulk(b"sc".to_vec()),
+        Value::Int(0),
+    ]);
+    assert_eq!(on_master.read(), expected);
+}
+
+/// A connection to `port` that ran `subscribe` (one channel or pattern).
+fn subscriber(port: u16, subscribe: &[&str]) -> RespConn {
+    let mut conn = RespConn::connect(port).expect("connect");
+    let args: Vec<&[u8]> = subscribe.iter().map(|a| a.as_bytes()).collect();
+    assert!(matches!(conn.call(&args), Value::Array(_)));
+    conn
+}
+
+/// Publishes probes on `channel` from `publisher` until `subscriber` receives one (the
+/// cluster learned where it listens).
+fn probe(subscriber: &mut RespConn, publisher: u16, command: &str, channel: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        common::cluster::call(publisher, &[command, channel, "probe"]);
+        if read_within(subscriber, 100).is_some() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no probe reached the subscriber");
+    }
+}
+
+/// Reads and drops what arrives until nothing comes for a while.
+fn drain(subscriber: &mut RespConn) {
+    while read_within(subscriber, 300).is_some() {}
+}
+
+fn read_within(conn: &mut RespConn, ms: u64) -> Option<Value> {
+    conn.writer
+        .set_read_timeout(Some(Duration::from_millis(ms)))
+        .unwrap();
+    let value = conn.try_read().ok();
+    conn.writer
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    value
+}
+
+/// The payload of a message (its last element).
+fn last(message: Value) -> String {
+    match message {
+        Value::Array(mut parts) => match parts.pop() {
+            Some(Value::Bulk(b)) => String::from_utf8_lossy(&b).into_owned(),
+            other => panic!("not a message: {other:?}"),
+        },
+        other => panic!("not a message: {other:?}"),
+    }
+}
+
+/// A CLUSTER INFO counter (0 when Redis would not list it).
+fn stat(port: u16, name: &str) -> u64 {
+    common::cluster::call(port, &["CLUSTER", "INFO"])
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}

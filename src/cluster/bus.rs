@@ -47,6 +47,7 @@ pub(crate) async fn run(engine: Weak<Engine>, endpoint: Endpoint) {
         };
         let outgoing = match ticking {
             true => {
+                super::pubsub::advertise(&engine);
                 let (wanted, outgoing, tick_ms) = tick(&engine).unwrap_or_default();
                 next_tick = tokio::time::Instant::now() + Duration::from_millis(tick_ms.max(1));
                 links.retain(|addr, sender| wanted.contains(addr) && !sender.is_closed());
@@ -159,7 +160,7 @@ async fn talk(
                 let Some(engine) = engine.upgrade() else {
                     return Ok(());
                 };
-                if cut_off(&engine, addr) {
+                if cut_off(&engine, addr) || super::pubsub::receive(&engine, &reply) {
                     continue;
                 }
                 let now_ms = super::now_ms();
@@ -182,7 +183,7 @@ pub(crate) async fn serve(
         let Some(engine) = engine.upgrade() else {
             return Ok(());
         };
-        if cut_off(&engine, peer) {
+        if cut_off(&engine, peer) || super::pubsub::receive(&engine, &message) {
             continue;
         }
         let now_ms = super::now_ms();

@@ -19,6 +19,7 @@ pub(crate) mod bus;
 mod config_file;
 pub mod forward;
 pub mod ids;
+pub(crate) mod pubsub;
 pub(crate) mod route;
 #[cfg(test)]
 mod sim;
@@ -56,6 +57,8 @@ pub(crate) struct Cluster {
     partitioned: RwLock<Vec<std::net::SocketAddr>>,
     /// The slots this node served at the last change (for [`crate::events`]).
     served: Mutex<slots::SlotSet>,
+    /// What the other nodes' subscribers listen to.
+    pub interests: pubsub::Interests,
 }
 
 impl Cluster {
@@ -95,6 +98,7 @@ impl Cluster {
             paused: std::sync::atomic::AtomicBool::new(false),
             partitioned: RwLock::new(Vec::new()),
             served: Mutex::new(served),
+            interests: pubsub::Interests::default(),
         };
         let state = cluster.state.lock();
         cluster
@@ -107,6 +111,20 @@ impl Cluster {
     /// The state, for a command or the bus driver. Call [`Cluster::commit`] after a change.
     pub fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock()
+    }
+
+    /// Runs `f`, which only queues messages, on the state, and wakes the bus to send them.
+    /// Unlike [`with_state`] it neither commits nor makes the node follow the state, so a
+    /// caller may hold a slot lock (a PUBLISH).
+    pub fn send_with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let mut state = self.state.lock();
+        let out = f(&mut state);
+        let sending = state.has_outgoing();
+        drop(state);
+        if sending {
+            self.wake.notify_one();
+        }
+        out
     }
 
     /// Publishes what changed in `state`: a new routing table, and nodes.conf rewritten.
@@ -318,6 +336,9 @@ pub(crate) fn with_state<T>(engine: &Engine, f: impl FnOnce(&mut State) -> T) ->
     let sending = state.has_outgoing();
     drop(state);
     for event in events {
+        if let crate::events::Event::SlotsLost(lost) = &event {
+            pubsub::slots_lost(engine, lost);
+        }
         engine.events.publish(event);
     }
     // A role change always changes the configuration; a hand-over's pause may not.

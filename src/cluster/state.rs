@@ -414,6 +414,33 @@ impl State {
         !self.outbox.is_empty()
     }
 
+    /// Queues `message` for the node at bus address `to`.
+    pub fn send(&mut self, to: SocketAddr, message: Message) {
+        self.outbox.push(Outgoing { to, message });
+    }
+
+    /// The other nodes a message published here may be for, with their bus addresses: all
+    /// of them, or for a shard channel in `slot` the nodes of the shard serving it (its
+    /// master and the master's replicas).
+    pub fn publish_targets(&self, slot: Option<SlotId>) -> Vec<(NodeId, SocketAddr)> {
+        let shard_master = slot.map(|slot| self.owner(slot));
+        self.nodes
+            .values()
+            .filter(|n| n.id != self.myself && !n.has(flags::FAIL))
+            .filter(|n| match shard_master {
+                None => true,
+                Some(master) => master.is_some_and(|m| n.id == m || n.primary == Some(m)),
+            })
+            .filter_map(|n| Some((n.id, n.bus_addr()?)))
+            .collect()
+    }
+
+    /// Whether this node is in the shard serving `slot` (its master or a replica of it).
+    pub fn in_shard_of(&self, slot: SlotId) -> bool {
+        self.owner(slot)
+            .is_some_and(|m| m == self.myself || self.myself().primary == Some(m))
+    }
+
     /// Messages to send, taken.
     pub fn poll_outgoing(&mut self) -> Vec<Outgoing> {
         std::mem::take(&mut self.outbox)
@@ -869,6 +896,8 @@ impl State {
                 self.handle_notice(message, now_ms);
                 return None;
             }
+            // Pub/sub rides the bus but leaves the cluster's state alone (cluster/pubsub.rs).
+            Message::Publish { .. } | Message::Interest { .. } => return None,
         };
         if !header.sender.is_valid() || header.sender == self.myself {
             return None;

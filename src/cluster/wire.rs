@@ -112,6 +112,37 @@ pub enum Message {
         /// The replica.
         header: Header,
     },
+    /// A message published on the sender, for the receiver's subscribers (sent only to
+    /// nodes whose [`Message::Interest`] matches it).
+    Publish {
+        /// The channel (a shard channel when `sharded`).
+        channel: Vec<u8>,
+        /// What was published.
+        payload: Vec<u8>,
+        /// SPUBLISH: delivered by the nodes of the channel's shard.
+        sharded: bool,
+    },
+    /// What the sender's subscribers listen to, so that publishers elsewhere send it only
+    /// what it wants (Redis sends every message to every node).
+    Interest {
+        /// Who listens.
+        sender: NodeId,
+        /// The channels, patterns and shard channels with subscribers there.
+        interest: Interest,
+    },
+}
+
+/// The channels, patterns and shard channels a node has subscribers for.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+pub struct Interest {
+    /// Too many names to list in a frame: send it everything.
+    pub everything: bool,
+    /// Channels.
+    pub channels: Vec<Vec<u8>>,
+    /// Glob patterns over channels.
+    pub patterns: Vec<Vec<u8>>,
+    /// Shard channels.
+    pub shard: Vec<Vec<u8>>,
 }
 
 #[cfg(test)]

@@ -216,7 +216,10 @@ fn keyslot(_cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 
 fn info(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
     let full_coverage = cx.engine.settings().cluster_require_full_coverage;
-    let text = with_state(cx, |s| info_text(s, full_coverage))?;
+    let mut text = with_state(cx, |s| info_text(s, full_coverage))?;
+    if let Some(cluster) = cx.engine.cluster.get() {
+        text.push_str(&cluster.interests.stats_text());
+    }
     Ok(Reply::Verbatim(text.as_bytes().into()))
 }
 

@@ -89,6 +89,9 @@ pub mod flags {
     /// Allowed to a RESP2 client that has subscriptions (the subscribe family, PING, QUIT,
     /// RESET): any other command gets Redis's "only (P|S)SUBSCRIBE ..." error.
     pub const SUBSCRIBED_OK: u32 = 1 << 14;
+    /// Its keys are shard channels (SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH): the slot's replicas
+    /// serve it too, without READONLY, and it is never forwarded to another node.
+    pub const SHARD_CHANNELS: u32 = 1 << 15;
 }
 
 /// Where a command's keys are in its arguments (argument 0 is the command name).

@@ -6,7 +6,7 @@ use super::flags::*;
 use super::{CmdError, CmdResult, Command, KeySpec, ALL_KEYS, FIRST_KEY};
 use crate::engine::clients::ClientKind;
 use crate::engine::ctx::Ctx;
-use crate::pubsub::{Kind, Sink, Subscribed};
+use crate::pubsub::{confirmation, Kind, Sink, Subscribed};
 use crate::reply::Reply;
 use crate::resp::Protocol;
 
@@ -18,8 +18,20 @@ pub const COMMANDS: &[Command] = &[
     Command::new("unsubscribe", -1, SUBSCRIBER, KeySpec::None, unsubscribe),
     Command::new("psubscribe", -2, SUBSCRIBER, KeySpec::None, psubscribe),
     Command::new("punsubscribe", -1, SUBSCRIBER, KeySpec::None, punsubscribe),
-    Command::new("ssubscribe", -2, SUBSCRIBER, ALL_KEYS, ssubscribe),
-    Command::new("sunsubscribe", -1, SUBSCRIBER, ALL_KEYS, sunsubscribe),
+    Command::new(
+        "ssubscribe",
+        -2,
+        SUBSCRIBER | SHARD_CHANNELS,
+        ALL_KEYS,
+        ssubscribe,
+    ),
+    Command::new(
+        "sunsubscribe",
+        -1,
+        SUBSCRIBER | SHARD_CHANNELS,
+        ALL_KEYS,
+        sunsubscribe,
+    ),
     Command::new(
         "publish",
         3,
@@ -30,7 +42,7 @@ pub const COMMANDS: &[Command] = &[
     Command::new(
         "spublish",
         3,
-        LOADING | STALE | FAST | MAY_REPLICATE,
+        LOADING | STALE | FAST | MAY_REPLICATE | SHARD_CHANNELS,
         FIRST_KEY,
         spublish,
     ),
@@ -86,15 +98,6 @@ fn punsubscribe(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 
 fn sunsubscribe(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     leave(cx, Kind::Shard, &argv[1..])
-}
-
-/// The confirmation of one (un)subscription: `[word, name or nil, count]`.
-fn confirmation(word: &'static str, name: Option<&[u8]>, count: usize) -> Reply {
-    Reply::Push(vec![
-        Reply::bulk(word.as_bytes()),
-        Reply::opt_bulk(name),
-        Reply::Int(count as i64),
-    ])
 }
 
 fn words(kind: Kind) -> (&'static str, &'static str) {

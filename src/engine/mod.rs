@@ -525,9 +525,21 @@ impl Engine {
         self.keyspace.db_count()
     }
 
-    /// PUBLISH (SPUBLISH when `sharded`): delivers to this node's subscribers; how many.
+    /// PUBLISH (SPUBLISH when `sharded`): delivers to this node's subscribers (for a shard
+    /// channel, if this node is in the shard serving it), and in cluster mode sends it to
+    /// the other nodes that listen for it; how many received it here.
     pub(crate) fn publish(&self, channel: &[u8], payload: &[u8], sharded: bool) -> usize {
-        self.pubsub.publish(channel, payload, sharded)
+        if self.cluster.get().is_none() {
+            return self.pubsub.publish(channel, payload, sharded);
+        }
+        let local = !sharded || crate::cluster::pubsub::serves_shard_channel(self, channel);
+        let receivers = if local {
+            self.pubsub.publish(channel, payload, sharded)
+        } else {
+            0
+        };
+        crate::cluster::pubsub::forward(self, channel, payload, sharded);
+        receivers
     }
 
     /// Executes one command for `client`.
@@ -573,7 +585,11 @@ impl Engine {
         // master, not READONLY.
         if let Some(cluster) = self.cluster.get() {
             if let Err(redirect) = self.route(cluster, client, command, argv, first_slot, kept) {
-                if let Some(forward) = self.forwards(client, &redirect) {
+                let forwarded = !command.has(cmd::flags::SHARD_CHANNELS);
+                if let Some(forward) = forwarded
+                    .then(|| self.forwards(client, &redirect))
+                    .flatten()
+                {
                     return Outcome::Forward(forward);
                 }
                 // A refused EXEC ends the transaction, as Redis's does.
@@ -1020,7 +1036,7 @@ impl Engine {
             keys: &keys,
             write,
             asking,
-            readonly: client.conn.cluster.readonly,
+            readonly: client.conn.cluster.readonly || command.has(cmd::flags::SHARD_CHANNELS),
             allow_reads_when_down: self.settings().cluster_allow_reads_when_down,
         };
         let db = client.db;

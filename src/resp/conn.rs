@@ -14,7 +14,7 @@
 //! worker between two batches (see [`super::workers`]).
 
 use super::workers::Seat;
-use super::{encode_reply, Limits, Parser};
+use super::{encode_reply, Limits, Parser, Protocol};
 use crate::cluster::forward::Forward;
 use crate::config::OutputLimit;
 use crate::engine::blocking::Blocked;
@@ -452,14 +452,23 @@ impl<S: Stream> Conn<S> {
     /// when it is published (a RESP3 client publishing to itself gets the message, then
     /// PUBLISH's count).
     fn take_messages(&mut self) {
-        let Some(subscribed) = self.state.client.conn.pubsub.as_ref() else {
+        let proto = self.state.client.protocol();
+        let limit = self.state.settings.output_limits.pubsub;
+        let Some(subscribed) = self.state.client.conn.pubsub.as_mut() else {
             return;
         };
-        if let Some(mailbox) = subscribed.sink.mailbox() {
-            let resp3 = self.state.client.protocol() == crate::resp::Protocol::Resp3;
-            let limit = self.state.settings.output_limits.pubsub;
-            mailbox.take(&mut self.state.output, resp3, limit);
+        let Some(mailbox) = subscribed.sink.mailbox() else {
+            return;
+        };
+        let revoked = mailbox.take(&mut self.state.output, proto == Protocol::Resp3, limit);
+        if revoked.is_empty() {
+            return;
         }
+        for name in revoked {
+            let reply = subscribed.revoked(&name);
+            encode_reply(&reply, proto, &mut self.state.output);
+        }
+        subscribed.publish_counts(&self.state.info);
     }
 
     /// After a reply: whether the client must go.
