@@ -139,4 +139,19 @@ mod tests {
         assert!(!matches(pattern.as_bytes(), string.as_bytes(), false));
         assert!(start.elapsed() < std::time::Duration::from_secs(2));
     }
+
+    /// CVE-2024-31228's shape: a long run of stars and brackets overflowed Redis's recursive
+    /// matcher's stack. This one does not recurse.
+    #[test]
+    fn deep_patterns_do_not_recurse() {
+        let pattern = format!("{}*c", "*a]".repeat(50_000));
+        let string = "a]".repeat(200);
+        assert!(!matches(pattern.as_bytes(), string.as_bytes(), false));
+        let fitting = format!("{}*c", "*a]".repeat(200));
+        assert!(matches(
+            fitting.as_bytes(),
+            format!("{string}c").as_bytes(),
+            false
+        ));
+    }
 }

@@ -47,7 +47,8 @@
 //! cluster/       cluster mode: the no-I/O cluster state (state.rs: nodes, slots, epochs,
 //!                gossip, nodes.conf; state/failover.rs: failure detection, elections,
 //!                fencing, manual failover), bus messages (wire.rs) and their driver
-//!                (bus.rs), the routing table every command consults (route.rs); CLUSTER,
+//!                (bus.rs), the routing table every command consults (route.rs), pub/sub
+//!                between nodes (pubsub.rs: who listens to what, forwarding); CLUSTER,
 //!                DUMP/RESTORE and MIGRATE are in cmd/cluster.rs and cmd/migrate.rs
 //! events.rs      role and topology changes told to the embedding application
 //! pubsub.rs      pub/sub: who subscribes to which channel, pattern or shard channel, and

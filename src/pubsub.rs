@@ -2,7 +2,7 @@
 //! each subscriber's bounded queue.
 //!
 //! Publishing is synchronous and runs on the publisher's thread, as in Redis: the message is
-//! encoded once in RESP and appended to every RESP subscriber's [`Mailbox`] (a byte buffer its
+//! encoded once in RESP and appended to every RESP subscriber's mailbox (a byte buffer its
 //! connection writes out in one go), or shared (one reference count) into every embedded
 //! [`Subscription`]'s queue. A connection is woken only when its mailbox goes from empty to
 //! non-empty, so a burst of messages costs one wake-up, not one per message.

@@ -19,6 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Names listed in one interest message at most; with more, the node asks for everything
 /// (a bus frame is bounded).
 const INTEREST_BYTES_MAX: usize = 48 * 1024;
+/// Channel and payload bytes of a message sent to other nodes at most: it must fit in one bus
+/// frame with room for its framing.
+const PUBLISH_BYTES_MAX: usize = crate::transport::frame::FRAME_BYTES_MAX - 1024;
 /// Bus ticks between two unprompted interest messages.
 const INTEREST_EVERY_TICKS: u64 = 20;
 
@@ -108,6 +111,13 @@ pub(crate) fn forward(engine: &Engine, channel: &[u8], payload: &[u8], sharded: 
     let Some(cluster) = engine.cluster.get() else {
         return 0;
     };
+    if channel.len() + payload.len() > PUBLISH_BYTES_MAX {
+        tracing::warn!(
+            "A message of {} bytes published on this node is not sent to the other nodes (at most {PUBLISH_BYTES_MAX} bytes cross the cluster bus)",
+            channel.len() + payload.len()
+        );
+        return 0;
+    }
     let slot = sharded.then(|| SlotId::of_key(channel));
     cluster.send_with(|state| {
         let targets = state.publish_targets(slot);
