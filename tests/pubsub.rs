@@ -611,6 +611,29 @@ fn cluster_publish_reaches_only_interested_nodes() {
         "each message went to the two interested nodes only"
     );
 
+    // A pipelined burst arrives whole and in order, and a message larger than a bus frame
+    // crosses too.
+    let mut burst = RespConn::connect(publisher).expect("connect");
+    let mut pipeline = Vec::new();
+    for i in 0..5000 {
+        let payload = format!("b{i}");
+        shoal::resp::encode_command(&[b"PUBLISH", b"news", payload.as_bytes()], &mut pipeline);
+    }
+    let big = "x".repeat(200_000);
+    shoal::resp::encode_command(&[b"PUBLISH", b"news", big.as_bytes()], &mut pipeline);
+    burst.writer.write_all(&pipeline).unwrap();
+    for i in 0..5000 {
+        assert_eq!(last(plain.read()), format!("b{i}"));
+        assert_eq!(last(pattern.read()), format!("b{i}"));
+    }
+    assert_eq!(last(plain.read()), big);
+    assert_eq!(last(pattern.read()), big);
+    assert_eq!(
+        received(2),
+        idle_before,
+        "a node without subscribers got messages"
+    );
+
     // Shard channels: the master of the slot and its replica serve them.
     let slot = call(port(0), &["CLUSTER", "KEYSLOT", "sc"]);
     let table = nodes(port(0));

@@ -95,27 +95,34 @@ fn tick(engine: &Arc<Engine>) -> Option<(Vec<SocketAddr>, Vec<Outgoing>, u64)> {
 /// to the state. It ends when the sender is dropped.
 fn open_link(engine: Weak<Engine>, endpoint: Endpoint, addr: SocketAddr) -> mpsc::Sender<Message> {
     let (sender, mut messages) = mpsc::channel(LINK_QUEUE_MAX);
+    let outbox = match engine.upgrade() {
+        Some(engine) => super::pubsub::outbox(&engine, addr),
+        None => Default::default(),
+    };
     tokio::spawn(async move {
         loop {
             match endpoint.connect(addr).await {
                 Ok(link) => {
                     set_link(&engine, addr, true);
-                    let ended = talk(&engine, &link, addr, &mut messages).await;
+                    let ended = talk(&engine, &link, addr, &mut messages, &outbox).await;
                     set_link(&engine, addr, false);
                     link.close("bus link closed");
                     match ended {
-                        Ok(()) => return,
+                        Ok(()) => break,
                         Err(e) => tracing::debug!("Cluster bus link to {addr} lost: {e}"),
                     }
                 }
                 Err(e) => tracing::debug!("Cluster bus link to {addr} failed: {e}"),
             }
             if messages.is_closed() {
-                return;
+                break;
             }
             tokio::time::sleep(Duration::from_millis(RECONNECT_MS)).await;
-            // What queued meanwhile is stale.
+            // What queued meanwhile is stale (published messages wait in the outbox).
             while messages.try_recv().is_ok() {}
+        }
+        if let Some(engine) = engine.upgrade() {
+            super::pubsub::drop_outbox(&engine, addr);
         }
     });
     sender
@@ -136,17 +143,19 @@ fn step<T>(engine: &Arc<Engine>, f: impl FnOnce(&mut State) -> T) -> Option<T> {
     })
 }
 
-/// One established outbound link: our messages out, the replies in. `Ok` when we stopped
-/// wanting the link.
+/// One established outbound link: our messages out (the state's, and the published ones
+/// of `outbox`), the replies in. `Ok` when we stopped wanting the link.
 async fn talk(
     engine: &Weak<Engine>,
     link: &Link,
     addr: SocketAddr,
     messages: &mut mpsc::Receiver<Message>,
+    outbox: &super::pubsub::Outbox,
 ) -> io::Result<()> {
     let (mut send, mut recv) = link.open_bi().await.map_err(io::Error::other)?;
     send.write_all(&[BUS_STREAM]).await?;
     let local = local_addr(link);
+    let mut partial = None;
     loop {
         tokio::select! {
             message = messages.recv() => {
@@ -155,12 +164,32 @@ async fn talk(
                 };
                 send.write_all(&frame::encode(&message)?).await?;
             }
+            _ = outbox.ready.notified() => loop {
+                let frames = outbox.next_frames();
+                if frames.is_empty() {
+                    break;
+                }
+                for message in frames {
+                    if engine.upgrade().is_some_and(|e| cut_off(&e, addr)) {
+                        continue;
+                    }
+                    // A frame that cannot be encoded is one message lost, not the link.
+                    match frame::encode(&message) {
+                        Ok(bytes) => send.write_all(&bytes).await?,
+                        Err(e) => tracing::warn!("A published message not sent to {addr}: {e}"),
+                    }
+                }
+            },
             reply = frame::read::<Message>(&mut recv) => {
                 let reply = reply?.ok_or_else(|| io::Error::other("the peer closed the bus"))?;
                 let Some(engine) = engine.upgrade() else {
                     return Ok(());
                 };
-                if cut_off(&engine, addr) || super::pubsub::receive(&engine, &reply) {
+                if cut_off(&engine, addr) {
+                    continue;
+                }
+                if super::pubsub::is_relayed(&reply) {
+                    super::pubsub::receive(&engine, reply, &mut partial);
                     continue;
                 }
                 let now_ms = super::now_ms();
@@ -179,11 +208,16 @@ pub(crate) async fn serve(
 ) -> io::Result<()> {
     let peer = link.remote_addr();
     let local = local_addr(link);
+    let mut partial = None;
     while let Some(message) = frame::read::<Message>(&mut recv).await? {
         let Some(engine) = engine.upgrade() else {
             return Ok(());
         };
-        if cut_off(&engine, peer) || super::pubsub::receive(&engine, &message) {
+        if cut_off(&engine, peer) {
+            continue;
+        }
+        if super::pubsub::is_relayed(&message) {
+            super::pubsub::receive(&engine, message, &mut partial);
             continue;
         }
         let now_ms = super::now_ms();

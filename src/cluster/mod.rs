@@ -57,8 +57,8 @@ pub(crate) struct Cluster {
     partitioned: RwLock<Vec<std::net::SocketAddr>>,
     /// The slots this node served at the last change (for [`crate::events`]).
     served: Mutex<slots::SlotSet>,
-    /// What the other nodes' subscribers listen to.
-    pub interests: pubsub::Interests,
+    /// Pub/sub between nodes: who listens to what, and the messages on their way.
+    pub relay: pubsub::Relay,
 }
 
 impl Cluster {
@@ -98,7 +98,7 @@ impl Cluster {
             paused: std::sync::atomic::AtomicBool::new(false),
             partitioned: RwLock::new(Vec::new()),
             served: Mutex::new(served),
-            interests: pubsub::Interests::default(),
+            relay: pubsub::Relay::default(),
         };
         let state = cluster.state.lock();
         cluster

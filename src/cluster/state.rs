@@ -897,7 +897,9 @@ impl State {
                 return None;
             }
             // Pub/sub rides the bus but leaves the cluster's state alone (cluster/pubsub.rs).
-            Message::Publish { .. } | Message::Interest { .. } => return None,
+            Message::Publish { .. } | Message::PublishMore { .. } | Message::Interest { .. } => {
+                return None
+            }
         };
         if !header.sender.is_valid() || header.sender == self.myself {
             return None;

@@ -112,15 +112,19 @@ pub enum Message {
         /// The replica.
         header: Header,
     },
-    /// A message published on the sender, for the receiver's subscribers (sent only to
-    /// nodes whose [`Message::Interest`] matches it).
+    /// Messages published on the sender, for the receiver's subscribers (sent only to
+    /// nodes whose [`Message::Interest`] matches them), as many as fit a frame.
     Publish {
-        /// The channel (a shard channel when `sharded`).
-        channel: Vec<u8>,
-        /// What was published.
+        /// In the order they were published.
+        messages: Vec<Published>,
+    },
+    /// More of the payload of the last message of the previous frame (a message too large
+    /// for one frame is cut in several).
+    PublishMore {
+        /// The next bytes.
         payload: Vec<u8>,
-        /// SPUBLISH: delivered by the nodes of the channel's shard.
-        sharded: bool,
+        /// More frames of it follow.
+        more: bool,
     },
     /// What the sender's subscribers listen to, so that publishers elsewhere send it only
     /// what it wants (Redis sends every message to every node).
@@ -130,6 +134,19 @@ pub enum Message {
         /// The channels, patterns and shard channels with subscribers there.
         interest: Interest,
     },
+}
+
+/// One message published on a node, on its way to another.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The channel (a shard channel when `sharded`).
+    pub channel: Vec<u8>,
+    /// What was published (its first part, when `more`).
+    pub payload: Vec<u8>,
+    /// SPUBLISH: delivered by the nodes of the channel's shard.
+    pub sharded: bool,
+    /// The payload goes on in [`Message::PublishMore`] frames.
+    pub more: bool,
 }
 
 /// The channels, patterns and shard channels a node has subscribers for.

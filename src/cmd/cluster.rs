@@ -218,7 +218,7 @@ fn info(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
     let full_coverage = cx.engine.settings().cluster_require_full_coverage;
     let mut text = with_state(cx, |s| info_text(s, full_coverage))?;
     if let Some(cluster) = cx.engine.cluster.get() {
-        text.push_str(&cluster.interests.stats_text());
+        text.push_str(&cluster.relay.stats_text());
     }
     Ok(Reply::Verbatim(text.as_bytes().into()))
 }
