@@ -81,6 +81,7 @@ pub mod pubsub;
 pub mod repl;
 pub mod reply;
 pub mod resp;
+pub(crate) mod sentinel;
 pub mod slot;
 pub mod transport;
 
