@@ -162,6 +162,9 @@ impl Node {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let sweeper = Some(spawn_sweeper(engine.clone(), stop.clone())?);
         crate::repl::start(&engine)?;
+        if let Some(directives) = &engine.config().sentinel {
+            crate::sentinel::start(&engine, directives)?;
+        }
         let listener = if engine.config().port != 0 || engine.config().tls.port != 0 {
             Some(crate::resp::Listener::start(engine.clone())?)
         } else {

@@ -37,6 +37,7 @@ const SECTIONS: &[&str] = &[
     "latencystats",
     "cluster",
     "keyspace",
+    "sentinel",
 ];
 
 /// What `INFO` and `INFO default` print.
@@ -52,12 +53,15 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "errorstats",
     "cluster",
     "keyspace",
+    "sentinel",
 ];
 
 fn info(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     let wanted = selected_sections(&argv[1..]);
     let mut text = String::new();
-    for section in SECTIONS.iter().filter(|s| wanted.contains(s)) {
+    let sentinel_mode = cx.engine.sentinel.get().is_some();
+    let shown = |s: &&&str| wanted.contains(s) && (**s != "sentinel" || sentinel_mode);
+    for section in SECTIONS.iter().filter(shown) {
         if !text.is_empty() {
             text.push_str("\r\n");
         }
@@ -120,6 +124,7 @@ fn write_section(engine: &Engine, section: &str, out: &mut String) {
             f.put("cluster_enabled", u8::from(engine.config().cluster_enabled));
         }
         "keyspace" => keyspace(engine, &mut f),
+        "sentinel" => super::sentinel::info_section(engine, f.0),
         _ => {}
     }
 }

@@ -20,6 +20,7 @@ pub mod migrate;
 pub mod persist;
 pub mod pubsub;
 pub mod replication;
+pub mod sentinel;
 pub mod server;
 pub mod sets;
 pub mod strings;
@@ -347,7 +348,7 @@ impl NameKey {
 impl CommandTable {
     pub fn new() -> CommandTable {
         // Each family with the group COMMAND DOCS files it under.
-        let families: [(&'static str, &'static [Command]); 17] = [
+        let families: [(&'static str, &'static [Command]); 18] = [
             ("connection", connection::COMMANDS),
             ("server", config::COMMANDS),
             ("server", info::COMMANDS),
@@ -365,6 +366,7 @@ impl CommandTable {
             ("cluster", cluster::COMMANDS),
             ("generic", migrate::COMMANDS),
             ("pubsub", pubsub::COMMANDS),
+            ("sentinel", sentinel::COMMANDS),
         ];
         let mut entries = Vec::new();
         for (group, commands) in families {

@@ -125,6 +125,9 @@ fn replicaof(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
 
 /// ROLE: `[master, offset, [[ip, port, offset]...]]` or `[slave, host, port, state, offset]`.
 fn role(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {
+    if let Some(sentinel) = super::sentinel::role(cx.engine) {
+        return Ok(sentinel);
+    }
     let repl = &cx.engine.repl;
     let end = cx.engine.log().end().0 as i64;
     Ok(match repl.role() {

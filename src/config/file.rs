@@ -51,11 +51,23 @@ pub fn load(
         None => String::new(),
     };
     text.push_str(stdin.unwrap_or_default());
+    // `--sentinel` is a mode, not a directive: the node monitors and keeps no data.
+    let sentinel = options.iter().any(|o| o == "--sentinel");
+    let options: Vec<String> = options
+        .iter()
+        .filter(|o| *o != "--sentinel")
+        .cloned()
+        .collect();
     if !options.is_empty() {
         text.push('\n');
-        text.push_str(&options_text(options));
+        text.push_str(&options_text(&options));
     }
     let mut config = Config::server_defaults();
+    if sentinel {
+        config.sentinel = Some(Vec::new());
+        config.port = 26379;
+        config.persistence = false;
+    }
     config.config_file = file.map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()));
     Loader {
         config: &mut config,
@@ -205,7 +217,14 @@ impl Loader<'_> {
             (name, 0) if name.contains('.') => Err("Module config specified without value".into()),
             (name, _) if name.contains('.') => Err("modules are not supported".into()),
             ("sentinel", 0) => Ok(()),
-            ("sentinel", _) => Err("sentinel directive while not in sentinel mode".into()),
+            ("sentinel", _) => match self.config.sentinel.as_mut() {
+                Some(directives) => {
+                    let words = args.iter().map(|a| String::from_utf8_lossy(a).into_owned());
+                    directives.push(words.collect());
+                    Ok(())
+                }
+                None => Err("sentinel directive while not in sentinel mode".into()),
+            },
             _ => Err("Bad directive or wrong number of arguments".into()),
         }
     }

@@ -88,6 +88,9 @@ pub struct Config {
     pub latency_tracking_percentiles: Vec<f64>,
     /// The configuration file the settings came from (INFO `config_file`, CONFIG REWRITE).
     pub config_file: Option<std::path::PathBuf>,
+    /// Sentinel mode (`--sentinel`): the node serves no data and monitors the groups its
+    /// `sentinel ...` directives (each given here without the word `sentinel`) name.
+    pub sentinel: Option<Vec<Vec<String>>>,
     /// Reports the bytes the program's allocator holds (INFO `used_memory`); without it,
     /// the process's resident memory is reported.
     pub memory_probe: Option<MemoryProbe>,
@@ -474,6 +477,7 @@ impl Default for Config {
             latency_tracking: true,
             latency_tracking_percentiles: vec![50.0, 99.0, 99.9],
             config_file: None,
+            sentinel: None,
             memory_probe: None,
             aof_storage: None,
             loglevel: LogLevel::Notice,

@@ -360,6 +360,8 @@ pub struct Engine {
     pub(crate) events: crate::events::Events,
     /// Subscriptions of every kind, RESP and embedded.
     pub(crate) pubsub: Arc<crate::pubsub::Hub>,
+    /// Sentinel mode: the monitor's state (the node then serves no data).
+    pub(crate) sentinel: std::sync::OnceLock<Arc<crate::sentinel::driver::Runtime>>,
 }
 
 /// SHUTDOWN asks the program that runs the node to stop (`shoal-server` exits; an embedding
@@ -426,6 +428,7 @@ impl Engine {
             repl: Arc::default(),
             events: crate::events::Events::default(),
             pubsub: Arc::default(),
+            sentinel: std::sync::OnceLock::new(),
             cluster: std::sync::OnceLock::new(),
             migrate_sockets: Default::default(),
         }
@@ -572,6 +575,21 @@ impl Engine {
             Err((charged, e)) => return self.reject(client, charged, e),
         };
         let command = self.commands.entry(id).command;
+        // A subcommand is judged by its container (SENTINEL MASTERS by SENTINEL).
+        let family = self
+            .commands
+            .entry(id)
+            .full_name
+            .split('|')
+            .next()
+            .unwrap_or_default();
+        let served = match self.sentinel.get() {
+            Some(_) => cmd::sentinel::serves(family),
+            None => family != "sentinel",
+        };
+        if !served {
+            return self.reject(client, None, cmd::unknown_command(argv));
+        }
         // CLIENT LIST shows the command being run, as Redis does.
         client
             .conn

@@ -233,8 +233,6 @@ pub struct Failover {
     pub epoch: u64,
     pub step_since_ms: Ms,
     pub promoted: Option<Addr>,
-    /// SENTINEL FAILOVER: no agreement needed, the primary may be up.
-    pub forced: bool,
 }
 
 /// One monitored group.
@@ -296,6 +294,28 @@ impl Group {
 
     pub fn is_odown(&self) -> bool {
         self.odown_since_ms.is_some()
+    }
+
+    /// A replica known from the configuration file.
+    pub fn add_replica(&mut self, addr: Addr, now: Ms) {
+        self.replicas
+            .entry(addr.clone())
+            .or_insert_with(|| Instance::new(addr, now));
+    }
+
+    /// A sentinel known from the configuration file.
+    pub fn add_sentinel(&mut self, addr: Addr, run_id: &str, now: Ms) {
+        self.sentinels.insert(
+            run_id.to_string(),
+            Peer {
+                addr,
+                run_id: run_id.to_string(),
+                last_hello_ms: now,
+                says_down_ms: None,
+                leader: None,
+                ask_sent_ms: 0,
+            },
+        );
     }
 
     fn instance_mut(&mut self, addr: &Addr) -> Option<&mut Instance> {
@@ -430,6 +450,11 @@ impl Sentinel {
         }
         self.dirty |= !names.is_empty();
         names.len()
+    }
+
+    /// The configuration changed (SENTINEL SET): to be saved.
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
     }
 
     /// Whether the configuration changed since the last call (to be saved).
@@ -629,6 +654,8 @@ impl Sentinel {
         self.begin_failover(group, now, false);
     }
 
+    /// Starts a failover in a new epoch; a `forced` one (SENTINEL FAILOVER) needs no
+    /// election.
     fn begin_failover(&mut self, group: &mut Group, now: Ms, forced: bool) {
         self.current_epoch += 1;
         self.dirty = true;
@@ -644,7 +671,6 @@ impl Sentinel {
             epoch,
             step_since_ms: now,
             promoted: None,
-            forced,
         });
         // Jitter keeps sentinels from starting together (Redis adds up to a second).
         group.failover_start_ms = now + fastrand::u64(..1000);
