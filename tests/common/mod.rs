@@ -287,6 +287,35 @@ impl ShoalServer {
             .expect("shoal-server is built with the tests")
     }
 
+    /// `shoal-server <dir>/sentinel.conf --sentinel` with `conf` in that file (it is
+    /// rewritten with what the sentinel learns).
+    pub fn start_sentinel(conf: &str) -> ShoalServer {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("shoal-sentinel-{port}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("sentinel.conf");
+        std::fs::write(&file, conf).expect("write sentinel.conf");
+        let child = Command::new(env!("CARGO_BIN_EXE_shoal-server"))
+            .arg(&file)
+            .args([
+                "--sentinel",
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+            ])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("shoal-server is built with the tests");
+        let server = ShoalServer { child, port, dir };
+        wait_for_pong(port);
+        server
+    }
+
     /// Stops the server and starts it again on the same port and directory.
     pub fn restart(&mut self, args: &[&str]) {
         self.terminate();
