@@ -130,3 +130,33 @@ print("ok")
         "{conf}"
     );
 }
+
+/// An embedded node in the monitor role (quorum 1): the application hears of the failover
+/// through a subscription to the +switch-master channel.
+#[test]
+fn an_embedded_sentinel_tells_the_application() {
+    let mut primary = ShoalServer::start_with_bus(&["--save", ""]);
+    let replica = ShoalServer::start_with_bus(&["--save", ""]);
+    let primary_port = primary.port.to_string();
+    assert_eq!(call(replica.port, &["REPLICAOF", "127.0.0.1", &primary_port]), "OK");
+    wait_until("the replica is linked", || {
+        call(replica.port, &["INFO", "replication"]).contains("master_link_status:up")
+    });
+    let config = shoal::Config::new()
+        .sentinel(&format!("monitor app 127.0.0.1 {primary_port} 1"))
+        .sentinel("down-after-milliseconds app 500");
+    let node = shoal::Node::open(config).expect("open the sentinel");
+    let switches = node.subscribe(&["+switch-master"]);
+    wait_until("the sentinel knows the replica", || {
+        let reply = node.execute(&["SENTINEL", "REPLICAS", "app"]);
+        matches!(reply, shoal::Reply::Array(items) if items.len() == 1)
+    });
+    primary.kill();
+    let message = switches
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the node is open")
+        .expect("a +switch-master message");
+    let expected = format!("app 127.0.0.1 {primary_port} 127.0.0.1 {}", replica.port);
+    assert_eq!(message.payload(), expected.as_bytes());
+    assert!(call(replica.port, &["INFO", "replication"]).contains("role:master"));
+}

@@ -601,6 +601,17 @@ impl Config {
         self
     }
 
+    /// Sentinel mode with one `sentinel` directive more, written as in a sentinel.conf
+    /// without the leading word: `.sentinel("monitor mymaster 127.0.0.1 6379 2")`,
+    /// `.sentinel("down-after-milliseconds mymaster 5000")`. The node then serves no data:
+    /// it monitors the group and fails it over, and its events (`+switch-master`, ...) are
+    /// published on channels named after them, for [`crate::Node::subscribe`].
+    pub fn sentinel(mut self, directive: &str) -> Config {
+        let words = directive.split_whitespace().map(str::to_string).collect();
+        self.sentinel.get_or_insert_with(Vec::new).push(words);
+        self
+    }
+
     /// In cluster mode, a command the embedded API runs for a slot another node serves is
     /// sent to that node over QUIC and its reply returned, by default; with `true` the
     /// caller gets Redis's MOVED or ASK error instead.

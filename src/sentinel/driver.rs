@@ -23,6 +23,8 @@ pub(crate) struct Runtime {
     started: Instant,
     /// The instances a hello subscription runs for.
     subscribed: Mutex<HashSet<Addr>>,
+    /// Instances that refused our `auth-pass` (warned about once, until one accepts it).
+    refused: Mutex<HashSet<Addr>>,
 }
 
 impl Runtime {
@@ -31,6 +33,7 @@ impl Runtime {
             state: Mutex::new(sentinel),
             started: Instant::now(),
             subscribed: Mutex::new(HashSet::new()),
+            refused: Mutex::new(HashSet::new()),
         }
     }
 
@@ -105,12 +108,30 @@ fn auth_for(runtime: &Runtime, action: &Action) -> Option<String> {
         .and_then(|g| g.settings.auth_pass.clone())
 }
 
+/// Runs a command at an instance; an instance that refuses our password is warned about
+/// once (it looks down to this sentinel, which alone cannot fail it over).
+async fn call(runtime: &Runtime, addr: &Addr, auth: Option<&str>, args: &[&[u8]]) -> Option<Reply> {
+    match client::call(addr, auth, args, COMMAND_TIMEOUT).await {
+        Ok(reply) => {
+            runtime.refused.lock().remove(addr);
+            Some(reply)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            if runtime.refused.lock().insert(addr.clone()) {
+                tracing::warn!("Sentinel: {addr} refused our auth-pass: {e}");
+            }
+            None
+        }
+        Err(_) => None,
+    }
+}
+
 /// Carries out one action and feeds its reply back.
 async fn carry_out(runtime: Arc<Runtime>, auth: Option<String>, action: Action) {
     let auth = auth.as_deref();
     match action {
         Action::Ping(addr) => {
-            let Ok(reply) = client::call(&addr, auth, &[b"PING"], COMMAND_TIMEOUT).await else {
+            let Some(reply) = call(&runtime, &addr, auth, &[b"PING"]).await else {
                 return;
             };
             let valid = match &reply {
@@ -122,8 +143,8 @@ async fn carry_out(runtime: Arc<Runtime>, auth: Option<String>, action: Action) 
             runtime.state.lock().handle_ping(&addr, valid, now);
         }
         Action::Info(addr) => {
-            let Ok(Reply::Bulk(text) | Reply::Verbatim(text)) =
-                client::call(&addr, auth, &[b"INFO"], COMMAND_TIMEOUT).await
+            let Some(Reply::Bulk(text) | Reply::Verbatim(text)) =
+                call(&runtime, &addr, auth, &[b"INFO"]).await
             else {
                 return;
             };
@@ -133,7 +154,7 @@ async fn carry_out(runtime: Arc<Runtime>, auth: Option<String>, action: Action) 
         }
         Action::Hello(addr, payload) => {
             let args: [&[u8]; 3] = [b"PUBLISH", HELLO_CHANNEL.as_bytes(), payload.as_bytes()];
-            let _ = client::call(&addr, auth, &args, COMMAND_TIMEOUT).await;
+            call(&runtime, &addr, auth, &args).await;
         }
         Action::AskDown {
             to,
@@ -152,8 +173,7 @@ async fn carry_out(runtime: Arc<Runtime>, auth: Option<String>, action: Action) 
                 epoch_text.as_bytes(),
                 run_id.as_bytes(),
             ];
-            let Ok(Reply::Array(parts)) = client::call(&to, None, &args, COMMAND_TIMEOUT).await
-            else {
+            let Some(Reply::Array(parts)) = call(&runtime, &to, None, &args).await else {
                 return;
             };
             if let [Reply::Int(down), Reply::Bulk(leader), Reply::Int(leader_epoch)] =
@@ -172,14 +192,13 @@ async fn carry_out(runtime: Arc<Runtime>, auth: Option<String>, action: Action) 
             }
         }
         Action::Promote(addr) => {
-            let result =
-                client::call(&addr, auth, &[b"REPLICAOF", b"NO", b"ONE"], COMMAND_TIMEOUT).await;
+            let result = call(&runtime, &addr, auth, &[b"REPLICAOF", b"NO", b"ONE"]).await;
             tracing::warn!("Sentinel: REPLICAOF NO ONE sent to {addr}: {result:?}");
         }
         Action::Follow(addr, primary) => {
             let port = primary.port.to_string();
             let args: [&[u8]; 3] = [b"REPLICAOF", primary.host.as_bytes(), port.as_bytes()];
-            let result = client::call(&addr, auth, &args, COMMAND_TIMEOUT).await;
+            let result = call(&runtime, &addr, auth, &args).await;
             tracing::warn!("Sentinel: REPLICAOF {primary} sent to {addr}: {result:?}");
         }
     }
