@@ -50,6 +50,9 @@
 //!                (bus.rs), the routing table every command consults (route.rs), pub/sub
 //!                between nodes (pubsub.rs: who listens to what, forwarding); CLUSTER,
 //!                DUMP/RESTORE and MIGRATE are in cmd/cluster.rs and cmd/migrate.rs
+//! sentinel/      Sentinel mode: the no-I/O core (state.rs: SDOWN/ODOWN, votes, failover
+//!                steps), its driver over RESP (driver.rs, client.rs), the sentinel
+//!                directives and file rewrite (config.rs); SENTINEL is cmd/sentinel.rs
 //! events.rs      role and topology changes told to the embedding application
 //! pubsub.rs      pub/sub: who subscribes to which channel, pattern or shard channel, and
 //!                delivery into each subscriber's bounded mailbox (RESP) or queue (embedded);
