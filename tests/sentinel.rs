@@ -138,7 +138,10 @@ fn an_embedded_sentinel_tells_the_application() {
     let mut primary = ShoalServer::start_with_bus(&["--save", ""]);
     let replica = ShoalServer::start_with_bus(&["--save", ""]);
     let primary_port = primary.port.to_string();
-    assert_eq!(call(replica.port, &["REPLICAOF", "127.0.0.1", &primary_port]), "OK");
+    assert_eq!(
+        call(replica.port, &["REPLICAOF", "127.0.0.1", &primary_port]),
+        "OK"
+    );
     wait_until("the replica is linked", || {
         call(replica.port, &["INFO", "replication"]).contains("master_link_status:up")
     });
