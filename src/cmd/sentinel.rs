@@ -260,7 +260,7 @@ fn master_addr(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     with_sentinel(cx, |s, _| {
         Ok(match s.groups.get(&text(argv[2])) {
             Some(g) => {
-                let a = &g.master.addr;
+                let a = g.current_master();
                 Reply::bulks([a.host.as_bytes(), a.port.to_string().as_bytes()])
             }
             None => Reply::NilArray,

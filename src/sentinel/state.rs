@@ -296,6 +296,20 @@ impl Group {
         self.odown_since_ms.is_some()
     }
 
+    /// The primary as the group's configuration now says: the promoted replica once the
+    /// failover reconfigures the others (its config epoch is the failover's from then on, and
+    /// the two are announced together), else the monitored primary.
+    pub fn current_master(&self) -> &Addr {
+        match &self.failover {
+            Some(Failover {
+                step: Step::ReconfReplicas,
+                promoted: Some(promoted),
+                ..
+            }) => promoted,
+            _ => &self.master.addr,
+        }
+    }
+
     /// A replica known from the configuration file.
     pub fn add_replica(&mut self, addr: Addr, now: Ms) {
         self.replicas
@@ -380,16 +394,23 @@ pub struct Sentinel {
     pub announce: Addr,
     /// The configuration changed (to save: epochs, votes, a new primary, peers).
     dirty: bool,
+    /// Jitter for failover starts, seeded from the run ID (so a simulation replays exactly).
+    rng: fastrand::Rng,
 }
 
 impl Sentinel {
     pub fn new(my_id: String, announce: Addr) -> Sentinel {
         Sentinel {
-            my_id,
             current_epoch: 0,
             groups: BTreeMap::new(),
             actions: Vec::new(),
             events: Vec::new(),
+            rng: fastrand::Rng::with_seed(
+                my_id
+                    .bytes()
+                    .fold(0u64, |h, b| h.wrapping_mul(0x100_0000_01b3) ^ u64::from(b)),
+            ),
+            my_id,
             announce,
             dirty: false,
         }
@@ -535,7 +556,7 @@ impl Sentinel {
 
     /// `ip,port,runid,current_epoch,name,master_ip,master_port,config_epoch`.
     fn hello_payload(&self, group: &Group) -> String {
-        let m = &group.master.addr;
+        let m = group.current_master();
         format!(
             "{},{},{},{},{},{},{},{}",
             self.announce.host,
@@ -673,7 +694,7 @@ impl Sentinel {
             promoted: None,
         });
         // Jitter keeps sentinels from starting together (Redis adds up to a second).
-        group.failover_start_ms = now + fastrand::u64(..1000);
+        group.failover_start_ms = now + self.rng.u64(..1000);
         for peer in group.sentinels.values_mut() {
             peer.ask_sent_ms = 0;
         }
@@ -925,7 +946,7 @@ impl Sentinel {
             self.event("+vote-for-leader", text);
             if candidate != self.my_id {
                 // Not us: no failover of our own for a while.
-                group.failover_start_ms = now.max(1) + fastrand::u64(..1000);
+                group.failover_start_ms = now.max(1) + self.rng.u64(..1000);
             }
         }
         match &group.leader {
@@ -1208,6 +1229,8 @@ mod tests {
         cut: HashSet<(usize, Addr)>,
         now: Ms,
         events: Vec<(usize, &'static str, String)>,
+        /// The instance promoted in each epoch (at most one, checked as they happen).
+        promotions: HashMap<u64, Addr>,
     }
 
     fn addr(port: u16) -> Addr {
@@ -1264,6 +1287,7 @@ mod tests {
                 cut: HashSet::new(),
                 now: 0,
                 events: Vec::new(),
+                promotions: HashMap::new(),
             }
         }
 
@@ -1309,7 +1333,8 @@ mod tests {
             let now = self.now;
             let target = match &action {
                 Action::Ping(a) | Action::Info(a) | Action::Hello(a, _) => Some(a.clone()),
-                _ => None,
+                Action::Promote(a) | Action::Follow(a, _) => Some(a.clone()),
+                Action::AskDown { to, .. } => Some(to.clone()),
             };
             if target.is_some_and(|a| self.cut.contains(&(from, a))) {
                 return;
@@ -1323,8 +1348,10 @@ mod tests {
                     self.sentinels[from].handle_info(&a, report, now);
                 }
                 Action::Hello(a, payload) if !self.down.contains(&a) => {
-                    for s in &mut self.sentinels {
-                        s.handle_hello(&payload, now);
+                    for (j, s) in self.sentinels.iter_mut().enumerate() {
+                        if !self.cut.contains(&(j, a.clone())) {
+                            s.handle_hello(&payload, now);
+                        }
                     }
                 }
                 Action::AskDown {
@@ -1343,6 +1370,10 @@ mod tests {
                     self.sentinels[from].handle_down_reply(&master, &to, down, &leader, e, now);
                 }
                 Action::Promote(a) if !self.down.contains(&a) => {
+                    let failover = self.sentinels[from].groups["mymaster"].failover.as_ref();
+                    let epoch = failover.map_or(0, |f| f.epoch);
+                    let first = self.promotions.entry(epoch).or_insert_with(|| a.clone());
+                    assert_eq!(*first, a, "two instances promoted in epoch {epoch}");
                     self.nodes.get_mut(&a).unwrap().primary = None;
                 }
                 Action::Follow(a, p) if !self.down.contains(&a) => {
@@ -1401,6 +1432,80 @@ mod tests {
         assert_eq!(w.nodes[&addr(1)].primary, Some(addr(3)), "{:#?}", w.events);
         assert!(w.count("+convert-to-slave") >= 1);
         assert_eq!(w.masters(), vec![addr(3); 3]);
+    }
+
+    /// Seeded faults (instances down and back, sentinels cut from instances and from each
+    /// other) for a minute, then healing: never two promotions in one epoch, and in the end
+    /// every sentinel names one primary that every other instance follows.
+    #[test]
+    fn random_faults_end_in_one_agreed_primary() {
+        let var = |name: &str| std::env::var(name).ok().and_then(|s| s.parse::<u64>().ok());
+        let seeds = match var("SHOAL_SENTINEL_SEED") {
+            Some(seed) => seed..seed + 1,
+            None => 0..var("SHOAL_SENTINEL_SEEDS").unwrap_or(40),
+        };
+        for seed in seeds {
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let mut w = World::new();
+            w.run_for(5000);
+            let instances = [addr(1), addr(2), addr(3)];
+            let sentinel_addrs: Vec<Addr> =
+                w.sentinels.iter().map(|s| s.announce.clone()).collect();
+            for _ in 0..120 {
+                match rng.u8(..4) {
+                    0 => {
+                        let a = instances[rng.usize(..3)].clone();
+                        if !w.down.remove(&a) && w.down.len() < 2 {
+                            w.down.insert(a);
+                        }
+                    }
+                    1 => {
+                        let s = rng.usize(..3);
+                        let a = match rng.bool() {
+                            true => instances[rng.usize(..3)].clone(),
+                            false => sentinel_addrs[rng.usize(..3)].clone(),
+                        };
+                        if !w.cut.remove(&(s, a.clone())) {
+                            w.cut.insert((s, a));
+                        }
+                    }
+                    _ => {}
+                }
+                w.run_for(500);
+            }
+            w.down.clear();
+            w.cut.clear();
+            // Long enough for a primary that was told to follow another (by a sentinel that
+            // had not heard of the failover) to be failed over again: twice the failover
+            // timeout, as in Redis.
+            w.run_for(240_000);
+            let masters = w.masters();
+            let epochs: Vec<u64> = w
+                .sentinels
+                .iter()
+                .map(|s| s.groups["mymaster"].config_epoch)
+                .collect();
+            let history: Vec<String> = w
+                .events
+                .iter()
+                .filter(|(_, k, _)| !k.ends_with("sdown") && !k.contains("sentinel"))
+                .map(|(i, k, t)| format!("{i} {k} {t}"))
+                .collect();
+            assert!(
+                masters.iter().all(|m| *m == masters[0]),
+                "seed {seed}: {masters:?} epochs {epochs:?}\n{}",
+                history.join("\n")
+            );
+            let primary = &masters[0];
+            for (a, node) in &w.nodes {
+                let expected = (a != primary).then(|| primary.clone());
+                assert_eq!(
+                    node.primary, expected,
+                    "seed {seed}: {a} follows {:?}",
+                    node.primary
+                );
+            }
+        }
     }
 
     /// One sentinel that cannot reach the primary does not make the others fail it over.
