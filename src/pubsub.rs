@@ -606,6 +606,10 @@ impl Subscription {
             return Poll::Ready(Ok(message));
         }
         let ended = self.queue.take(&mut batch);
+        if batch.len() > 1 {
+            // Another thread sharing this subscription may be waiting for what is left.
+            self.queue.ready.notify(1);
+        }
         match (batch.pop_front(), ended) {
             (Some(message), _) => Poll::Ready(Ok(message)),
             (None, Some(why)) => Poll::Ready(Err(why)),

@@ -122,7 +122,7 @@ fn open_link(engine: Weak<Engine>, endpoint: Endpoint, addr: SocketAddr) -> mpsc
             while messages.try_recv().is_ok() {}
         }
         if let Some(engine) = engine.upgrade() {
-            super::pubsub::drop_outbox(&engine, addr);
+            super::pubsub::drop_outbox(&engine, addr, &outbox);
         }
     });
     sender

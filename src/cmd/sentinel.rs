@@ -325,6 +325,9 @@ fn monitor(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
             "ERR Invalid IP address or hostname specified",
         ));
     }
+    if !crate::sentinel::config::is_plain_word(&text(argv[2])) {
+        return Err(CmdError::new("ERR Invalid master name"));
+    }
     with_sentinel(cx, |s, now| {
         match s.monitor(
             &text(argv[2]),
@@ -387,14 +390,25 @@ fn is_master_down(cx: &mut Ctx<'_, '_>, argv: &[&[u8]]) -> CmdResult {
     };
     let addr = Addr::new(text(argv[2]), port);
     let run_id = text(argv[5]);
-    with_sentinel(cx, |s, now| {
+    let (reply, voted) = with_sentinel(cx, |s, now| {
         let (down, leader, leader_epoch) = s.vote(&addr, epoch, &run_id, now);
-        Ok(Reply::Array(vec![
+        let reply = Reply::Array(vec![
             Reply::Int(i64::from(down)),
             Reply::bulk(leader.as_bytes()),
             Reply::Int(leader_epoch as i64),
-        ]))
-    })
+        ]);
+        Ok((reply, s.take_dirty()))
+    })?;
+    // A vote is on disk before it is told, as in Redis: a sentinel that restarts cannot
+    // vote twice in one epoch.
+    if voted {
+        let runtime = runtime(cx)?;
+        if let Err(e) = crate::sentinel::config::rewrite(cx.engine, runtime) {
+            tracing::warn!("Sentinel could not save its vote: {e}");
+            return Err(CmdError::msg(format!("ERR could not save the vote: {e}")));
+        }
+    }
+    Ok(reply)
 }
 
 fn myid(cx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) -> CmdResult {

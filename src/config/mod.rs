@@ -607,8 +607,11 @@ impl Config {
     /// it monitors the group and fails it over, and its events (`+switch-master`, ...) are
     /// published on channels named after them, for [`crate::Node::subscribe`].
     pub fn sentinel(mut self, directive: &str) -> Config {
-        let words = directive.split_whitespace().map(str::to_string).collect();
-        self.sentinel.get_or_insert_with(Vec::new).push(words);
+        let words: Vec<String> = directive.split_whitespace().map(str::to_string).collect();
+        let directives = self.sentinel.get_or_insert_with(Vec::new);
+        if !words.is_empty() {
+            directives.push(words);
+        }
         self
     }
 

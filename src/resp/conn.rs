@@ -294,7 +294,8 @@ impl<S: Stream> Conn<S> {
     /// How long this client may stay idle: Redis closes it once more than `timeout` whole
     /// seconds passed, checked about once a second; monitors and subscribers are exempt.
     fn idle_timeout(&self, timeout_secs: u64) -> Option<Duration> {
-        let exempt = self.state.client.conn.monitor || self.state.info.kind != ClientKind::Normal;
+        let exempt =
+            self.state.client.conn.monitor || self.state.info.class() != ClientKind::Normal;
         (timeout_secs > 0 && !exempt).then(|| Duration::from_secs(timeout_secs + 1))
     }
 

@@ -9,6 +9,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// A hello subscription that hears nothing this long is reconnected.
+const IDLE_LINK: Duration = Duration::from_secs(6);
 /// A reply this long is refused (INFO is a few KB).
 const REPLY_BYTES_MAX: usize = 1 << 20;
 
@@ -90,7 +92,7 @@ fn skip(buf: &[u8], at: &mut usize, depth: usize) -> bool {
         },
         b'*' | b'>' | b'~' | b'%' => {
             let per = if kind == b'%' { 2 } else { 1 };
-            let n = count().unwrap_or(0).max(0) * per;
+            let n = count().unwrap_or(0).clamp(0, REPLY_BYTES_MAX as i64) * per;
             (0..n).all(|_| skip(buf, at, depth + 1))
         }
         _ => true,
@@ -127,7 +129,11 @@ pub async fn subscribe(
     let mut buf = Vec::new();
     exchange(&mut stream, &[b"SUBSCRIBE", channel.as_bytes()], &mut buf).await?;
     loop {
-        let reply = read_reply(&mut stream, &mut buf).await?;
+        // Hellos come every 2 s from every sentinel, ours included: silence this long means
+        // the link is dead (Redis drops an idle pub/sub link likewise).
+        let reply = tokio::time::timeout(IDLE_LINK, read_reply(&mut stream, &mut buf))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no hello for too long"))??;
         if let Reply::Array(parts) | Reply::Push(parts) = reply {
             if let [_, _, Reply::Bulk(payload)] = parts.as_slice() {
                 if !on_message(payload) {

@@ -34,11 +34,11 @@ fn number<T: std::str::FromStr>(text: &str) -> Result<T, String> {
 }
 
 fn apply(s: &mut Sentinel, d: &[String], now: u64) -> Result<(), String> {
-    let word = d
-        .first()
-        .map(|w| w.to_ascii_lowercase())
-        .unwrap_or_default();
-    let args: Vec<&str> = d[1..].iter().map(String::as_str).collect();
+    let Some((word, rest)) = d.split_first() else {
+        return Err("Unrecognized sentinel configuration statement.".into());
+    };
+    let word = word.to_ascii_lowercase();
+    let args: Vec<&str> = rest.iter().map(String::as_str).collect();
     match (word.as_str(), args.as_slice()) {
         ("myid", [_]) => Ok(()),
         ("monitor", [name, ip, port, quorum]) => {
@@ -58,6 +58,7 @@ fn apply(s: &mut Sentinel, d: &[String], now: u64) -> Result<(), String> {
         }
         ("announce-ip", [ip]) => {
             s.announce.host = ip.to_string();
+            s.announce_configured.0 = Some(ip.to_string());
             Ok(())
         }
         ("announce-port", [port]) => {
@@ -65,6 +66,7 @@ fn apply(s: &mut Sentinel, d: &[String], now: u64) -> Result<(), String> {
             if port != 0 {
                 s.announce.port = port;
             }
+            s.announce_configured.1 = Some(port);
             Ok(())
         }
         ("deny-scripts-reconfig" | "resolve-hostnames" | "announce-hostnames", [_]) => Ok(()),
@@ -77,6 +79,15 @@ fn apply(s: &mut Sentinel, d: &[String], now: u64) -> Result<(), String> {
         }
         _ => Err("Unrecognized sentinel configuration statement.".into()),
     }
+}
+
+/// Whether `word` can be written into the configuration file as one argument (names and
+/// values come from clients: SENTINEL MONITOR, SENTINEL SET).
+pub fn is_plain_word(word: &str) -> bool {
+    !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\'')
 }
 
 /// One group option: a `sentinel <option> <name> ...` line, or SENTINEL SET's pairs.
@@ -94,7 +105,7 @@ pub fn set_option(
         ("failover-timeout", [ms]) => settings.failover_timeout_ms = positive(ms)?,
         ("parallel-syncs", [n]) => settings.parallel_syncs = positive(n)? as usize,
         ("quorum", [n]) => settings.quorum = positive(n)? as usize,
-        ("auth-pass", [pass]) => {
+        ("auth-pass", [pass]) if pass.is_empty() || is_plain_word(pass) => {
             settings.auth_pass = (!pass.is_empty()).then(|| pass.to_string());
         }
         ("config-epoch", [epoch]) => group.config_epoch = number(epoch)?,
@@ -118,9 +129,11 @@ pub fn set_option(
     Ok(())
 }
 
+/// A positive setting, at most about 30 years of milliseconds (so sums of them cannot
+/// overflow).
 fn positive(text: &str) -> Result<u64, String> {
     match text.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n),
+        Ok(n) if n > 0 && n < 1 << 40 => Ok(n),
         _ => Err(format!("'{text}' must be a positive number")),
     }
 }
@@ -131,6 +144,12 @@ pub fn directives(s: &Sentinel) -> Vec<String> {
         format!("sentinel myid {}", s.my_id),
         format!("sentinel current-epoch {}", s.current_epoch),
     ];
+    if let Some(ip) = &s.announce_configured.0 {
+        lines.push(format!("sentinel announce-ip {ip}"));
+    }
+    if let Some(port) = s.announce_configured.1 {
+        lines.push(format!("sentinel announce-port {port}"));
+    }
     for g in s.groups.values() {
         let (m, st) = (&g.master.addr, &g.settings);
         lines.push(format!(

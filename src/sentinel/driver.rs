@@ -273,7 +273,7 @@ pub fn parse_info(text: &str) -> InfoReport {
             "master_port" => port = value.parse::<u16>().ok(),
             "master_link_status" => link_up = value == "up",
             "master_link_down_since_seconds" => {
-                report.link_down_ms = value.parse::<u64>().unwrap_or(0) * 1000
+                report.link_down_ms = value.parse::<u64>().unwrap_or(0).saturating_mul(1000)
             }
             "slave_priority" | "replica_priority" => report.priority = value.parse().unwrap_or(100),
             "slave_repl_offset" => report.repl_offset = value.parse().unwrap_or(0),

@@ -140,6 +140,10 @@ pub struct Instance {
     pub primary: Option<(Addr, bool)>,
     info_sent_ms: Ms,
     hello_sent_ms: Ms,
+    /// When the primary it reports last changed, and when it was last told to follow ours
+    /// outside a failover.
+    primary_changed_ms: Ms,
+    fixed_ms: Ms,
     /// Failover bookkeeping for a replica: told to follow the new primary (when), syncing,
     /// done.
     reconf: Reconf,
@@ -172,6 +176,8 @@ impl Instance {
             primary: None,
             info_sent_ms: 0,
             hello_sent_ms: 0,
+            primary_changed_ms: now,
+            fixed_ms: 0,
             reconf: Reconf::None,
         }
     }
@@ -347,7 +353,8 @@ impl Group {
             .master
             .sdown_since_ms
             .map_or(0, |since| now.saturating_sub(since));
-        let link_down_max_ms = master_down_ms + self.settings.down_after_ms * 10;
+        let link_down_max_ms =
+            master_down_ms.saturating_add(self.settings.down_after_ms.saturating_mul(10));
         let info_valid_ms = match self.master.is_sdown() {
             true => PING_PERIOD_MS * 5,
             false => INFO_PERIOD_MS * 3,
@@ -392,6 +399,8 @@ pub struct Sentinel {
     events: Vec<(&'static str, String)>,
     /// Where the other sentinels reach this one (announced in hellos).
     pub announce: Addr,
+    /// `announce-ip` and `announce-port` as configured (kept when the file is rewritten).
+    pub announce_configured: (Option<String>, Option<u16>),
     /// The configuration changed (to save: epochs, votes, a new primary, peers).
     dirty: bool,
     /// Jitter for failover starts, seeded from the run ID (so a simulation replays exactly).
@@ -412,6 +421,7 @@ impl Sentinel {
             ),
             my_id,
             announce,
+            announce_configured: (None, None),
             dirty: false,
         }
     }
@@ -573,7 +583,7 @@ impl Sentinel {
     fn check_sdown(&mut self, group: &mut Group, now: Ms) {
         let down_after = group.settings.down_after_ms;
         let mut changes = Vec::new();
-        let role_grace = down_after + INFO_PERIOD_MS * 2;
+        let role_grace = down_after.saturating_add(INFO_PERIOD_MS * 2);
         let master_says_replica = !group.master.reported_master
             && group.master.info_refresh_ms > 0
             && now.saturating_sub(group.master.role_reported_ms) > role_grace;
@@ -678,7 +688,10 @@ impl Sentinel {
     /// Starts a failover in a new epoch; a `forced` one (SENTINEL FAILOVER) needs no
     /// election.
     fn begin_failover(&mut self, group: &mut Group, now: Ms, forced: bool) {
-        self.current_epoch += 1;
+        self.current_epoch = self.current_epoch.saturating_add(1);
+        for replica in group.replicas.values_mut() {
+            replica.reconf = Reconf::None;
+        }
         self.dirty = true;
         let epoch = self.current_epoch;
         self.event("+new-epoch", epoch.to_string());
@@ -865,25 +878,39 @@ impl Sentinel {
         if group.failover.is_some() || group.master.is_sdown() {
             return;
         }
+        // Only a primary that looks sane (says it is one, recently) is worth following.
+        let sane = group.master.reported_master
+            && now.saturating_sub(group.master.info_refresh_ms) < INFO_PERIOD_MS * 2;
+        if !sane {
+            return;
+        }
         let master = group.master.addr.clone();
+        let patience_ms = group.settings.failover_timeout_ms;
         let mut fixes = Vec::new();
         for replica in group.replicas.values_mut() {
             if replica.is_sdown() || replica.info_refresh_ms == 0 {
                 continue;
             }
-            // Redis waits this long before it believes a replica's new role.
-            let settled = now.saturating_sub(replica.role_reported_ms) > HELLO_PERIOD_MS * 4;
-            let wrong_primary = match &replica.primary {
-                Some((p, _)) => *p != master,
-                None => true,
+            if now.saturating_sub(replica.fixed_ms) < INFO_PERIOD_MS * 2 && replica.fixed_ms != 0 {
+                continue;
+            }
+            // Redis's waits: a new primary role is believed after a few hellos' time; a
+            // replica of another primary may be mid-failover elsewhere (another sentinel's
+            // hello may not have arrived yet), so it is left alone for the failover timeout.
+            let kind = match &replica.primary {
+                None if replica.reported_master => {
+                    let settled =
+                        now.saturating_sub(replica.role_reported_ms) > HELLO_PERIOD_MS * 4;
+                    settled.then_some("+convert-to-slave")
+                }
+                Some((p, _)) if *p != master => {
+                    let settled = now.saturating_sub(replica.primary_changed_ms) > patience_ms;
+                    settled.then_some("+fix-slave-config")
+                }
+                _ => None,
             };
-            let recently_told = matches!(replica.reconf, Reconf::Sent(at) if now.saturating_sub(at) < INFO_PERIOD_MS * 2);
-            if wrong_primary && (settled || !replica.reported_master) && !recently_told {
-                replica.reconf = Reconf::Sent(now);
-                let kind = match replica.reported_master {
-                    true => "+convert-to-slave",
-                    false => "+fix-slave-config",
-                };
+            if let Some(kind) = kind {
+                replica.fixed_ms = now;
                 fixes.push((kind, replica.addr.clone()));
             }
         }
@@ -973,6 +1000,8 @@ impl Sentinel {
         let down = group.master.is_sdown();
         let (leader, leader_epoch) = match run_id {
             "*" => (None, 0),
+            // An epoch this far out could only come from a broken or hostile peer.
+            _ if epoch >= u64::MAX / 2 => (None, 0),
             candidate => self.vote_in(&mut group, epoch, candidate, now),
         };
         self.groups.insert(name, group);
@@ -1021,6 +1050,10 @@ impl Sentinel {
         inst.priority = info.priority;
         inst.repl_offset = info.repl_offset;
         inst.link_down_ms = info.link_down_ms;
+        let primary_of = |p: &Option<(Addr, bool)>| p.as_ref().map(|(a, _)| a.clone());
+        if primary_of(&inst.primary) != primary_of(&info.primary) {
+            inst.primary_changed_ms = now;
+        }
         inst.primary = info.primary.clone();
         if is_master_addr && info.is_master {
             let known: Vec<Addr> = info
@@ -1099,7 +1132,15 @@ impl Sentinel {
         ) else {
             return;
         };
-        if run_id == self.my_id {
+        // Anyone who can PUBLISH on an instance can send a hello: take only well-formed ones
+        // (what is learned ends up in the configuration file).
+        let well_formed = run_id.len() == 40
+            && run_id.bytes().all(|b| b.is_ascii_hexdigit())
+            && ip.parse::<std::net::IpAddr>().is_ok()
+            && m_ip.parse::<std::net::IpAddr>().is_ok()
+            && epoch < u64::MAX / 2
+            && m_epoch < u64::MAX / 2;
+        if run_id == self.my_id || !well_formed {
             return;
         }
         if epoch > self.current_epoch {
