@@ -57,6 +57,9 @@ pub(crate) struct Cluster {
     partitioned: RwLock<Vec<std::net::SocketAddr>>,
     /// The slots this node served at the last change (for [`crate::events`]).
     served: Mutex<slots::SlotSet>,
+    /// The slots its shard (itself, or the master it replicates) served then: a replica's
+    /// shard subscribers lose the slots its shard loses.
+    shard_served: Mutex<slots::SlotSet>,
     /// Pub/sub between nodes: who listens to what, and the messages on their way.
     pub relay: pubsub::Relay,
 }
@@ -87,6 +90,7 @@ impl Cluster {
         let runs = state.owner_runs();
         let routes = Routes::build(&state, &runs, config.cluster_require_full_coverage);
         let served = state.slots_of(&state.myself_id());
+        let shard = state.slots_of(&state.myself().primary.unwrap_or(state.myself_id()));
         let cluster = Cluster {
             state: Mutex::new(state),
             routes: RwLock::new(Arc::new(routes)),
@@ -97,6 +101,7 @@ impl Cluster {
             reconciling: Mutex::new(()),
             paused: std::sync::atomic::AtomicBool::new(false),
             partitioned: RwLock::new(Vec::new()),
+            shard_served: Mutex::new(shard),
             served: Mutex::new(served),
             relay: pubsub::Relay::default(),
         };
@@ -146,6 +151,17 @@ impl Cluster {
             self.save(state, &runs)?;
         }
         Ok(changed)
+    }
+
+    /// The slots this node's shard no longer serves since the last call, as ranges.
+    fn shard_slots_lost(&self, state: &State) -> Vec<std::ops::RangeInclusive<u16>> {
+        let me = state.myself();
+        let owner = me.primary.unwrap_or(me.id);
+        let now = state.slots_of(&owner);
+        let before = std::mem::replace(&mut *self.shard_served.lock(), now.clone());
+        let mut lost = before;
+        now.iter().for_each(|s| lost.remove(s));
+        lost.ranges().into_iter().map(|(a, b)| a..=b).collect()
     }
 
     /// The slots this node serves now against those it served at the last call: the events
@@ -328,14 +344,19 @@ pub(crate) fn with_state<T>(engine: &Engine, f: impl FnOnce(&mut State) -> T) ->
             tracing::warn!("Could not save the cluster configuration: {e}");
             true
         });
-    let events = match changed {
-        true => cluster.slot_events(&state),
-        false => Vec::new(),
+    let (events, shard_lost) = match changed {
+        true => (cluster.slot_events(&state), cluster.shard_slots_lost(&state)),
+        false => (Vec::new(), Vec::new()),
     };
     let paused = state.writes_paused();
     let sending = state.has_outgoing();
     drop(state);
+    if !shard_lost.is_empty() {
+        pubsub::slots_lost(engine, &shard_lost);
+    }
     for event in events {
+        // A master that lost slots to its replica's takeover stays in the shard, but its
+        // shard subscribers are unsubscribed all the same, as in Redis 7.
         if let crate::events::Event::SlotsLost(lost) = &event {
             pubsub::slots_lost(engine, lost);
         }
