@@ -5,13 +5,27 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Where cargo put this build's libshoal.a: next to the test binary's folder.
+/// A folder of this test's own under the target directory, holding libshoal.a: cargo does
+/// not build a crate's static library for its tests, and the running `cargo test` holds the
+/// main target directory, so the library is built once into `target/c-api` by a cargo of
+/// its own.
 fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>")
-        .to_path_buf()
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let ffi = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let dir = ffi.join("../target/c-api");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "--quiet", "-p", "shoal-ffi", "--target-dir"])
+                .arg(&dir)
+                .current_dir(ffi)
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building libshoal.a failed");
+            dir.join("debug")
+        })
+        .clone()
 }
 
 fn build(example: &str) -> PathBuf {

@@ -345,7 +345,10 @@ pub(crate) fn with_state<T>(engine: &Engine, f: impl FnOnce(&mut State) -> T) ->
             true
         });
     let (events, shard_lost) = match changed {
-        true => (cluster.slot_events(&state), cluster.shard_slots_lost(&state)),
+        true => (
+            cluster.slot_events(&state),
+            cluster.shard_slots_lost(&state),
+        ),
         false => (Vec::new(), Vec::new()),
     };
     let paused = state.writes_paused();
