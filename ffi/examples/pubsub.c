@@ -34,8 +34,11 @@ int main(void) {
     CHECK(node != NULL);
     struct seen seen = {PTHREAD_MUTEX_INITIALIZER, 0, 1};
     shoal_subscription *subscription = NULL;
-    CHECK(shoal_subscribe(node, "news", 4, on_message, &seen, &subscription) == SHOAL_OK);
-    CHECK(shoal_subscribe(node, "news", 4, NULL, &seen, &subscription) == SHOAL_ERR_ARGUMENT);
+    CHECK(shoal_subscribe(node, SHOAL_CHANNEL, "news", 4, on_message, &seen, &subscription) == SHOAL_OK);
+    CHECK(shoal_subscribe(node, SHOAL_CHANNEL, "news", 4, NULL, &seen, &subscription) == SHOAL_ERR_ARGUMENT);
+    struct seen by_pattern = {PTHREAD_MUTEX_INITIALIZER, 0, 1};
+    shoal_subscription *pattern = NULL;
+    CHECK(shoal_subscribe(node, SHOAL_PATTERN, "n[e]w?", 6, on_message, &by_pattern, &pattern) == SHOAL_OK);
 
     for (int i = 0; i < MESSAGES; i++) {
         char payload[32];
@@ -43,18 +46,23 @@ int main(void) {
         const char *argv[] = {"PUBLISH", "news", payload};
         size_t argvlen[] = {7, 4, (size_t)n};
         shoal_reply *reply = shoal_exec(node, 3, argv, argvlen);
-        CHECK(reply != NULL && reply->type == SHOAL_REPLY_INTEGER && reply->integer == 1);
+        CHECK(reply != NULL && reply->type == SHOAL_REPLY_INTEGER && reply->integer == 2);
         shoal_reply_free(reply);
     }
     for (int waited = 0; waited < 500; waited++) {
         pthread_mutex_lock(&seen.lock);
         int count = seen.count;
         pthread_mutex_unlock(&seen.lock);
-        if (count == MESSAGES) break;
+        pthread_mutex_lock(&by_pattern.lock);
+        int count_pattern = by_pattern.count;
+        pthread_mutex_unlock(&by_pattern.lock);
+        if (count == MESSAGES && count_pattern == MESSAGES) break;
         usleep(10000);
     }
     shoal_unsubscribe(subscription);
+    shoal_unsubscribe(pattern);
     CHECK(seen.count == MESSAGES && seen.in_order);
+    CHECK(by_pattern.count == MESSAGES && by_pattern.in_order);
     CHECK(shoal_close(node) == SHOAL_OK);
     printf("pubsub: %d messages in order\n", seen.count);
     return 0;

@@ -15,9 +15,16 @@ int main(int argc, char **argv) {
     int n = snprintf(config, sizeof config, "port %d\nbind 127.0.0.1\n", primary_port);
     shoal_node *primary = shoal_open(config, (size_t)n);
     CHECK(primary != NULL);
-    n = snprintf(config, sizeof config, "port %d\nbind 127.0.0.1\n", replica_port);
-    shoal_node *replica = shoal_open(config, (size_t)n);
+    /* The same kind of configuration as name/value pairs. */
+    char port[16];
+    snprintf(port, sizeof port, "%d", replica_port);
+    const char *names[] = {"port", "bind"};
+    const char *values[] = {port, "127.0.0.1"};
+    shoal_node *replica = shoal_open_pairs(names, values, 2);
     CHECK(replica != NULL);
+    const char *bad_values[] = {"not a port", "127.0.0.1"};
+    CHECK(shoal_open_pairs(names, bad_values, 2) == NULL);
+    CHECK(shoal_open_pairs(NULL, values, 2) == NULL);
 
     char bus[64];
     snprintf(bus, sizeof bus, "127.0.0.1:%d", primary_port + 10000);

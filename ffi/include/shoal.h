@@ -61,6 +61,24 @@ typedef enum shoal_reply_type {
 } shoal_reply_type;
 
 /*
+ What a subscription listens to.
+ */
+typedef enum shoal_subscription_kind {
+  /*
+   A channel (SUBSCRIBE).
+   */
+  SHOAL_CHANNEL = 0,
+  /*
+   A glob pattern over channels (PSUBSCRIBE); the callback gets the actual channel.
+   */
+  SHOAL_PATTERN = 1,
+  /*
+   A shard channel (SSUBSCRIBE, messages from SPUBLISH).
+   */
+  SHOAL_SHARD_CHANNEL = 2,
+} shoal_subscription_kind;
+
+/*
  An open node. Opaque: use it only through these functions.
  */
 typedef struct shoal_node shoal_node;
@@ -122,6 +140,15 @@ const char *shoal_version(void);
  used from any thread meanwhile.
  */
 struct shoal_node *shoal_open(const char *config, uintptr_t config_len);
+
+/*
+ Opens a node configured by `count` directives given as name/value pairs (`names[i]`
+ `values[i]`, NUL-terminated: `"port"`, `"6379"`); values are quoted as needed, so they
+ may hold spaces. Otherwise as `shoal_open`.
+ */
+struct shoal_node *shoal_open_pairs(const char *const *names,
+                                    const char *const *values,
+                                    uintptr_t count);
 
 /*
  Closes a node (saving what its configuration says to save). Closing NULL, or a node
@@ -189,14 +216,16 @@ enum shoal_status shoal_replicate_from(struct shoal_node *node, const char *addr
 enum shoal_status shoal_promote(struct shoal_node *node);
 
 /*
- Subscribes to `channel` (`channel_len` bytes): `callback` gets each message published
- from now on, on a thread of the subscription's own, in order. `*out` receives the
- subscription, to end with `shoal_unsubscribe` (which waits for a callback in progress).
- A subscriber that falls far behind (past `client-output-buffer-limit pubsub`) is dropped.
+ Subscribes to `name` (`name_len` bytes), a channel, pattern or shard channel as `kind`
+ says: `callback` gets each message published from now on, on a thread of the
+ subscription's own, in order. `*out` receives the subscription, to end with
+ `shoal_unsubscribe` (which waits for a callback in progress). A subscriber that falls far
+ behind (past `client-output-buffer-limit pubsub`) is dropped.
  */
 enum shoal_status shoal_subscribe(struct shoal_node *node,
-                                  const char *channel,
-                                  uintptr_t channel_len,
+                                  enum shoal_subscription_kind kind,
+                                  const char *name,
+                                  uintptr_t name_len,
                                   shoal_message_fn callback,
                                   void *user_data,
                                   struct shoal_subscription **out);

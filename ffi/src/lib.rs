@@ -216,6 +216,48 @@ pub unsafe extern "C" fn shoal_open(config: *const c_char, config_len: usize) ->
     })
 }
 
+/// Opens a node configured by `count` directives given as name/value pairs (`names[i]`
+/// `values[i]`, NUL-terminated: `"port"`, `"6379"`); values are quoted as needed, so they
+/// may hold spaces. Otherwise as `shoal_open`.
+#[no_mangle]
+pub unsafe extern "C" fn shoal_open_pairs(
+    names: *const *const c_char,
+    values: *const *const c_char,
+    count: usize,
+) -> *mut shoal_node {
+    guard(std::ptr::null_mut(), || {
+        if count > 0 && (names.is_null() || values.is_null()) {
+            fail(SHOAL_ERR_ARGUMENT, "names or values is NULL");
+            return std::ptr::null_mut();
+        }
+        if count > 1 << 20 {
+            fail(SHOAL_ERR_ARGUMENT, "count is impossible");
+            return std::ptr::null_mut();
+        }
+        let mut text = String::new();
+        for i in 0..count {
+            // SAFETY: `count` entries in both arrays, as documented.
+            let (name, value) = unsafe { (*names.add(i), *values.add(i)) };
+            if name.is_null() || value.is_null() {
+                fail(SHOAL_ERR_ARGUMENT, format!("name or value {i} is NULL"));
+                return std::ptr::null_mut();
+            }
+            // SAFETY: NUL-terminated strings, as documented.
+            let (name, value) = unsafe { (CStr::from_ptr(name), CStr::from_ptr(value)) };
+            let Ok(name) = name.to_str() else {
+                fail(SHOAL_ERR_ARGUMENT, format!("name {i} is not UTF-8"));
+                return std::ptr::null_mut();
+            };
+            text.push_str(name);
+            text.push(' ');
+            text.push_str(&shoal_core::config::file::quote(value.to_bytes()));
+            text.push('\n');
+        }
+        // SAFETY: `text` is `text.len()` readable bytes.
+        unsafe { shoal_open(text.as_ptr().cast(), text.len()) }
+    })
+}
+
 /// Closes a node (saving what its configuration says to save). Closing NULL, or a node
 /// closed already, returns an error and does nothing else.
 #[no_mangle]
@@ -516,15 +558,29 @@ pub unsafe extern "C" fn shoal_promote(node: *mut shoal_node) -> shoal_status {
     })
 }
 
-/// Subscribes to `channel` (`channel_len` bytes): `callback` gets each message published
-/// from now on, on a thread of the subscription's own, in order. `*out` receives the
-/// subscription, to end with `shoal_unsubscribe` (which waits for a callback in progress).
-/// A subscriber that falls far behind (past `client-output-buffer-limit pubsub`) is dropped.
+/// What a subscription listens to.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum shoal_subscription_kind {
+    /// A channel (SUBSCRIBE).
+    SHOAL_CHANNEL = 0,
+    /// A glob pattern over channels (PSUBSCRIBE); the callback gets the actual channel.
+    SHOAL_PATTERN = 1,
+    /// A shard channel (SSUBSCRIBE, messages from SPUBLISH).
+    SHOAL_SHARD_CHANNEL = 2,
+}
+
+/// Subscribes to `name` (`name_len` bytes), a channel, pattern or shard channel as `kind`
+/// says: `callback` gets each message published from now on, on a thread of the
+/// subscription's own, in order. `*out` receives the subscription, to end with
+/// `shoal_unsubscribe` (which waits for a callback in progress). A subscriber that falls far
+/// behind (past `client-output-buffer-limit pubsub`) is dropped.
 #[no_mangle]
 pub unsafe extern "C" fn shoal_subscribe(
     node: *mut shoal_node,
-    channel: *const c_char,
-    channel_len: usize,
+    kind: shoal_subscription_kind,
+    name: *const c_char,
+    name_len: usize,
     callback: shoal_message_fn,
     user_data: *mut c_void,
     out: *mut *mut shoal_subscription,
@@ -538,8 +594,12 @@ pub unsafe extern "C" fn shoal_subscribe(
         }
         // SAFETY: as documented for each pointer.
         let subscription = match unsafe { node_ref(node) }.and_then(|node| {
-            let channel = unsafe { bytes(channel, channel_len, "channel") }?;
-            Ok(node.subscribe(&[channel]))
+            let name = unsafe { bytes(name, name_len, "name") }?;
+            Ok(match kind {
+                shoal_subscription_kind::SHOAL_CHANNEL => node.subscribe(&[name]),
+                shoal_subscription_kind::SHOAL_PATTERN => node.psubscribe(&[name]),
+                shoal_subscription_kind::SHOAL_SHARD_CHANNEL => node.ssubscribe(&[name]),
+            })
         }) {
             Ok(s) => s,
             Err(status) => return status,
