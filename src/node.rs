@@ -153,6 +153,9 @@ impl Node {
         if config.cluster_enabled {
             let cluster = crate::cluster::Cluster::open(config)?;
             let _ = engine.cluster.set(cluster);
+            if let Some(cluster) = engine.cluster.get() {
+                engine.pubsub.watch_interest(Arc::clone(&cluster.wake));
+            }
         }
         if config.persistence && config.append_only {
             crate::persist::aof::open(&engine)?;

@@ -66,6 +66,7 @@ pub(crate) struct Hub {
     /// Bumped when a name gets its first subscriber or loses its last: the cluster tells
     /// the other nodes what this one listens to when it moves.
     interest_version: AtomicU64,
+    on_interest_change: std::sync::OnceLock<Arc<tokio::sync::Notify>>,
     closed: AtomicBool,
 }
 
@@ -86,7 +87,7 @@ impl Hub {
             return false;
         }
         if subscribers.is_empty() {
-            self.interest_version.fetch_add(1, Ordering::Relaxed);
+            self.interest_changed();
         }
         subscribers.push(Arc::clone(sink));
         if kind == Kind::Pattern {
@@ -106,7 +107,7 @@ impl Hub {
         let removed = subscribers.len() < before;
         if subscribers.is_empty() {
             names.remove(name);
-            self.interest_version.fetch_add(1, Ordering::Relaxed);
+            self.interest_changed();
         }
         if kind == Kind::Pattern {
             self.patterns_live.store(names.len(), Ordering::Relaxed);
@@ -152,6 +153,20 @@ impl Hub {
             .collect()
     }
 
+    /// A name got its first subscriber or lost its last: the version moves, and whoever
+    /// tells other nodes (the cluster bus) is woken to do it now.
+    fn interest_changed(&self) {
+        self.interest_version.fetch_add(1, Ordering::Relaxed);
+        if let Some(wake) = self.on_interest_change.get() {
+            wake.notify_one();
+        }
+    }
+
+    /// Has `wake` notified whenever what this node listens to changes.
+    pub fn watch_interest(&self, wake: Arc<tokio::sync::Notify>) {
+        let _ = self.on_interest_change.set(wake);
+    }
+
     /// Changes with what this node listens to (see [`Hub::active`]).
     pub fn interest_version(&self) -> u64 {
         self.interest_version.load(Ordering::Relaxed)
@@ -174,7 +189,7 @@ impl Hub {
         let mut names = self.shard.write();
         let gone: Vec<Arc<[u8]>> = names.keys().filter(|n| lost(n)).cloned().collect();
         for name in gone {
-            self.interest_version.fetch_add(1, Ordering::Relaxed);
+            self.interest_changed();
             for sink in names.remove(&name).unwrap_or_default() {
                 match &sink.target {
                     Target::Resp(mailbox) => mailbox.revoke(Arc::clone(&name)),

@@ -58,7 +58,12 @@ pub(crate) async fn run(engine: Weak<Engine>, endpoint: Endpoint) {
                 }
                 outgoing
             }
-            false => super::with_state(&engine, State::poll_outgoing).unwrap_or_default(),
+            false => {
+                // Woken by the state, or by a subscription that changed what this node
+                // listens to: the other nodes hear of it now rather than at the next tick.
+                super::pubsub::advertise_change(&engine);
+                super::with_state(&engine, State::poll_outgoing).unwrap_or_default()
+            }
         };
         for out in outgoing {
             if cut_off(&engine, out.to) {

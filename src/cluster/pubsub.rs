@@ -342,10 +342,24 @@ pub(crate) fn advertise(engine: &Engine) {
     let Some(cluster) = engine.cluster.get() else {
         return;
     };
-    let version = engine.pubsub.interest_version();
     let tick = cluster.relay.ticks.fetch_add(1, Ordering::Relaxed);
+    tell(engine, tick % INTEREST_EVERY_TICKS == 0);
+}
+
+/// Between ticks: tells the other nodes at once if what this node listens to changed.
+pub(crate) fn advertise_change(engine: &Engine) {
+    tell(engine, false);
+}
+
+/// Sends this node's interest to the nodes not told its current version (all of them when
+/// `everyone`).
+fn tell(engine: &Engine, everyone: bool) {
+    let Some(cluster) = engine.cluster.get() else {
+        return;
+    };
+    let version = engine.pubsub.interest_version();
     let mut told = cluster.relay.told.lock();
-    if told.0 != version || tick % INTEREST_EVERY_TICKS == 0 {
+    if told.0 != version || everyone {
         *told = (version, Default::default());
     }
     let targets: Vec<_> = cluster.send_with(|state| state.publish_targets(None));
