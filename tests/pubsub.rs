@@ -181,6 +181,24 @@ fn resp3_sessions_match_redis() {
     );
 }
 
+/// A RESP3 subscriber blocked in BLPOP receives messages while it waits, as in Redis.
+#[test]
+fn blocked_resp3_subscribers_get_pushes_while_waiting() {
+    same_as_redis(
+        2,
+        &[
+            Untested(0, "HELLO 3"),
+            Call(0, "SUBSCRIBE x", 1),
+            Call(0, "BLPOP k 0", 0),
+            Sleep(100),
+            Call(1, "PUBLISH x while-blocked", 1),
+            Read(0, 1),
+            Call(1, "RPUSH k v", 1),
+            Read(0, 1),
+        ],
+    );
+}
+
 /// Keyspace notifications for every event class, as Redis publishes them, in order.
 #[test]
 fn keyspace_notifications_match_redis() {

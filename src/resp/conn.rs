@@ -602,6 +602,12 @@ impl<S: Stream> Conn<S> {
             if let Some(how) = self.state.info.take_unblock() {
                 return Ok(Wake::Unblocked(how));
             }
+            // A RESP3 subscriber gets its pushes while it waits, as in Redis.
+            if self.mailbox().is_some_and(|m| !m.is_empty()) {
+                self.take_messages();
+                self.flush().await?;
+                continue;
+            }
             let served = poll_fn(|cx| match blocked.poll_reply(cx.waker()) {
                 Some(reply) => Poll::Ready(reply),
                 None => Poll::Pending,
