@@ -370,16 +370,7 @@ for proto in (2, 3):
     p.close()
 print("ok")
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script, &server.port.to_string()])
-        .output()
-        .expect("python3 with the redis package (.ci/run installs it)");
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
-        "redis-py subscribers failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_python_ok("redis-py subscribers", script, &[server.port.to_string()]);
 }
 
 /// A subscriber that stops reading is disconnected at `client-output-buffer-limit pubsub`;

@@ -196,16 +196,7 @@ except redis.ResponseError as e:
     assert str(e).startswith("WRONGTYPE")
 print("ok")
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script, &server.port.to_string()])
-        .output()
-        .expect("python3 with the redis package (.ci/run installs it)");
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
-        "python redis workload failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_python_ok("python redis workload", script, &[server.port.to_string()]);
 }
 
 fn redis_cli(port: u16, args: &[&str], stdin: &[u8]) -> String {

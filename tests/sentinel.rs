@@ -7,7 +7,6 @@ mod common;
 
 use common::cluster::{call, wait_until};
 use common::{RespConn, ShoalServer, Value};
-use std::process::Command;
 
 fn sentinel_conf(primary_port: u16) -> String {
     format!(
@@ -26,9 +25,9 @@ fn listed(port: u16, what: &str) -> usize {
     }
 }
 
-#[test]
-fn three_sentinels_fail_over_a_killed_primary() {
-    let mut primary = ShoalServer::start_with_bus(&["--save", ""]);
+/// A shoal-server primary and a replica linked to it.
+fn linked_pair() -> (ShoalServer, ShoalServer) {
+    let primary = ShoalServer::start_with_bus(&["--save", ""]);
     let replica = ShoalServer::start_with_bus(&["--save", ""]);
     let primary_port = primary.port.to_string();
     assert_eq!(
@@ -38,6 +37,12 @@ fn three_sentinels_fail_over_a_killed_primary() {
     wait_until("the replica is linked", || {
         call(replica.port, &["INFO", "replication"]).contains("master_link_status:up")
     });
+    (primary, replica)
+}
+
+#[test]
+fn three_sentinels_fail_over_a_killed_primary() {
+    let (mut primary, replica) = linked_pair();
     assert_eq!(call(primary.port, &["SET", "before", "kill"]), "OK");
     assert_eq!(call(primary.port, &["WAIT", "1", "5000"]), "1");
 
@@ -91,19 +96,9 @@ assert m.get("before") == b"kill"
 m.set("after", "failover")
 print("ok")
 "#;
-    let mut args = vec!["-c".to_string(), script.to_string()];
-    args.extend(sentinels.iter().map(|s| s.port.to_string()));
+    let mut args: Vec<String> = sentinels.iter().map(|s| s.port.to_string()).collect();
     args.push(replica.port.to_string());
-    let out = Command::new("python3")
-        .args(&args)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        String::from_utf8_lossy(&out.stdout).trim() == "ok",
-        "redis-py Sentinel: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_python_ok("redis-py Sentinel", script, &args);
 
     // The old primary comes back and is made a replica of the new one.
     primary.start_again(&["--save", ""]);
@@ -135,16 +130,8 @@ print("ok")
 /// through a subscription to the +switch-master channel.
 #[test]
 fn an_embedded_sentinel_tells_the_application() {
-    let mut primary = ShoalServer::start_with_bus(&["--save", ""]);
-    let replica = ShoalServer::start_with_bus(&["--save", ""]);
+    let (mut primary, replica) = linked_pair();
     let primary_port = primary.port.to_string();
-    assert_eq!(
-        call(replica.port, &["REPLICAOF", "127.0.0.1", &primary_port]),
-        "OK"
-    );
-    wait_until("the replica is linked", || {
-        call(replica.port, &["INFO", "replication"]).contains("master_link_status:up")
-    });
     let config = shoal::Config::new()
         .sentinel(&format!("monitor app 127.0.0.1 {primary_port} 1"))
         .sentinel("down-after-milliseconds app 500");

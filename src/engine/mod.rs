@@ -576,13 +576,8 @@ impl Engine {
         };
         let command = self.commands.entry(id).command;
         // A subcommand is judged by its container (SENTINEL MASTERS by SENTINEL).
-        let family = self
-            .commands
-            .entry(id)
-            .full_name
-            .split('|')
-            .next()
-            .unwrap_or_default();
+        let container = self.commands.entry(id).container.unwrap_or(id);
+        let family = self.commands.entry(container).command.name;
         let served = match self.sentinel.get() {
             Some(_) => cmd::sentinel::serves(family),
             None => family != "sentinel",

@@ -208,6 +208,19 @@ pub struct Peer {
     ask_sent_ms: Ms,
 }
 
+impl Peer {
+    fn new(addr: Addr, run_id: &str, now: Ms) -> Peer {
+        Peer {
+            addr,
+            run_id: run_id.to_string(),
+            last_hello_ms: now,
+            says_down_ms: None,
+            leader: None,
+            ask_sent_ms: 0,
+        }
+    }
+}
+
 /// The steps of a failover.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -325,17 +338,8 @@ impl Group {
 
     /// A sentinel known from the configuration file.
     pub fn add_sentinel(&mut self, addr: Addr, run_id: &str, now: Ms) {
-        self.sentinels.insert(
-            run_id.to_string(),
-            Peer {
-                addr,
-                run_id: run_id.to_string(),
-                last_hello_ms: now,
-                says_down_ms: None,
-                leader: None,
-                ask_sent_ms: 0,
-            },
-        );
+        self.sentinels
+            .insert(run_id.to_string(), Peer::new(addr, run_id, now));
     }
 
     fn instance_mut(&mut self, addr: &Addr) -> Option<&mut Instance> {
@@ -1190,14 +1194,7 @@ impl Sentinel {
                 self.event("-dup-sentinel", text);
             }
         }
-        let peer = Peer {
-            addr,
-            run_id: run_id.to_string(),
-            last_hello_ms: now,
-            says_down_ms: None,
-            leader: None,
-            ask_sent_ms: 0,
-        };
+        let peer = Peer::new(addr, run_id, now);
         let text = group.describe_sentinel(&peer);
         group.sentinels.insert(run_id.to_string(), peer);
         self.event("+sentinel", text);

@@ -232,6 +232,23 @@ pub fn shoal_value(reply: &shoal::Reply, proto: shoal::resp::Protocol) -> Value 
     value
 }
 
+/// Runs a Python script (with the `redis` package, which .ci/run installs) with `args`;
+/// it must exit 0 having printed only "ok". `what` names it in the failure.
+pub fn run_python_ok(what: &str, script: &str, args: &[String]) {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 with the redis package (.ci/run installs it)");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Drains a reader to EOF (unused readers in some tests).
 pub fn read_all(mut r: impl Read) -> Vec<u8> {
     let mut v = Vec::new();
