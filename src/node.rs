@@ -156,6 +156,7 @@ impl Node {
             if let Some(cluster) = engine.cluster.get() {
                 engine.pubsub.watch_interest(Arc::clone(&cluster.wake));
             }
+            crate::cluster::start(&engine);
         }
         if config.persistence && config.append_only {
             crate::persist::aof::open(&engine)?;

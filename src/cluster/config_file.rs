@@ -62,7 +62,7 @@ impl ConfigFile {
         let mut queue = self.shared.queue.lock();
         queue.last += 1;
         let number = queue.last;
-        if queue.synced == Some(promises) {
+        if queue.synced.as_ref() == Some(&promises) {
             queue.pending = Some((number, text));
             self.shared.wake.notify_one();
             return Ok(());

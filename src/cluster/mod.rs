@@ -305,6 +305,18 @@ fn reconcile(engine: &Engine) {
     }
 }
 
+/// The replicas whose acknowledgements count ([`State::counted_replicas`]).
+fn counted_replicas(state: &State) -> Vec<NodeId> {
+    state.counted_replicas().to_vec()
+}
+
+/// Tells replication which replicas count as the loaded configuration says (the node opens).
+pub(crate) fn start(engine: &Engine) {
+    if let Some(cluster) = engine.cluster.get() {
+        engine.repl.set_counted(counted_replicas(&cluster.state()));
+    }
+}
+
 /// DEBUG CLUSTER-PARTITION: the bus drops messages to and from these nodes from now on.
 pub(crate) fn partition(engine: &Engine, ids: &[NodeId]) -> Result<(), String> {
     let cluster = engine
@@ -344,6 +356,9 @@ pub(crate) fn with_state<T>(engine: &Engine, f: impl FnOnce(&mut State) -> T) ->
             tracing::warn!("Could not save the cluster configuration: {e}");
             true
         });
+    if changed {
+        engine.repl.set_counted(counted_replicas(&state));
+    }
     let (events, shard_lost) = match changed {
         true => (
             cluster.slot_events(&state),

@@ -1,5 +1,5 @@
-//! Deterministic simulation of failure detection and failover: six nodes (three masters, a
-//! replica each) running the real cluster state machine ([`State`]) over an in-memory bus
+//! Deterministic simulation of failure detection and failover: seven nodes (three masters, a
+//! replica each and a second one for the first master) running the real cluster state machine ([`State`]) over an in-memory bus
 //! and a virtual clock, driven by a seeded scheduler that loses, duplicates, delays and
 //! reorders messages, partitions the nodes and crashes and restarts them (from the
 //! nodes.conf they last wrote). Replication is modelled: a replica copies its primary's log
@@ -7,8 +7,8 @@
 //! new primary never had is lost as it would be.
 //!
 //! Clients write to any node that accepts writes for a slot; a write counts as acknowledged
-//! when a replica following that node has it within the WAIT timeout (WAIT 1: a majority of
-//! a two-node shard). Checked after every step: never two nodes accept writes for a slot at
+//! when a replica that node counts (state/shard.rs) has it within the WAIT timeout (WAIT 1:
+//! a majority of a two- or three-node shard). Checked after every step: never two nodes accept writes for a slot at
 //! once (so never two in one epoch), no slot is written by two nodes in one epoch over the
 //! whole run, and no acknowledged write is missing from every node. After the faults heal:
 //! every node sees every slot served, all agree on the owners, every replica holds its
@@ -25,10 +25,10 @@ use crate::slot::SlotId;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
-/// Three masters with a replica each. With a second replica for one master, acknowledged
-/// writes can be lost when a replica that restarted joins the shard while the candidate
-/// cannot hear of it (the shard's membership is not agreed on): left for later.
-const NODES: usize = 6;
+/// Three masters with a replica each, and a second replica for the first: a shard whose
+/// members can disagree on who is in it (a replica restarts, a failed master rejoins, a
+/// replica migrates while the others cannot hear of it).
+const NODES: usize = 7;
 const MASTERS: usize = 3;
 const TIMEOUT_MS: u64 = 1_000;
 const STEP_MS: u64 = 5;
@@ -90,6 +90,10 @@ struct Sim {
     writers: HashMap<(usize, Epoch), usize>,
     faults: bool,
     resyncs: usize,
+    /// Print what happens (`SHOAL_SIM_TRACE=1` with a replayed seed).
+    trace: bool,
+    /// Each node's role as last traced.
+    roles: Vec<String>,
 }
 
 fn bus(i: usize) -> SocketAddr {
@@ -101,8 +105,7 @@ fn slot(index: usize) -> SlotId {
 }
 
 /// nodes.conf of node `me` for the starting cluster: masters 0-2 with a third of the slots
-/// each (config epochs 1-3), node 3+i a replica of master i (and 6+i another, if NODES
-/// allows).
+/// each (config epochs 1-3), node 3+i a replica of master i and node 6 another of master 0.
 fn initial_config(ids: &[NodeId], me: usize) -> String {
     let mut out = String::new();
     for (i, id) in ids.iter().enumerate() {
@@ -166,6 +169,37 @@ impl Sim {
             writers: HashMap::new(),
             faults: true,
             resyncs: 0,
+            trace: std::env::var_os("SHOAL_SIM_TRACE").is_some(),
+            roles: vec![String::new(); NODES],
+        }
+    }
+
+    fn note(&self, what: std::fmt::Arguments) {
+        if self.trace {
+            println!("{:>6} {what}", self.now);
+        }
+    }
+
+    /// Traces role changes: master/replica of whom, config epoch, fenced.
+    fn note_roles(&mut self) {
+        if !self.trace {
+            return;
+        }
+        for i in 0..NODES {
+            let state = &self.nodes[i].state;
+            let me = state.myself();
+            let role = match self.primary_of(i) {
+                Some(p) => format!("replica of {p}"),
+                None => format!("master e{}", me.config_epoch),
+            };
+            let role = format!("{role}{}", if state.is_fenced() { " fenced" } else { "" });
+            if self.roles[i] != role {
+                self.note(format_args!(
+                    "node {i}: {role} (log {})",
+                    self.nodes[i].log.len()
+                ));
+                self.roles[i] = role;
+            }
         }
     }
 
@@ -236,6 +270,7 @@ impl Sim {
         self.replicate();
         self.write();
         self.acknowledge();
+        self.note_roles();
     }
 
     fn inject_faults(&mut self) {
@@ -251,6 +286,7 @@ impl Sim {
             side[0] = true;
             side[self.rng.usize(1..NODES)] = false;
             let until = self.now + self.rng.u64(200..4_000);
+            self.note(format_args!("partition {side:?} until {until}"));
             self.partition = Some((side, until));
         }
         for i in 0..NODES {
@@ -272,6 +308,7 @@ impl Sim {
         let node = &mut self.nodes[i];
         node.config = node.state.render_config(&node.state.owner_runs());
         node.down_until = self.now + self.rng.u64(200..4_000);
+        self.note(format_args!("crash {i}"));
     }
 
     /// Back from its nodes.conf, with its log (the AOF, fsynced always).
@@ -282,6 +319,7 @@ impl Sim {
             .unwrap_or_else(|e| panic!("node {i} cannot load its nodes.conf: {e:?}"));
         node.down_until = 0;
         node.start(now);
+        self.note(format_args!("restart {i}"));
     }
 
     fn deliver(&mut self) {
@@ -361,6 +399,12 @@ impl Sim {
                 node.log.extend(more);
             } else {
                 // A full resync: what only this node had is gone.
+                let lost: Vec<u64> = log
+                    .iter()
+                    .filter(|w| !self.nodes[p].has.contains(w))
+                    .copied()
+                    .collect();
+                self.note(format_args!("full resync of {i} from {p}, losing {lost:?}"));
                 let log = primary_log.clone();
                 let node = &mut self.nodes[i];
                 node.has = log.iter().copied().collect();
@@ -419,6 +463,7 @@ impl Sim {
         self.nodes[node].log.push(write);
         self.nodes[node].has.insert(write);
         self.write_slot.insert(write, s);
+        self.note(format_args!("write {write} (slot index {s}) on {node}"));
         self.pending.push(Pending {
             write,
             node,
@@ -426,19 +471,25 @@ impl Sim {
         });
     }
 
-    /// WAIT 1: a replica following the node that took the write has it.
+    /// WAIT 1: a replica following the node that took the write has it, and that node
+    /// counts its acknowledgements.
     fn acknowledge(&mut self) {
         let now = self.now;
         let mut acked = Vec::new();
         let nodes = &self.nodes;
         let followers = |n: usize| {
+            let counted: Vec<NodeId> = nodes[n].state.counted_replicas().to_vec();
             (0..NODES).filter(move |&i| {
                 let me = nodes[i].state.myself();
-                !me.is_master() && me.primary == Some(nodes[n].id) && nodes[i].down_until == 0
+                let follows = !me.is_master() && me.primary == Some(nodes[n].id);
+                follows && nodes[i].down_until == 0 && counted.contains(&me.id)
             })
         };
         self.pending.retain(|p| {
-            if followers(p.node).any(|i| nodes[i].has.contains(&p.write)) {
+            if let Some(by) = followers(p.node).find(|&i| nodes[i].has.contains(&p.write)) {
+                if self.trace {
+                    println!("{now:>6} write {} acknowledged by {by}", p.write);
+                }
                 acked.push(p.write);
                 return false;
             }
@@ -469,6 +520,13 @@ impl Sim {
         }
     }
 
+    fn index(&self, id: &NodeId) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.id == *id)
+            .unwrap_or(usize::MAX)
+    }
+
     /// Each node's view: flags, config epoch and when it last heard from each node.
     fn describe(&self) -> String {
         let mut out = String::new();
@@ -480,7 +538,14 @@ impl Sim {
                 .filter_map(|(j, other)| {
                     let n = node.state.node(&other.id)?;
                     let (flags, epoch) = (n.flag_names(), n.config_epoch);
-                    Some(format!("{j}:{flags}:e{epoch}:pong{}", n.pong_received_ms))
+                    let replaced = n
+                        .replaced
+                        .map(|(c, at)| format!(":replaced-by-{}@{at}", self.index(&c)))
+                        .unwrap_or_default();
+                    Some(format!(
+                        "{j}:{flags}:e{epoch}:pong{}:disputed-me{}{replaced}",
+                        n.pong_received_ms, n.disputed_me_ms
+                    ))
                 })
                 .collect();
             out.push_str(&format!(
@@ -502,7 +567,8 @@ impl Sim {
             let state = &self.nodes[i].state;
             assert!(
                 state.is_ok(true, &state.owner_runs()),
-                "node {i} is not ok after healing"
+                "node {i} is not ok after healing:\n{}",
+                self.describe()
             );
             assert!(
                 (0..MASTERS).all(|s| !self.accepts(i, s) || owners(i)[s] == Some(self.nodes[i].id))

@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::ops::Range;
 
 mod failover;
+mod shard;
 pub use failover::{FailoverSettings, ManualKind};
 
 /// Node flags, as CLUSTER NODES names them.
@@ -87,6 +88,8 @@ pub struct Node {
     last_claim: Option<(u64, Epoch, SlotSet)>,
     /// Replication offset it last told.
     pub repl_offset: u64,
+    /// Its shard as its last header told it ([`Header::siblings`]).
+    pub siblings: Vec<NodeId>,
     pub created_ms: u64,
 }
 
@@ -113,6 +116,7 @@ impl Node {
             had_replica: false,
             last_claim: None,
             repl_offset: 0,
+            siblings: Vec::new(),
             created_ms: now_ms,
         }
     }
@@ -171,12 +175,15 @@ pub type OwnerRun = (NodeId, Range<usize>);
 pub type OwnerRuns = Vec<OwnerRun>;
 
 /// See [`State::promises`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Promises {
     current_epoch: Epoch,
     last_vote_epoch: Epoch,
     config_epoch: Epoch,
     primary: Option<NodeId>,
+    /// The replicas of its master it told its master it knows of: forgotten in a crash, it
+    /// could be elected without waiting for one whose acknowledgements counted.
+    siblings: Vec<NodeId>,
 }
 
 /// Why a command changing the configuration was refused (the text after `ERR `).
@@ -210,6 +217,7 @@ pub struct State {
     /// This node's replication offset, as the driver last told it.
     repl_offset: u64,
     failover: failover::Failover,
+    shard: shard::Shard,
     /// Bumped by every change of the configuration: the caches below are for one generation.
     generation: u64,
     /// Masters serving slots, and the slots this node's header claims, as last computed.
@@ -248,6 +256,7 @@ impl State {
             changed: true,
             repl_offset: 0,
             failover: failover::Failover::default(),
+            shard: shard::Shard::default(),
             generation: 0,
             cache: Default::default(),
         }
@@ -361,6 +370,7 @@ impl State {
             last_vote_epoch: self.last_vote_epoch,
             config_epoch: me.config_epoch,
             primary: me.primary,
+            siblings: self.siblings(),
         }
     }
 
@@ -770,6 +780,7 @@ impl State {
             repl_offset: self.repl_offset,
             paused: self.paused(),
             disputed: false,
+            siblings: self.members_told(),
         }
     }
 
@@ -927,6 +938,8 @@ impl State {
             return ping.then(|| self.pong(&header.sender));
         }
         self.absorb_header(header, peer, kind, now_ms);
+        self.note_counted(header);
+        self.admit_replicas();
         self.settle_vote(header, now_ms);
         self.absorb_gossip(&header.sender, gossip, now_ms);
         self.decide_failures(now_ms);
@@ -1023,6 +1036,11 @@ impl State {
             touched = true;
         }
         node.repl_offset = header.repl_offset;
+        if node.siblings != header.siblings {
+            // Which replicas a master counts may change (not the configuration).
+            node.siblings.clone_from(&header.siblings);
+            self.changed = true;
+        }
         // One role, whatever bits the header sets: a replica names its master.
         let (told, primary) = match header.primary {
             Some(p) if header.flags & flags::SLAVE != 0 && p != id => (flags::SLAVE, Some(p)),
@@ -1376,6 +1394,7 @@ impl State {
             changed: true,
             repl_offset: 0,
             failover: failover::Failover::loaded(now_ms),
+            shard: shard::Shard::default(),
             generation: 0,
             cache: Default::default(),
         })
@@ -1516,6 +1535,7 @@ mod tests {
             repl_offset: 0,
             paused: false,
             disputed: false,
+            siblings: Vec::new(),
         };
         Message::Ping {
             header,

@@ -35,6 +35,11 @@ pub struct Header {
     /// The sender does not count the receiver as a live master: it has it as FAIL, or voted
     /// to replace it. A master does not count such a node toward its majority (fencing).
     pub disputed: bool,
+    /// Its shard as it knows it. A replica: the other replicas of its master it knows of. A
+    /// master: the replicas whose acknowledgements it counts (WAIT), each known to all the
+    /// others, because a replica elected without knowing of another could lose the writes
+    /// only that one acknowledged (cluster/state/shard.rs).
+    pub siblings: Vec<NodeId>,
 }
 
 /// What the sender knows of another node.
@@ -186,6 +191,8 @@ mod tests {
             repl_offset: 1 << 40,
             paused: false,
             disputed: false,
+            // A large shard's replicas.
+            siblings: (0..32).map(|_| NodeId::random()).collect(),
         };
         let gossip = (0..8)
             .map(|_| Gossip {

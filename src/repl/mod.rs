@@ -25,6 +25,7 @@ mod primary;
 mod replica;
 pub mod wire;
 
+use crate::cluster::ids::NodeId;
 use crate::engine::Engine;
 use crate::log::Offset;
 use crate::transport::{Endpoint, PeerAuth, SharedAuth};
@@ -93,6 +94,8 @@ pub(crate) struct ReplicaInfo {
     pub port: u16,
     /// `wait_bgsave`, `send_bulk` or `online`.
     pub state: &'static str,
+    /// Its cluster node ID (cluster mode).
+    pub node: Option<NodeId>,
     pub applied: u64,
     pub fsynced: u64,
     pub last_ack: Instant,
@@ -109,6 +112,10 @@ pub(crate) struct State {
     next_replica_id: AtomicU64,
     /// Woken whenever a replica acknowledges (WAIT, WAITAOF).
     acked: event_listener::Event,
+    /// Cluster mode: the replicas whose acknowledgements count, as the cluster state says
+    /// (`None`: every one). A replica counts once its shard knows of it, so that an election
+    /// in the shard cannot overlook the writes only it acknowledged.
+    counted: RwLock<Option<Vec<NodeId>>>,
     /// Since when a primary has had no replica (`None`: it has one, or is a replica).
     alone_since: Mutex<Option<Instant>>,
     /// The backlog holds history (INFO's `repl_backlog_active`); freed after
@@ -147,6 +154,7 @@ impl Default for State {
             replicas: Mutex::new(Vec::new()),
             next_replica_id: AtomicU64::new(0),
             acked: event_listener::Event::new(),
+            counted: RwLock::new(None),
             epoch: AtomicU64::new(0),
             alone_since: Mutex::new(Some(Instant::now())),
             // As in Redis, a primary's backlog starts with its first replica.
@@ -201,8 +209,9 @@ impl State {
     /// Online replicas that acknowledged within `max_lag_secs` (min-replicas-to-write).
     pub fn good_replicas(&self, max_lag_secs: u64) -> u64 {
         let replicas = self.replicas.lock();
+        let counts = self.counts();
         let good = |r: &&ReplicaInfo| {
-            r.state == "online" && r.last_ack.elapsed().as_secs() <= max_lag_secs
+            counts(r) && r.state == "online" && r.last_ack.elapsed().as_secs() <= max_lag_secs
         };
         replicas.iter().filter(good).count() as u64
     }
@@ -219,10 +228,33 @@ impl State {
     /// Replicas whose acknowledgement covers `offset` (fsynced ones only, for WAITAOF).
     pub fn replicas_acked(&self, offset: Offset, fsynced: bool) -> i64 {
         let replicas = self.replicas.lock();
+        let counts = self.counts();
         let covered = |r: &&ReplicaInfo| {
-            r.state == "online" && if fsynced { r.fsynced } else { r.applied } >= offset.0
+            let applied = if fsynced { r.fsynced } else { r.applied };
+            counts(r) && r.state == "online" && applied >= offset.0
         };
         replicas.iter().filter(covered).count() as i64
+    }
+
+    /// Whether a replica's acknowledgements count (see `counted`).
+    fn counts(&self) -> impl Fn(&ReplicaInfo) -> bool + '_ {
+        let counted = self.counted.read();
+        move |r| match (&*counted, &r.node) {
+            (None, _) => true,
+            (Some(ids), Some(id)) => ids.contains(id),
+            (Some(_), None) => false,
+        }
+    }
+
+    /// Cluster mode: which replicas' acknowledgements count from now on.
+    pub fn set_counted(&self, ids: Vec<NodeId>) {
+        let mut counted = self.counted.write();
+        if counted.as_ref() != Some(&ids) {
+            *counted = Some(ids);
+            drop(counted);
+            // Waiters recount.
+            self.acked.notify(usize::MAX);
+        }
     }
 
     /// A listener woken by the next replica acknowledgement.
@@ -246,7 +278,7 @@ impl State {
         *self.link.lock()
     }
 
-    fn add_replica(&self, ip: String, port: u16) -> u64 {
+    fn add_replica(&self, ip: String, port: u16, node: Option<NodeId>) -> u64 {
         let id = self.next_replica_id.fetch_add(1, Ordering::Relaxed);
         *self.alone_since.lock() = None;
         self.backlog_active.store(true, Ordering::Relaxed);
@@ -255,6 +287,7 @@ impl State {
             ip,
             port,
             state: "wait_bgsave",
+            node,
             applied: 0,
             fsynced: 0,
             last_ack: Instant::now(),

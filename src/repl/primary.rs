@@ -78,6 +78,7 @@ async fn serve(
         replid,
         offset,
         listening_port,
+        node,
         failover,
     }) = wire::read(&mut acks).await?
     else {
@@ -95,7 +96,7 @@ async fn serve(
     let addr = link.remote_addr();
     let id = engine
         .repl
-        .add_replica(addr.ip().to_string(), listening_port);
+        .add_replica(addr.ip().to_string(), listening_port, node);
     let _registered = Registered(engine.clone(), id);
     let repl = &engine.repl;
     let (reader, snapshot) = match offset.filter(|&o| repl.can_continue(&engine, &replid, o)) {

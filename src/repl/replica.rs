@@ -127,6 +127,7 @@ async fn run(engine: &Arc<Engine>, link: &Link) -> io::Result<()> {
         replid: ids.replid.0,
         offset: Some(engine.log().end().0),
         listening_port: engine.config().port,
+        node: engine.cluster.get().map(|c| c.state().myself_id()),
         failover: engine.repl.handing_over.load(Ordering::Acquire),
     };
     control.write_all(&wire::encode(&sync)?).await?;

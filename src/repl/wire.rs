@@ -5,6 +5,7 @@
 //! short or not a message drops the link. The snapshot and the write log travel on their own
 //! unidirectional streams, as raw bytes after a one-byte tag.
 
+use crate::cluster::ids::NodeId;
 pub use crate::transport::frame::{decode, encode, read};
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +29,9 @@ pub enum ToPrimary {
         offset: Option<u64>,
         /// The replica's RESP port.
         listening_port: u16,
+        /// The replica's cluster node ID (cluster mode): its primary counts its
+        /// acknowledgements only when the cluster state does.
+        node: Option<NodeId>,
         /// PSYNC ... FAILOVER: the sender was the receiver's primary and hands over (FAILOVER):
         /// the receiver takes over before it answers.
         failover: bool,
@@ -70,6 +74,7 @@ mod tests {
             replid: "a".repeat(40),
             offset: Some(12345),
             listening_port: 6380,
+            node: Some(NodeId::random()),
             failover: true,
         };
         let frame = encode(&sync).unwrap();

@@ -182,14 +182,15 @@ impl State {
             .is_some_and(|n| n.has(flags::FAIL) || n.replaced.is_some())
     }
 
-    /// A header from the replica we voted for: still following its master after the
-    /// election's time, it lost, and that master counts again.
+    /// A header from the replica we voted for: still a replica after the election's time
+    /// (of that master, or of another it moved to), it lost, and the master it would have
+    /// replaced counts again.
     pub(super) fn settle_vote(&mut self, header: &Header, now_ms: u64) {
         let auth_timeout_ms = (self.node_timeout_ms * 2).max(2_000);
-        let Some(primary) = header.primary.filter(|_| header.flags & flags::SLAVE != 0) else {
+        if header.primary.is_none() || header.flags & flags::SLAVE == 0 {
             return;
-        };
-        if let Some(node) = self.nodes.get_mut(&primary) {
+        }
+        for node in self.nodes.values_mut() {
             let lost = node.replaced.is_some_and(|(candidate, at)| {
                 candidate == header.sender && now_ms.saturating_sub(at) > auth_timeout_ms
             });
@@ -211,6 +212,7 @@ impl State {
         self.clear_failures(now_ms);
         self.fence(now_ms);
         self.manual_tick(now_ms);
+        self.admit_replicas();
         self.election_step(now_ms);
         self.migrate_to_orphan(now_ms);
     }
@@ -270,8 +272,23 @@ impl State {
         if ours.len() <= settings.migration_barrier || ours.len() < most || !moves {
             return;
         }
+        if !self.leaves_nothing_behind(primary, now_ms) {
+            return;
+        }
         tracing::info!("Migrating to orphaned master {target}");
         self.become_replica(target);
+    }
+
+    /// Whether this replica may leave its master's shard without taking writes away that
+    /// its acknowledgement counted: a sibling heard from recently has all of them. (Redis
+    /// moves regardless; a failover in its old shard could then elect a replica without
+    /// them.) Under a steady write load that waits for a moment the sibling catches up.
+    fn leaves_nothing_behind(&self, primary: NodeId, now_ms: u64) -> bool {
+        let recent_ms = self.node_timeout_ms / 2;
+        self.working_replicas(primary).any(|n| {
+            let heard = n.seen_ms != 0 && now_ms.saturating_sub(n.seen_ms) <= recent_ms;
+            n.id != self.myself && heard && n.repl_offset >= self.repl_offset
+        })
     }
 
     /// PFAIL for a node not heard from for the node timeout.
@@ -451,6 +468,9 @@ impl State {
         if settings.validity_factor > 0 && age_ms > max_ms {
             return Some("Disconnected from master for longer than allowed. Please check the 'cluster-replica-validity-factor' configuration option.");
         }
+        if !self.is_counted() {
+            return Some("my master has not counted me among its replicas yet");
+        }
         if !self.holds_every_majority_write(&primary.id, now_ms) {
             return Some("waiting for the offsets of enough replicas of the same master");
         }
@@ -469,9 +489,10 @@ impl State {
             .values()
             .filter(|n| n.id != self.myself && n.has(flags::SLAVE) && n.primary == Some(*primary))
             .collect();
+        // Heard: a message told its offset (a node loaded from nodes.conf told nothing).
         let heard: Vec<&&Node> = siblings
             .iter()
-            .filter(|s| now_ms.saturating_sub(Self::heard_ms(s)) <= recent_ms)
+            .filter(|s| s.seen_ms != 0 && now_ms.saturating_sub(s.seen_ms) <= recent_ms)
             .collect();
         if heard.iter().any(|s| s.repl_offset > self.repl_offset) {
             return false;
@@ -911,6 +932,7 @@ mod tests {
             repl_offset: 0,
             paused: false,
             disputed: false,
+            siblings: Vec::new(),
         }
     }
 
@@ -1049,6 +1071,14 @@ mod tests {
         replica.owners = a.owners.clone();
         replica.me_mut().flags = flags::MYSELF | flags::SLAVE;
         replica.me_mut().primary = Some(m);
+        // Its master's last header counted it (state/shard.rs).
+        let mut counted = header(m, flags::MASTER, None, 5);
+        counted.siblings = vec![r];
+        let ping = Message::Ping {
+            header: counted,
+            gossip: Vec::new(),
+        };
+        replica.handle_message(ping, addr(17001), addr(17002), 1);
         replica.nodes.get_mut(&m).unwrap().flags |= flags::FAIL;
         replica.current_epoch = Epoch(5);
         let now = 50_000;
@@ -1068,9 +1098,9 @@ mod tests {
         // One vote of two voters is no majority; it needs two.
         replica.handle_message(vote.unwrap(), addr(17000), addr(17002), later);
         assert!(!replica.myself().is_master());
-        let ack = Message::AuthAck {
-            header: header(m, flags::MASTER, None, 6),
-        };
+        let mut header = header(m, flags::MASTER, None, 6);
+        header.siblings = vec![r];
+        let ack = Message::AuthAck { header };
         // The failed master's own vote counts like any voter's (it serves slots).
         replica.handle_message(ack, addr(17001), addr(17002), later);
         assert!(replica.myself().is_master());
