@@ -31,6 +31,7 @@ const RECONNECT_MS: u64 = 1_000;
 pub(crate) async fn run(engine: Weak<Engine>, endpoint: Endpoint) {
     let mut links: HashMap<SocketAddr, mpsc::Sender<Message>> = HashMap::new();
     let mut next_tick = tokio::time::Instant::now();
+    let mut clock = crate::engine::JumpWatch::new();
     loop {
         let Some(wake) = engine
             .upgrade()
@@ -47,6 +48,7 @@ pub(crate) async fn run(engine: Weak<Engine>, endpoint: Endpoint) {
         };
         let outgoing = match ticking {
             true => {
+                clock.look("the cluster bus");
                 super::pubsub::advertise(&engine);
                 let (wanted, outgoing, tick_ms) = tick(&engine).unwrap_or_default();
                 next_tick = tokio::time::Instant::now() + Duration::from_millis(tick_ms.max(1));

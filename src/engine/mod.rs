@@ -54,6 +54,39 @@ impl Clock for SystemClock {
     }
 }
 
+/// Notices the wall clock jumping against the monotonic clock. Redis's sentinel enters TILT
+/// mode then, because its timers read the wall clock; Shoal's failure detection, elections
+/// and sentinel timers are all monotonic, so a jump changes nothing and is only logged.
+pub(crate) struct JumpWatch {
+    last: Option<(u64, std::time::Instant)>,
+}
+
+impl JumpWatch {
+    /// A jump bigger than this is logged (Redis's TILT threshold).
+    const JUMP_MS_MAX: u64 = 2_000;
+
+    pub fn new() -> JumpWatch {
+        JumpWatch { last: None }
+    }
+
+    /// Looks at both clocks now; logs and returns a jump (wall time gained or lost against
+    /// monotonic time since the last look, in ms) past the threshold.
+    pub fn look(&mut self, what: &str) -> Option<i64> {
+        self.look_at(SystemClock.now_ms(), std::time::Instant::now(), what)
+    }
+
+    fn look_at(&mut self, wall_ms: u64, now: std::time::Instant, what: &str) -> Option<i64> {
+        let (last_wall_ms, last) = self.last.replace((wall_ms, now))?;
+        let elapsed_ms = now.duration_since(last).as_millis() as i64;
+        let jump_ms = wall_ms as i64 - last_wall_ms as i64 - elapsed_ms;
+        if jump_ms.unsigned_abs() <= Self::JUMP_MS_MAX {
+            return None;
+        }
+        tracing::warn!("The wall clock jumped by {jump_ms} ms; {what} times everything with the monotonic clock, so nothing changes");
+        Some(jump_ms)
+    }
+}
+
 /// A clock that moves only when told to (tests, simulation).
 #[derive(Default)]
 pub struct ManualClock(AtomicU64);
@@ -1172,4 +1205,23 @@ fn command_keys<'a>(
         (1, Some(slot)) => (slot, argv[1]),
         _ => (SlotId::of_key(argv[i]), argv[i]),
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::JumpWatch;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_wall_clock_jump_is_noticed_either_way_and_steady_time_is_not() {
+        let mut watch = JumpWatch::new();
+        let start = Instant::now();
+        assert_eq!(watch.look_at(1_000_000, start, "test"), None);
+        let later = start + Duration::from_millis(500);
+        assert_eq!(watch.look_at(1_000_500, later, "test"), None);
+        let later = later + Duration::from_millis(100);
+        assert_eq!(watch.look_at(1_060_600, later, "test"), Some(60_000));
+        let later = later + Duration::from_millis(100);
+        assert_eq!(watch.look_at(1_000_700, later, "test"), Some(-60_000));
+    }
 }

@@ -45,8 +45,11 @@ impl Runtime {
 
 /// Steps the sentinel until the engine goes away.
 pub(crate) async fn run(engine: Weak<Engine>, runtime: Arc<Runtime>) {
+    let mut clock = crate::engine::JumpWatch::new();
     loop {
         tokio::time::sleep(Duration::from_millis(TICK_MS)).await;
+        // Redis would enter TILT mode here; our timers are monotonic (see JumpWatch).
+        clock.look("the sentinel");
         let Some(engine) = engine.upgrade() else {
             return;
         };
