@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::cluster::{call, cluster_with, nodes, redis_cli, wait_until, ARGS};
+use common::cluster::{call, cluster_with, nodes, redis_cli, text, wait_until, ARGS};
 use common::{RespConn, ShoalServer, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -375,6 +375,13 @@ fn a_master_left_without_replicas_gets_one_from_a_master_with_two() {
     let (rich_port, extra_port) = (servers[rich].port, servers[6].port);
     wait_until("the master has two replicas", || {
         is_replica_of(extra_port, rich_port) && is_replica_of(servers[rich_replica].port, rich_port)
+    });
+    // A write to the shard's majority: both replicas count for WAIT once each knows the
+    // other (cluster/state/shard.rs), a bus round trip later.
+    let mut client = RespConn::connect(rich_port).unwrap();
+    wait_until("WAIT counts both replicas", || {
+        client.call(&[b"SET", b"a", b"1"]);
+        text(client.call(&[b"WAIT", b"2", b"200"])) == "2"
     });
     // Another master loses its only replica.
     let poor = (0..6)

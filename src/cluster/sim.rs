@@ -43,7 +43,7 @@ const RANGES: [(u16, u16); MASTERS] = [(0, 5_460), (5_461, 10_922), (10_923, 16_
 /// Log entries a replica copies per step.
 const COPY_MAX: usize = 20;
 /// Default time budget for `cargo test`, and the most seeds it runs in it.
-const BUDGET_MS: u128 = 8_000;
+const BUDGET_MS: u128 = 15_000;
 const SEEDS_MAX: u64 = 300;
 
 struct SimNode {
