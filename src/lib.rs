@@ -46,7 +46,8 @@
 //!                wait in engine/acks.rs
 //! cluster/       cluster mode: the no-I/O cluster state (state.rs: nodes, slots, epochs,
 //!                gossip, nodes.conf; state/failover.rs: failure detection, elections,
-//!                fencing, manual failover), bus messages (wire.rs) and their driver
+//!                fencing, manual failover; state/shard.rs: which replicas count and may
+//!                stand), bus messages (wire.rs) and their driver
 //!                (bus.rs), the routing table every command consults (route.rs), pub/sub
 //!                between nodes (pubsub.rs: who listens to what, forwarding); CLUSTER,
 //!                DUMP/RESTORE and MIGRATE are in cmd/cluster.rs and cmd/migrate.rs

@@ -6,7 +6,8 @@
 //! ```text
 //! ids.rs     NodeId, Epoch
 //! slots.rs   SlotSet: 16384-bit maps, slot ranges as CLUSTER NODES lists them
-//! state.rs   nodes, slot owners, epochs, MEET/gossip/PFAIL, nodes.conf (no I/O)
+//! state.rs   nodes, slot owners, epochs, MEET/gossip/PFAIL, nodes.conf (no I/O);
+//!            state/failover.rs elections and fencing, state/shard.rs shard membership
 //! config_file.rs  nodes.conf on disk: fsynced when a promise changed, else written behind
 //! wire.rs    bus messages (serde + bincode)
 //! bus.rs     links to every node, ticks, feeds the state, writes nodes.conf
