@@ -229,6 +229,7 @@ pub struct State {
 struct Cache {
     voters: Option<(u64, std::sync::Arc<std::collections::BTreeSet<NodeId>>)>,
     claimed: Option<(u64, SlotSet)>,
+    siblings: Option<(u64, Vec<NodeId>)>,
 }
 
 impl State {
@@ -939,7 +940,7 @@ impl State {
         }
         self.absorb_header(header, peer, kind, now_ms);
         self.note_counted(header);
-        self.admit_replicas();
+        self.admit_if_mine(header);
         self.settle_vote(header, now_ms);
         self.absorb_gossip(&header.sender, gossip, now_ms);
         self.decide_failures(now_ms);

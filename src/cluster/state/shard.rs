@@ -28,19 +28,21 @@ pub(super) struct Shard {
 impl State {
     /// The other replicas of this replica's master, as it knows them (sorted; none for a
     /// master).
+    /// Every header tells it: computed once per configuration generation (roles change it).
     pub fn siblings(&self) -> Vec<NodeId> {
         let me = self.myself();
         let Some(primary) = me.primary.filter(|_| !me.is_master()) else {
             return Vec::new();
         };
-        let mut siblings: Vec<NodeId> = self
-            .nodes
-            .values()
-            .filter(|n| n.id != self.myself && n.has(flags::SLAVE) && n.primary == Some(primary))
-            .map(|n| n.id)
-            .collect();
-        siblings.sort();
-        siblings
+        self.cached(
+            |cache| &mut cache.siblings,
+            || {
+                let mine = |n: &&Node| n.has(flags::SLAVE) && n.primary == Some(primary);
+                let others = self.nodes.values().filter(|n| n.id != self.myself);
+                // In ID order: the node map is ordered.
+                others.filter(mine).map(|n| n.id).collect()
+            },
+        )
     }
 
     /// What this node's header tells of its shard: a master's counted replicas, a replica's
@@ -92,6 +94,14 @@ impl State {
             self.changed = true;
         }
         self.shard.counted = counted;
+    }
+
+    /// A message from one of our replicas (or one we counted) may change whom we count.
+    pub(super) fn admit_if_mine(&mut self, header: &Header) {
+        let mine = header.primary == Some(self.myself);
+        if mine || self.shard.counted.contains(&header.sender) {
+            self.admit_replicas();
+        }
     }
 
     /// A replica reads, in its master's header, whether that master counts it.
