@@ -80,6 +80,14 @@ fn linked_shard(servers: &[ShoalServer], key: &str) -> (usize, usize, u16, u16) 
     let (m, r) = shard_of(servers, key);
     let (m_port, r_port) = (servers[m].port, servers[r].port);
     wait_until("the replica is linked", || is_replica_of(r_port, m_port));
+    // Its master counts it (it may stand for election once told, which the master does at
+    // once): a write is acknowledged by it. The key shares `key`'s slot.
+    let mut client = RespConn::connect(m_port).unwrap();
+    let probe = format!("{{{key}}}:linked");
+    wait_until("the master counts its replica", || {
+        client.call(&[b"SET", probe.as_bytes(), b"1"]);
+        text(client.call(&[b"WAIT", b"1", b"100"])) == "1"
+    });
     (m, r, m_port, r_port)
 }
 

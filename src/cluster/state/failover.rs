@@ -315,10 +315,16 @@ impl State {
 
     /// Pings every linked node now.
     fn ping_all(&mut self) {
+        self.ping_where(|_| true);
+    }
+
+    /// Pings the linked nodes `pick` chooses now.
+    pub(super) fn ping_where(&mut self, pick: impl Fn(&Node) -> bool) {
         let targets: Vec<(NodeId, std::net::SocketAddr)> = self
             .nodes
             .values()
             .filter(|n| n.id != self.myself && n.link_up && !n.has(flags::HANDSHAKE))
+            .filter(|n| pick(n))
             .filter_map(|n| Some((n.id, n.bus_addr()?)))
             .collect();
         for (id, to) in targets {

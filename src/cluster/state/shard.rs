@@ -64,8 +64,8 @@ impl State {
     pub(super) fn admit_replicas(&mut self) {
         let myself = self.myself;
         let mine = |n: &Node| n.has(flags::SLAVE) && n.primary == Some(myself);
-        let mut counted = std::mem::take(&mut self.shard.counted);
-        let before = counted.clone();
+        let before = self.shard.counted.clone();
+        let mut counted = before.clone();
         match self.myself().is_master() {
             true => counted.retain(|id| self.nodes.get(id).is_some_and(mine)),
             false => counted.clear(),
@@ -78,22 +78,28 @@ impl State {
         waiting.sort_by_key(|n| n.id);
         for x in waiting {
             let known = |y: &NodeId| {
-                let y = self.nodes.get(y);
-                x.siblings.contains(&y.map_or(x.id, |y| y.id))
-                    && y.is_some_and(|y| y.siblings.contains(&x.id))
+                let knows_x = self
+                    .nodes
+                    .get(y)
+                    .is_some_and(|y| y.siblings.contains(&x.id));
+                x.siblings.contains(y) && knows_x
             };
             if counted.iter().all(known) {
                 counted.push(x.id);
             }
         }
-        if counted != before {
-            tracing::info!(
-                "Counting the acknowledgements of replicas {counted:?} (each known to the others)"
-            );
-            // The driver tells replication (not the configuration).
-            self.changed = true;
+        if counted == before {
+            return;
         }
-        self.shard.counted = counted;
+        tracing::info!(
+            "Counting the acknowledgements of replicas {counted:?} (each known to the others)"
+        );
+        // The driver tells replication (not the configuration).
+        self.changed = true;
+        self.shard.counted = counted.clone();
+        // Tell the newly counted at once: until they hear it they may not stand for election,
+        // and a master failing right after one joined would leave it unable to.
+        self.ping_where(|n| counted.contains(&n.id) && !before.contains(&n.id));
     }
 
     /// A message from one of our replicas (or one we counted) may change whom we count.
