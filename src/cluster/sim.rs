@@ -1,22 +1,24 @@
 //! Deterministic simulation of failure detection and failover: seven nodes (three masters, a
-//! replica each and a second one for the first master) running the real cluster state machine ([`State`]) over an in-memory bus
-//! and a virtual clock, driven by a seeded scheduler that loses, duplicates, delays and
-//! reorders messages, partitions the nodes and crashes and restarts them (from the
-//! nodes.conf they last wrote). Replication is modelled: a replica copies its primary's log
-//! when it extends its own, and replaces its own otherwise (a full resync), so a write the
-//! new primary never had is lost as it would be.
+//! replica each and a second one for the first master) running the real cluster state
+//! machine ([`State`]) over an in-memory bus and a virtual clock, driven by a seeded
+//! scheduler that loses, duplicates, delays and reorders messages, partitions the nodes and
+//! crashes and restarts them (from the nodes.conf they last wrote). Replication is modelled:
+//! a replica copies its primary's log when it extends its own, and replaces its own otherwise
+//! (a full resync), so a write the new primary never had is lost as it would be.
 //!
 //! Clients write to any node that accepts writes for a slot; a write counts as acknowledged
 //! when a replica that node counts (state/shard.rs) has it within the WAIT timeout (WAIT 1:
-//! a majority of a two- or three-node shard). Checked after every step: never two nodes accept writes for a slot at
-//! once (so never two in one epoch), no slot is written by two nodes in one epoch over the
-//! whole run, and no acknowledged write is missing from every node. After the faults heal:
-//! every node sees every slot served, all agree on the owners, every replica holds its
-//! primary's log, and every acknowledged write is in its slot's owner's log.
+//! a majority of a two- or three-node shard). Checked after every step: never two nodes
+//! accept writes for a slot at once (so never two in one epoch), no slot is written by two
+//! nodes in one epoch over the whole run, and no acknowledged write is missing from every
+//! node. After the faults heal: every node sees every slot served, all agree on the owners,
+//! every replica holds its primary's log, and every acknowledged write is in its slot's
+//! owner's log.
 //!
-//! `cargo test` runs seeds for a few seconds; `SHOAL_SIM_SEEDS=<n>` runs n seeds (from
+//! `cargo test` runs seeds for 15 seconds; `SHOAL_SIM_SEEDS=<n>` runs n seeds (from
 //! `SHOAL_SIM_BASE`); a failing seed is printed, and `SHOAL_SIM_SEED=<seed>` replays exactly
-//! that run.
+//! that run, which `SHOAL_SIM_TRACE=1` narrates (roles, crashes, partitions, writes,
+//! acknowledgements, full resyncs and what they lost).
 
 use super::ids::{Epoch, NodeId};
 use super::state::{FailoverSettings, State};
