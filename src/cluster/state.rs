@@ -701,6 +701,8 @@ impl State {
     /// Makes this node a replica of `primary` (CLUSTER REPLICATE, losing its slots or its
     /// master's to another, replica migration).
     fn become_replica(&mut self, primary: NodeId) {
+        // Counted by a master only as its master's next header says (state/shard.rs).
+        self.forget_counted();
         let me = self.me_mut();
         me.flags = (me.flags & !flags::MASTER) | flags::SLAVE;
         me.primary = Some(primary);
@@ -711,6 +713,7 @@ impl State {
 
     /// Makes this node a master again (CLUSTER RESET, a failover).
     pub fn become_master(&mut self) {
+        self.forget_counted();
         let me = self.me_mut();
         me.flags = (me.flags & !flags::SLAVE) | flags::MASTER;
         me.primary = None;
@@ -1037,11 +1040,8 @@ impl State {
             touched = true;
         }
         node.repl_offset = header.repl_offset;
-        if node.siblings != header.siblings {
-            // Which replicas a master counts may change (not the configuration).
-            node.siblings.clone_from(&header.siblings);
-            self.changed = true;
-        }
+        // Whom a master counts follows from these (admit_replicas), not the configuration.
+        node.siblings.clone_from(&header.siblings);
         // One role, whatever bits the header sets: a replica names its master.
         let (told, primary) = match header.primary {
             Some(p) if header.flags & flags::SLAVE != 0 && p != id => (flags::SLAVE, Some(p)),

@@ -285,9 +285,11 @@ impl State {
     /// them.) Under a steady write load that waits for a moment the sibling catches up.
     fn leaves_nothing_behind(&self, primary: NodeId, now_ms: u64) -> bool {
         let recent_ms = self.node_timeout_ms / 2;
+        let counted = self.counted_by_primary(&primary);
         self.working_replicas(primary).any(|n| {
             let heard = n.seen_ms != 0 && now_ms.saturating_sub(n.seen_ms) <= recent_ms;
-            n.id != self.myself && heard && n.repl_offset >= self.repl_offset
+            let caught_up = heard && n.repl_offset >= self.repl_offset;
+            n.id != self.myself && counted.contains(&n.id) && caught_up
         })
     }
 
@@ -495,10 +497,13 @@ impl State {
             .values()
             .filter(|n| n.id != self.myself && n.has(flags::SLAVE) && n.primary == Some(*primary))
             .collect();
-        // Heard: a message told its offset (a node loaded from nodes.conf told nothing).
+        // Heard: a message told its offset (a node loaded from nodes.conf told nothing), and
+        // its master counts it (an uncounted one may lack what a counted one acknowledged).
+        let counted = self.counted_by_primary(primary);
         let heard: Vec<&&Node> = siblings
             .iter()
             .filter(|s| s.seen_ms != 0 && now_ms.saturating_sub(s.seen_ms) <= recent_ms)
+            .filter(|s| counted.contains(&s.id))
             .collect();
         if heard.iter().any(|s| s.repl_offset > self.repl_offset) {
             return false;

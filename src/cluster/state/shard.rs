@@ -113,16 +113,34 @@ impl State {
     /// A replica reads, in its master's header, whether that master counts it.
     pub(super) fn note_counted(&mut self, header: &Header) {
         let me = self.myself();
-        if me.primary == Some(header.sender) && !me.is_master() {
+        let from_a_master = header.flags & flags::MASTER != 0 && header.primary.is_none();
+        if me.primary == Some(header.sender) && !me.is_master() && from_a_master {
             let counted = header.siblings.contains(&self.myself);
             self.shard.counted_by = counted.then_some(header.sender);
         }
     }
 
-    /// Whether this replica's master last told it counts it.
+    /// A new role: whatever a master told about counting us is void.
+    pub(super) fn forget_counted(&mut self) {
+        self.shard.counted_by = None;
+    }
+
+    /// Whether this replica's master last told it counts it, and it knows every replica that
+    /// master told it counts (a stale or reordered header could leave one out of its view).
     pub(super) fn is_counted(&self) -> bool {
         let me = self.myself();
-        self.shard.counted_by.is_some() && self.shard.counted_by == me.primary
+        let Some(primary) = me.primary.filter(|p| self.shard.counted_by == Some(*p)) else {
+            return false;
+        };
+        let siblings = self.siblings();
+        self.counted_by_primary(&primary)
+            .iter()
+            .all(|id| *id == self.myself || siblings.contains(id))
+    }
+
+    /// The replicas `primary`'s last header said it counts.
+    pub(super) fn counted_by_primary(&self, primary: &NodeId) -> &[NodeId] {
+        self.nodes.get(primary).map_or(&[], |p| &p.siblings)
     }
 }
 
