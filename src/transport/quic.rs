@@ -65,14 +65,7 @@ impl Endpoint {
         server.transport_config(transport.clone());
         let mut client = quinn::ClientConfig::new(Arc::new(client));
         client.transport_config(transport);
-        let mut endpoint = quinn::EndpointConfig::default();
-        endpoint
-            .max_udp_payload_size(UDP_PAYLOAD_BYTES_MAX)
-            .map_err(|e| io::Error::other(format!("QUIC endpoint config: {e}")))?;
-        let runtime =
-            quinn::default_runtime().ok_or_else(|| io::Error::other("no async runtime"))?;
-        let socket = udp_socket(addr)?;
-        let inner = quinn::Endpoint::new(endpoint, Some(server), socket, runtime)?;
+        let inner = quinn::Endpoint::server(server, addr)?;
         Ok(Endpoint {
             inner,
             auth,
@@ -274,39 +267,8 @@ fn session_material(conn: &quinn::Connection) -> Result<[u8; PROOF_INPUT_BYTES],
     Ok(out)
 }
 
-/// The largest UDP payload MTU discovery may find: the protocol's limit, instead of quinn's
-/// Ethernet-sized default (1452). Where the path carries more (loopback: 64 KB; jumbo
-/// frames), bulk replication needs a fraction of the packets, each encrypted, sent and
-/// acknowledged: SET -P 16 with a replica on the same host cost the replica half the CPU
-/// and the primary a tenth less. Probing sizes a path drops costs only lost probes.
-const UDP_PAYLOAD_BYTES_MAX: u16 = 65_527;
-
-/// After QUIC takes losses of large packets for a black hole and falls back to 1200 bytes,
-/// how soon it probes again (quinn's default: a minute). On a loaded host, delayed
-/// acknowledgements make such losses spurious.
-const BLACK_HOLE_COOLDOWN_MS: u64 = 1_000;
-
-/// What the UDP socket's kernel buffers are asked for (the kernel caps it at
-/// `net.core.rmem_max` / `wmem_max`): the default (208 KB) holds only a few large datagrams.
-const SOCKET_BUFFER_BYTES: usize = 4 << 20;
-
-/// The endpoint's socket, bound to `addr`, with large kernel buffers.
-fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    // Asked, not required: the kernel may give less.
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
-    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
-    socket.bind(&addr.into())?;
-    Ok(socket.into())
-}
-
 fn transport_config() -> quinn::TransportConfig {
     let mut transport = quinn::TransportConfig::default();
-    let mut mtu = quinn::MtuDiscoveryConfig::default();
-    mtu.upper_bound(UDP_PAYLOAD_BYTES_MAX);
-    mtu.black_hole_cooldown(Duration::from_millis(BLACK_HOLE_COOLDOWN_MS));
-    transport.mtu_discovery_config(Some(mtu));
     transport.keep_alive_interval(Some(Duration::from_millis(KEEP_ALIVE_MS)));
     let idle = Duration::from_millis(IDLE_TIMEOUT_MS);
     transport.max_idle_timeout(idle.try_into().ok());
@@ -504,11 +466,6 @@ impl Link {
     /// platform tells.
     pub fn local_ip(&self) -> Option<std::net::IpAddr> {
         self.conn.local_ip()
-    }
-
-    /// The largest UDP payload the link sends now (grows as MTU discovery succeeds).
-    pub fn path_mtu_bytes(&self) -> u16 {
-        self.conn.stats().path.current_mtu
     }
 
     /// Opens a stream in both directions.
