@@ -366,6 +366,7 @@ fn config_set_appendonly_turns_the_aof_on_and_off() {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !info(&node).contains("aof_enabled:1")
         || info(&node).contains("aof_rewrite_in_progress:1")
+        || info(&node).contains("aof_rewrite_scheduled:1")
     {
         assert!(Instant::now() < deadline, "the AOF did not start");
         std::thread::sleep(Duration::from_millis(10));

@@ -312,7 +312,15 @@ fn persistence(engine: &Engine, f: &mut Fields<'_>) {
         .put("rdb_last_load_keys_loaded", saves.last_load_keys_loaded)
         .put("aof_enabled", u8::from(engine.persist.aof.is_configured()))
         .put("aof_rewrite_in_progress", u8::from(aof.rewriting))
-        .put("aof_rewrite_scheduled", 0)
+        // Set but not running, and no rewrite under way: a start waits for the next try.
+        .put(
+            "aof_rewrite_scheduled",
+            u8::from(
+                engine.persist.aof.is_configured()
+                    && !engine.persist.aof.is_enabled()
+                    && !aof.rewriting,
+            ),
+        )
         .put("aof_last_rewrite_time_sec", -1)
         .put("aof_current_rewrite_time_sec", -1)
         .put("aof_last_bgrewrite_status", status(aof.last_rewrite_ok))

@@ -581,7 +581,12 @@ pub(crate) fn restart(engine: &Arc<Engine>) -> Result<(), Error> {
         aof.rebuild_failures.fetch_add(1, Ordering::Relaxed) + 1
     };
     aof.rebuild_failures.store(failures, Ordering::Relaxed);
-    let delay_ms = (1000u64 << failures.min(6)).min(REBUILD_DELAY_MAX_MS);
+    // A start that `appendonly no` superseded (and a later `yes` revived) is retried at
+    // the next tick; a failed one after a growing delay.
+    let delay_ms = match (failures, aof.is_enabled()) {
+        (0, false) => 0,
+        _ => (1000u64 << failures.min(6)).min(REBUILD_DELAY_MAX_MS),
+    };
     aof.rebuild_after_ms
         .store(engine.now_ms() + delay_ms, Ordering::Relaxed);
     result
