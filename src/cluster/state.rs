@@ -1524,19 +1524,10 @@ mod tests {
 
     fn ping_from(sender: NodeId, config_epoch: Epoch, slots: SlotSet) -> Message {
         let header = Header {
-            sender,
             current_epoch: config_epoch,
             config_epoch,
-            flags: flags::MASTER,
-            primary: None,
             slots,
-            ip: None,
-            port: 7001,
-            cport: 17001,
-            repl_offset: 0,
-            paused: false,
-            disputed: false,
-            siblings: Vec::new(),
+            ..Header::for_test(sender, None)
         };
         Message::Ping {
             header,

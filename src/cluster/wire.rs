@@ -168,6 +168,34 @@ pub struct Interest {
 }
 
 #[cfg(test)]
+impl Header {
+    /// A header for tests: from a master (or from `primary`'s replica) at epoch 1, serving
+    /// nothing, at port 7001.
+    pub(crate) fn for_test(sender: NodeId, primary: Option<NodeId>) -> Header {
+        use super::state::flags;
+        Header {
+            sender,
+            current_epoch: Epoch(1),
+            config_epoch: Epoch(1),
+            flags: if primary.is_some() {
+                flags::SLAVE
+            } else {
+                flags::MASTER
+            },
+            primary,
+            slots: SlotSet::default(),
+            ip: None,
+            port: 7001,
+            cport: 17001,
+            repl_offset: 0,
+            paused: false,
+            disputed: false,
+            siblings: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::transport::frame::{decode, encode};

@@ -931,19 +931,13 @@ mod tests {
 
     fn header(sender: NodeId, flags: u16, primary: Option<NodeId>, epoch: u64) -> Header {
         Header {
-            sender,
             current_epoch: Epoch(epoch),
             config_epoch: Epoch(2),
             flags,
-            primary,
             slots: slots(100..200),
-            ip: None,
             port: 7000,
             cport: 17002,
-            repl_offset: 0,
-            paused: false,
-            disputed: false,
-            siblings: Vec::new(),
+            ..Header::for_test(sender, primary)
         }
     }
 

@@ -146,30 +146,14 @@ impl State {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Epoch, Message};
+    use super::super::Message;
     use super::*;
-    use crate::cluster::slots::SlotSet;
     use std::net::SocketAddr;
 
     fn ping(sender: NodeId, primary: Option<NodeId>, siblings: Vec<NodeId>) -> Message {
         let header = Header {
-            sender,
-            current_epoch: Epoch(1),
-            config_epoch: Epoch(1),
-            flags: if primary.is_some() {
-                flags::SLAVE
-            } else {
-                flags::MASTER
-            },
-            primary,
-            slots: SlotSet::default(),
-            ip: None,
-            port: 7001,
-            cport: 17001,
-            repl_offset: 0,
-            paused: false,
-            disputed: false,
             siblings,
+            ..Header::for_test(sender, primary)
         };
         Message::Ping {
             header,
