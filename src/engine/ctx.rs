@@ -510,6 +510,8 @@ impl<'e, 'h> Ctx<'e, 'h> {
         if self.in_exec {
             return Ok(wait.reply());
         }
+        // The replicas need the write now, not once this thread runs out of work.
+        crate::log::flush_deferred_wakes();
         self.fx.acks = Some((wait, timeout));
         Ok(Reply::Nil)
     }

@@ -341,6 +341,8 @@ impl<S: Stream> Conn<S> {
         let engine = Arc::clone(&self.state.engine);
         let mut kept = Kept::default();
         let stop = self.run_kept(&engine, &mut kept);
+        // A worker busy with other clients may not run out of work for a while.
+        crate::log::flush_stale_deferred_wakes();
         if S::MOVABLE {
             self.state.move_to = self.state.seat.after_batch(kept.waited(), kept.slot());
         }

@@ -48,6 +48,9 @@ impl Workers {
         for index in 0..count {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
+                // This worker's appends wake replicas' senders when it runs out of work,
+                // as Redis writes to its replicas once per event loop (see `crate::log`).
+                .on_thread_park(crate::log::flush_deferred_wakes)
                 .build()?;
             let (inbox, arrivals) = mpsc::channel(INBOX_MAX);
             workers.handles.push(runtime.handle().clone());
@@ -58,6 +61,7 @@ impl Workers {
                     .name("shoal-resp".into())
                     .spawn(move || {
                         locks::tag_thread(tag_of(index));
+                        crate::log::defer_wakes_on_this_thread();
                         runtime.block_on(receive_moves(arrivals, stopped));
                         // Connections still open are dropped (closed) with the runtime.
                         runtime.shutdown_timeout(Duration::from_secs(1));
