@@ -195,7 +195,7 @@ pub fn flush_deferred_wakes() {
     }
 }
 
-/// [`flush_deferred_wakes`], when the oldest has waited [`DEFER_MAX`].
+/// [`flush_deferred_wakes`], when the oldest has waited a millisecond.
 pub fn flush_stale_deferred_wakes() {
     let stale = DEFERRED.with(|d| d.borrow().since.is_some_and(|t| t.elapsed() >= DEFER_MAX));
     if stale {
