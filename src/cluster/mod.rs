@@ -306,15 +306,12 @@ fn reconcile(engine: &Engine) {
     }
 }
 
-/// The replicas whose acknowledgements count ([`State::counted_replicas`]).
-fn counted_replicas(state: &State) -> Vec<NodeId> {
-    state.counted_replicas().to_vec()
-}
-
 /// Tells replication which replicas count as the loaded configuration says (the node opens).
 pub(crate) fn start(engine: &Engine) {
     if let Some(cluster) = engine.cluster.get() {
-        engine.repl.set_counted(counted_replicas(&cluster.state()));
+        engine
+            .repl
+            .set_counted(cluster.state().counted_replicas().to_vec());
     }
 }
 
@@ -358,7 +355,7 @@ pub(crate) fn with_state<T>(engine: &Engine, f: impl FnOnce(&mut State) -> T) ->
             true
         });
     if changed {
-        engine.repl.set_counted(counted_replicas(&state));
+        engine.repl.set_counted(state.counted_replicas().to_vec());
     }
     let (events, shard_lost) = match changed {
         true => (
