@@ -17,7 +17,7 @@ fn log_text(node: &Node) -> String {
     let mut reader = node
         .engine()
         .log()
-        .reader(Offset(0), false)
+        .reader(Offset(0), shoal::log::Keep::Retained)
         .expect("log start retained");
     let mut bytes = Vec::new();
     loop {

@@ -133,7 +133,7 @@ proptest! {
             }
         }
         // The log replays into the same dataset.
-        let mut reader = engine.log().reader(Offset(0), false).expect("log retained");
+        let mut reader = engine.log().reader(Offset(0), shoal::log::Keep::Retained).expect("log retained");
         let mut bytes = Vec::new();
         loop {
             let chunk = reader.read(1 << 20, Duration::ZERO).expect("read");

@@ -38,7 +38,7 @@ fn replaying_the_log_reproduces_the_dataset() {
     let engine = node.engine().clone();
     let mut reader = engine
         .log()
-        .reader(Offset(0), true)
+        .reader(Offset(0), shoal::log::Keep::All)
         .expect("reader at the start");
     let done = Arc::new(AtomicBool::new(false));
     let drain = {

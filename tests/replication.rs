@@ -761,3 +761,63 @@ fn failover_hands_a_primary_over_to_its_replica() {
         Value::Status("OK".into())
     );
 }
+
+/// A replica that stops reading (SIGSTOP) while its primary writes far more than the backlog
+/// holds: within `client-output-buffer-limit replica` the primary keeps what it has not sent,
+/// and the replica continues where it stopped, as with Redis; past the limit it is dropped and
+/// resynchronized in full.
+#[test]
+fn a_stalled_replica_is_kept_up_to_the_output_buffer_limit() {
+    use common::{RespConn, ShoalServer, Value};
+    let args = [
+        "--save",
+        "",
+        "--repl-diskless-sync-delay",
+        "0",
+        "--repl-backlog-size",
+        "1mb",
+        "--enable-debug-command",
+        "yes",
+    ];
+    for (limit, full_syncs) in [("replica 256mb 64mb 60", 1), ("replica 2mb 0 0", 2)] {
+        let primary = ShoalServer::start_with_bus(&args);
+        let replica = ShoalServer::start_with_bus(&args);
+        let mut p = RespConn::connect(primary.port).unwrap();
+        let mut r = RespConn::connect(replica.port).unwrap();
+        p.call(&[
+            b"CONFIG",
+            b"SET",
+            b"client-output-buffer-limit",
+            limit.as_bytes(),
+        ]);
+        let port = primary.port.to_string();
+        r.call(&[b"REPLICAOF", b"127.0.0.1", port.as_bytes()]);
+        p.call(&[b"SET", b"first", b"1"]);
+        assert_eq!(p.call(&[b"WAIT", b"1", b"10000"]), Value::Int(1));
+        let signal = |name: &str| {
+            let pid = replica.child.id().to_string();
+            let sent = std::process::Command::new("kill")
+                .args([name, &pid])
+                .status();
+            assert!(sent.is_ok_and(|s| s.success()), "kill {name}");
+        };
+        // 24 MB of writes: the QUIC link buffers about 10 MB, the backlog holds 1 MB.
+        signal("-STOP");
+        let value = vec![b'v'; 8000];
+        for i in 0..3000 {
+            p.call(&[b"SET", format!("k{i}").as_bytes(), &value]);
+        }
+        signal("-CONT");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while p.call(&[b"DEBUG", b"DIGEST"]) != r.call(&[b"DEBUG", b"DIGEST"]) {
+            assert!(Instant::now() < deadline, "the replica did not catch up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let Value::Bulk(stats) = p.call(&[b"INFO", b"stats"]) else {
+            panic!("INFO stats");
+        };
+        let stats = String::from_utf8(stats).unwrap();
+        let line = format!("sync_full:{full_syncs}\r\n");
+        assert!(stats.contains(&line), "{limit}: want {line:?} in\n{stats}");
+    }
+}

@@ -6,11 +6,13 @@
 //! stream, as Redis's replication offset is, so "what is on disk" and "what a replica has" are
 //! both offsets.
 //!
-//! Memory is bounded two ways. History for late readers (the replication backlog) is kept up to
-//! `retain_bytes`. A *reliable* reader (the AOF writer) pins what it has not read yet; if it
-//! falls `pinned_bytes_max` behind, writers wait for it: back-pressure instead of an unbounded
-//! buffer. A plain reader (a replica) that falls behind the retained history gets
-//! [`Lagged`] and must resynchronize from a snapshot.
+//! Memory is bounded three ways ([`Keep`]). History for late readers (the replication backlog)
+//! is kept up to `retain_bytes`. A reader that keeps everything (the AOF writer) pins what it
+//! has not read yet; if it falls `pinned_bytes_max` behind, writers wait for it: back-pressure
+//! instead of an unbounded buffer. A reader that keeps up to a bound (a replica's sender, bound
+//! by `client-output-buffer-limit replica`, as Redis's replica output buffer is) holds history
+//! while it lags by less; once it lags by more, or for a plain reader once the history it needs
+//! is gone, it gets [`Lagged`] and its replica must resynchronize from a snapshot.
 
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
@@ -43,13 +45,24 @@ const CHUNK_BYTES: usize = 64 * 1024;
 pub struct LogLimits {
     /// History kept for readers that attach late or reconnect (Redis's `repl-backlog-size`).
     pub retain_bytes: usize,
-    /// How far a reliable reader may lag before writers wait for it.
+    /// How far a reader that keeps everything may lag before writers wait for it.
     pub pinned_bytes_max: usize,
+}
+
+/// What a reader's unread bytes keep in the log.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Nothing beyond the retained history.
+    Retained,
+    /// Everything while it lags by less than this many bytes (`u64::MAX`: no bound).
+    Within(u64),
+    /// Everything: writers wait when it lags by `pinned_bytes_max`.
+    All,
 }
 
 struct ReaderSlot {
     position: u64,
-    reliable: bool,
+    keep: Keep,
 }
 
 struct Inner {
@@ -73,11 +86,27 @@ impl Inner {
         self.end - self.tail.len() as u64
     }
 
+    /// The oldest position a reader that keeps everything has not read.
     fn min_reliable(&self) -> Option<u64> {
         self.readers
             .iter()
             .flatten()
-            .filter(|r| r.reliable)
+            .filter(|r| r.keep == Keep::All)
+            .map(|r| r.position)
+            .min()
+    }
+
+    /// The oldest position a reader still keeps (see [`Keep`]).
+    fn min_kept(&self) -> Option<u64> {
+        let keeps = |r: &&ReaderSlot| match r.keep {
+            Keep::Retained => false,
+            Keep::Within(lag_bytes_max) => self.end - r.position < lag_bytes_max,
+            Keep::All => true,
+        };
+        self.readers
+            .iter()
+            .flatten()
+            .filter(keeps)
             .map(|r| r.position)
             .min()
     }
@@ -87,15 +116,14 @@ impl Inner {
         self.sealed.push_back(Bytes::from(chunk));
     }
 
-    /// Drops sealed chunks beyond the retained history that no reliable reader still needs.
+    /// Drops sealed chunks beyond the retained history that no reader keeps.
     fn trim(&mut self, limits: &LogLimits) {
         self.trim_to(limits.retain_bytes as u64);
     }
 
-    /// Drops sealed chunks while at least `retain_bytes` stay and no reliable reader needs
-    /// them.
+    /// Drops sealed chunks while at least `retain_bytes` stay and no reader keeps them.
     fn trim_to(&mut self, retain_bytes: u64) {
-        let pinned = self.min_reliable().unwrap_or(u64::MAX);
+        let pinned = self.min_kept().unwrap_or(u64::MAX);
         while let Some(front) = self.sealed.front() {
             let front_end = self.start + front.len() as u64;
             let kept_without = self.end - front_end;
@@ -436,12 +464,11 @@ impl WriteLog {
         self.inner.lock()
     }
 
-    /// Registers a reader positioned at `from`. A reliable reader holds back writers instead of
-    /// losing data; a plain one gets `Lagged` when it falls behind the retained history.
+    /// Registers a reader positioned at `from`, keeping what `keep` says.
     pub fn reader(
         self: &std::sync::Arc<Self>,
         from: Offset,
-        reliable: bool,
+        keep: Keep,
     ) -> Result<LogReader, Lagged> {
         let mut inner = self.inner.lock();
         if from.0 < inner.start || from.0 > inner.end {
@@ -452,7 +479,7 @@ impl WriteLog {
         }
         let slot = ReaderSlot {
             position: from.0,
-            reliable,
+            keep,
         };
         let id = match inner.readers.iter().position(Option::is_none) {
             Some(i) => {
@@ -485,7 +512,7 @@ impl WriteLog {
     }
 
     /// Frees the retained history (`repl-backlog-ttl` passed without replicas): only what a
-    /// reliable reader still needs, and the chunk being filled, stay.
+    /// reader keeps, and the chunk being filled, stay.
     pub fn discard_history(&self) {
         self.inner.lock().trim_to(0);
     }
@@ -526,6 +553,15 @@ impl LogReader {
     pub fn position(&self) -> Offset {
         let inner = self.log.inner.lock();
         Offset(inner.readers[self.id].as_ref().map_or(0, |r| r.position))
+    }
+
+    /// How far behind the end of the log this reader is.
+    pub fn lag_bytes(&self) -> u64 {
+        let inner = self.log.inner.lock();
+        inner.end
+            - inner.readers[self.id]
+                .as_ref()
+                .map_or(inner.end, |r| r.position)
     }
 
     /// Returns up to `max_bytes` from the reader's position and advances past them. Waits up to
@@ -644,7 +680,7 @@ mod tests {
     #[test]
     fn offsets_increase_and_select_is_inserted() {
         let log = log(1 << 20, 1 << 20);
-        let mut r = log.reader(Offset(0), false).unwrap();
+        let mut r = log.reader(Offset(0), Keep::Retained).unwrap();
         let a = log.append(&set(0, "a"), true);
         let b = log.append(&set(0, "b"), true);
         let c = log.append(&set(3, "c"), true);
@@ -658,7 +694,7 @@ mod tests {
     #[test]
     fn multi_command_batches_are_wrapped() {
         let log = log(1 << 20, 1 << 20);
-        let mut r = log.reader(Offset(0), false).unwrap();
+        let mut r = log.reader(Offset(0), Keep::Retained).unwrap();
         let mut batch = set(0, "a");
         batch.push(0, &[b"DEL", b"b"]);
         log.append(&batch, true);
@@ -670,19 +706,46 @@ mod tests {
     #[test]
     fn plain_reader_lags_and_history_is_bounded() {
         let log = log(CHUNK_BYTES, 1 << 30);
-        let mut r = log.reader(Offset(0), false).unwrap();
+        let mut r = log.reader(Offset(0), Keep::Retained).unwrap();
         for i in 0..20_000 {
             log.append(&set(0, &format!("key{i}")), true);
         }
         assert!(log.memory_bytes() < 4 * CHUNK_BYTES);
         assert!(matches!(r.read(100, Duration::ZERO), Err(Lagged { .. })));
-        assert!(log.reader(Offset(0), false).is_err());
+        assert!(log.reader(Offset(0), Keep::Retained).is_err());
+    }
+
+    #[test]
+    fn a_bounded_reader_keeps_history_while_it_lags_by_less_than_its_bound() {
+        let log = log(CHUNK_BYTES, 1 << 30);
+        let bound = 8 * CHUNK_BYTES as u64;
+        let mut kept = log.reader(Offset(0), Keep::Within(bound)).unwrap();
+        let mut i = 0;
+        while log.end().0 < bound / 2 {
+            log.append(&set(0, &format!("key{i}")), true);
+            i += 1;
+        }
+        // Far more than the retained history (a chunk) stays.
+        assert_eq!(log.start(), Offset(0));
+        assert_eq!(kept.lag_bytes(), log.end().0);
+        assert_eq!(
+            read_all(&mut kept).len() as u64,
+            log.end().0,
+            "history was lost"
+        );
+        // Lagging past the bound, it keeps nothing more than a plain reader.
+        while log.end().0 < 3 * bound {
+            log.append(&set(0, &format!("key{i}")), true);
+            i += 1;
+        }
+        assert!(log.memory_bytes() < 4 * CHUNK_BYTES);
+        assert!(matches!(kept.read(100, Duration::ZERO), Err(Lagged { .. })));
     }
 
     #[test]
     fn reliable_reader_applies_back_pressure() {
         let log = log(0, 2 * CHUNK_BYTES);
-        let mut r = log.reader(Offset(0), true).unwrap();
+        let mut r = log.reader(Offset(0), Keep::All).unwrap();
         let writer = {
             let log = log.clone();
             std::thread::spawn(move || {

@@ -439,7 +439,7 @@ pub(crate) fn open(engine: &Arc<Engine>) -> Result<(), Error> {
     engine.log.force_select();
     let reader = engine
         .log
-        .reader(engine.log.end(), true)
+        .reader(engine.log.end(), crate::log::Keep::All)
         .map_err(|e| Error::Io(io::Error::other(e.to_string())))?;
     publish(engine, files, reader.position());
     start_writer(engine, reader, incr)
@@ -472,7 +472,7 @@ pub(crate) fn enable(engine: &Arc<Engine>, sweepers: usize) -> Result<(), Error>
         |at| {
             let reader = engine
                 .log
-                .reader(at, true)
+                .reader(at, crate::log::Keep::All)
                 .map_err(|e| Error::Io(io::Error::other(e.to_string())));
             let file = incr.take();
             started = Some(reader.and_then(|reader| match file {

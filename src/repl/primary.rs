@@ -3,7 +3,7 @@
 
 use super::wire::{self, ToPrimary, ToReplica, LOG_STREAM, SNAPSHOT_STREAM};
 use crate::engine::Engine;
-use crate::log::{LogReader, Offset};
+use crate::log::{Keep, LogReader, Offset};
 use crate::persist::snapshot;
 use crate::transport::{Endpoint, Link, RecvStream, SendStream};
 use bytes::Bytes;
@@ -111,7 +111,7 @@ async fn serve(
                 .await?;
             let reader = engine
                 .log()
-                .reader(Offset(from), false)
+                .reader(Offset(from), replica_keep(&engine))
                 .map_err(io::Error::other)?;
             repl.update_replica(id, |r| {
                 r.state = "online";
@@ -287,7 +287,10 @@ fn start_snapshot(engine: &Arc<Engine>, mut joiners: Vec<oneshot::Sender<Share>>
         let on_begin = |at: Offset| {
             for joiner in joiners.drain(..) {
                 let (sender, pieces) = mpsc::channel(SNAPSHOT_CHUNKS_MAX);
-                let reader = engine.log().reader(at, false).map_err(|e| e.to_string());
+                let reader = engine
+                    .log()
+                    .reader(at, replica_keep(&engine))
+                    .map_err(|e| e.to_string());
                 let share = Share {
                     offset: at,
                     reader,
@@ -327,8 +330,22 @@ impl Write for FanOut {
     }
 }
 
-/// Streams the log from the reader's position for as long as the link lasts. A replica so
-/// far behind that the log no longer holds its position is dropped (it will resync).
+/// What a replica's sender keeps in the log: what it has not sent, up to
+/// `client-output-buffer-limit replica`'s hard limit (0: no limit), as Redis keeps a
+/// replica's output buffer. Only the retained history (`repl-backlog-size`, 1 MB by default:
+/// a few milliseconds of a busy primary's writes) would make a sender stalled for that long
+/// cost its replica a full resync.
+fn replica_keep(engine: &Engine) -> Keep {
+    match engine.settings().output_limits.replica.hard_bytes {
+        0 => Keep::Within(u64::MAX),
+        bytes => Keep::Within(bytes),
+    }
+}
+
+/// Streams the log from the reader's position for as long as the link lasts. A replica that
+/// lags past `client-output-buffer-limit replica` (its hard limit, or its soft limit for
+/// longer than allowed) is dropped, as Redis drops it; so is one so far behind that the log
+/// no longer holds its position. It will resync.
 ///
 /// A sender that finds nothing waits for the next append, which wakes it only then
 /// ([`crate::log::WriteLog::listen_appended`]): a wake-up per write would cost the writing
@@ -336,7 +353,15 @@ impl Write for FanOut {
 /// Redis writes to its replicas once per event loop.
 async fn pump_log(engine: &Engine, mut reader: LogReader, mut out: SendStream) -> io::Result<()> {
     let log = engine.log();
+    let mut over_soft_since = None;
     loop {
+        let lag_bytes = reader.lag_bytes();
+        let limit = engine.settings().output_limits.replica;
+        if limit.exceeded(lag_bytes, &mut over_soft_since) {
+            return Err(io::Error::other(format!(
+                "{lag_bytes} bytes behind, over client-output-buffer-limit replica"
+            )));
+        }
         let mut chunk = reader
             .read(READ_BYTES_MAX, Duration::ZERO)
             .map_err(io::Error::other)?;
