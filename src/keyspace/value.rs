@@ -209,8 +209,15 @@ pub fn parse_i64_strict(s: &[u8]) -> Option<i64> {
     if digits[0] == b'0' && (digits.len() > 1 || s.len() > 1) {
         return None;
     }
-    // Validated as an optional '-' followed by ASCII digits.
-    std::str::from_utf8(s).ok()?.parse().ok()
+    // At most 19 digits: the magnitude fits a u64 (every RESP header goes through here, so
+    // no UTF-8 check and generic parse).
+    let magnitude = digits
+        .iter()
+        .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
+    match digits.len() < s.len() {
+        true => 0i64.checked_sub_unsigned(magnitude),
+        false => i64::try_from(magnitude).ok(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -481,6 +488,37 @@ impl Default for ZSetValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strict_integers_are_redis_string2ll() {
+        let ok: [(&str, i64); 5] = [
+            ("0", 0),
+            ("-1", -1),
+            ("123", 123),
+            ("9223372036854775807", i64::MAX),
+            ("-9223372036854775808", i64::MIN),
+        ];
+        for (text, n) in ok {
+            assert_eq!(parse_i64_strict(text.as_bytes()), Some(n), "{text}");
+        }
+        let refused = [
+            "",
+            "-",
+            "-0",
+            "+1",
+            "01",
+            " 1",
+            "1 ",
+            "1a",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "18446744073709551616",
+            "99999999999999999999",
+        ];
+        for text in refused {
+            assert_eq!(parse_i64_strict(text.as_bytes()), None, "{text}");
+        }
+    }
 
     #[test]
     fn sizes() {

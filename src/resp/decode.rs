@@ -165,6 +165,9 @@ fn header_line(
     too_big: &str,
 ) -> Result<Option<(Option<i64>, usize)>, ProtocolError> {
     let rest = &buf[at..];
+    if let Some(parsed) = short_header_line(rest) {
+        return Ok(Some((Some(parsed.0), at + parsed.1)));
+    }
     let Some(cr) = rest.iter().position(|&b| b == b'\r') else {
         if rest.len() > LINE_BYTES_MAX {
             return protocol_error(too_big);
@@ -177,6 +180,24 @@ fn header_line(
     // The line may be empty (`\r` right where a `$` was expected): no number then.
     let digits = rest.get(1..cr).unwrap_or_default();
     Ok(Some((parse_i64_strict(digits), at + cr + 2)))
+}
+
+/// [`header_line`]'s common case, read in one pass: the marker, 1 to 18 digits without a
+/// leading zero (or a lone "0"), then `\r` and one more byte. Returns the number and the
+/// length of the line with its ending; `None` leaves anything else to the general path.
+#[inline]
+fn short_header_line(line: &[u8]) -> Option<(i64, usize)> {
+    let mut n = 0i64;
+    let mut end = 1;
+    while let Some(&b) = line.get(end).filter(|b| b.is_ascii_digit()) {
+        if end > 18 || (end == 2 && line[1] == b'0') {
+            return None;
+        }
+        n = n * 10 + i64::from(b - b'0');
+        end += 1;
+    }
+    let complete = end > 1 && line.get(end) == Some(&b'\r') && line.len() >= end + 2;
+    complete.then_some((n, end + 2))
 }
 
 /// Splits a line into arguments the way Redis splits inline commands and configuration
@@ -291,4 +312,40 @@ pub fn parse_command(buf: &[u8], limits: &Limits) -> Result<Option<Parsed>, Prot
         args: parser.args(buf).map(<[u8]>::to_vec).collect(),
         consumed,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_line;
+
+    /// A header line, and what `header_line` reads: (its number, where the next line starts).
+    type Case = (&'static [u8], Option<(Option<i64>, usize)>);
+
+    #[test]
+    fn header_lines_read_as_redis_reads_them() {
+        let cases: [Case; 14] = [
+            (b"*3\r\n", Some((Some(3), 4))),
+            (b"$0\r\n", Some((Some(0), 4))),
+            (b"$16\r\nx", Some((Some(16), 5))),
+            (b"$-1\r\n", Some((Some(-1), 5))),
+            (b"$01\r\n", Some((None, 5))),
+            (b"$\r\n", Some((None, 3))),
+            (b"$ 3\r\n", Some((None, 5))),
+            // Redis skips the byte after '\r' unread.
+            (b"$3\rX", Some((Some(3), 4))),
+            (
+                b"*123456789012345678\r\n",
+                Some((Some(123456789012345678), 21)),
+            ),
+            (b"*9223372036854775807\r\n", Some((Some(i64::MAX), 22))),
+            (b"*9223372036854775808\r\n", Some((None, 22))),
+            (b"$3\r", None),
+            (b"$3", None),
+            (b"$12345678901234567890123", None),
+        ];
+        for (line, want) in cases {
+            let got = header_line(line, 0, "too big").expect("no error");
+            assert_eq!(got, want, "{}", String::from_utf8_lossy(line));
+        }
+    }
 }
