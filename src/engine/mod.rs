@@ -198,9 +198,6 @@ pub struct Client {
     pub(crate) last_write: Offset,
     /// Replayed streams (AOF load, replication) are applied, not re-judged.
     pub(crate) replaying: bool,
-    /// A replica's applier: its writes are not logged (the primary's bytes are appended
-    /// verbatim instead, so that offsets match).
-    pub(crate) unlogged: bool,
     /// Reused per command so that executing allocates nothing in the common case.
     pub(crate) effects: ctx::Effects,
     pub(crate) conn: ConnState,
@@ -246,7 +243,6 @@ impl Client {
             watch: None,
             last_write: Offset(0),
             replaying: false,
-            unlogged: false,
             effects: ctx::Effects::default(),
             conn: ConnState {
                 info: clients::ClientInfo::embedded(),
@@ -914,7 +910,7 @@ impl Engine {
                 let (wait, timeout) = effects.acks.take()?;
                 Some(Blocked::on_acks(wait, timeout))
             });
-        if !effects.batch.is_empty() && !client.unlogged {
+        if !effects.batch.is_empty() && effects.batch.is_logged() {
             client.last_write = self.log.append(&effects.batch, true);
         }
         held.publish();

@@ -248,12 +248,31 @@ pub struct Batch {
     bytes: Vec<u8>,
     /// (database, end of its bytes) per command.
     commands: Vec<(usize, usize)>,
+    /// Commands are counted, not encoded: see [`Batch::unlogged`].
+    unlogged: bool,
 }
 
 impl Batch {
+    /// A batch for a writer whose commands are logged by someone else: a replica's applier,
+    /// whose log takes the primary's bytes verbatim so that offsets match. Encoding them again
+    /// would be work thrown away on every replicated write.
+    pub fn unlogged() -> Batch {
+        Batch {
+            unlogged: true,
+            ..Batch::default()
+        }
+    }
+
+    /// Whether the batch is for the log (see [`Batch::unlogged`]).
+    pub fn is_logged(&self) -> bool {
+        !self.unlogged
+    }
+
     /// Adds one command, to run in database `db`.
     pub fn push(&mut self, db: usize, argv: &[&[u8]]) {
-        crate::resp::encode_command(argv, &mut self.bytes);
+        if !self.unlogged {
+            crate::resp::encode_command(argv, &mut self.bytes);
+        }
         self.commands.push((db, self.bytes.len()));
     }
 

@@ -383,7 +383,7 @@ impl Applier {
         let mut client = Client::new(Protocol::Resp2);
         // Never refused, no expiry judgement, and not logged: the primary's bytes are.
         client.replaying = true;
-        client.unlogged = true;
+        client.effects.batch = crate::log::Batch::unlogged();
         client.db = engine.log().last_db().unwrap_or(0);
         Applier {
             client,
@@ -405,9 +405,17 @@ impl Applier {
     fn apply(&mut self, engine: &Engine, chunk: &[u8]) -> io::Result<()> {
         // Applied and appended as one step for snapshots (see `State::applying`).
         let _applying = engine.repl.applying.read();
-        self.pending.extend_from_slice(chunk);
+        // Straight from the chunk, unless the last one ended inside a command.
+        let mut pending = std::mem::take(&mut self.pending);
+        let stream = match pending.is_empty() {
+            true => chunk,
+            false => {
+                pending.extend_from_slice(chunk);
+                &pending[..]
+            }
+        };
         let applied = engine
-            .apply_stream(&mut self.client, &self.pending)
+            .apply_stream(&mut self.client, stream)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.0))?;
         if applied.errors > 0 {
             tracing::warn!(
@@ -423,17 +431,26 @@ impl Applier {
             (true, Some(multi_at)) => multi_at,
             (true, None) => 0,
         };
-        self.open_transaction
-            .extend_from_slice(&self.pending[..whole]);
         if whole > 0 || self.client.multi.is_none() {
-            engine
-                .log()
-                .append_raw(&self.open_transaction, applied.commands, self.client.db);
-            self.open_transaction.clear();
+            let log = engine.log();
+            let db = self.client.db;
+            if self.open_transaction.is_empty() {
+                log.append_raw(&stream[..whole], applied.commands, db);
+            } else {
+                self.open_transaction.extend_from_slice(&stream[..whole]);
+                log.append_raw(&self.open_transaction, applied.commands, db);
+                self.open_transaction.clear();
+            }
         }
         self.open_transaction
-            .extend_from_slice(&self.pending[whole..consumed]);
-        self.pending.drain(..consumed);
+            .extend_from_slice(&stream[whole..consumed]);
+        let rest = stream.len() - consumed;
+        match pending.is_empty() {
+            true => pending.extend_from_slice(&chunk[consumed..]),
+            false => drop(pending.drain(..consumed)),
+        }
+        debug_assert_eq!(pending.len(), rest);
+        self.pending = pending;
         Ok(())
     }
 }
@@ -491,6 +508,55 @@ async fn apply_log(
                     None => return Err(closed("the primary closed the link")),
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Applier;
+    use crate::log::{Keep, Offset};
+    use crate::{Config, Node};
+    use std::time::Duration;
+
+    /// The log of `node` from its start.
+    fn log_bytes(node: &Node) -> Vec<u8> {
+        let log = node.engine().log();
+        let mut reader = log.reader(Offset(0), Keep::All).expect("reader");
+        let mut bytes = Vec::new();
+        while reader.position() < log.end() {
+            let chunk = reader.read(1 << 20, Duration::ZERO).expect("kept");
+            bytes.extend_from_slice(&chunk);
+        }
+        bytes
+    }
+
+    #[test]
+    fn chunks_cut_anywhere_apply_and_log_as_the_whole_stream() {
+        let primary = Node::open(Config::new()).expect("open");
+        let mut s = primary.session();
+        for i in 0..20 {
+            s.execute(&["SET", &format!("k{i}"), &"v".repeat(i)]);
+            s.execute(&["MULTI"]);
+            s.execute(&["INCR", "n"]);
+            s.execute(&["RPUSH", "l", &i.to_string()]);
+            s.execute(&["EXEC"]);
+            s.execute(&["SELECT", &(i % 3).to_string()]);
+        }
+        let stream = log_bytes(&primary);
+        for chunk_bytes in [1, 2, 5, 17, 64, stream.len()] {
+            let replica = Node::open(Config::new()).expect("open");
+            let engine = replica.engine();
+            let mut applier = Applier::new(engine);
+            for chunk in stream.chunks(chunk_bytes) {
+                applier.apply(engine, chunk).expect("applies");
+            }
+            assert_eq!(log_bytes(&replica), stream, "chunks of {chunk_bytes}");
+            assert_eq!(
+                replica.digest(),
+                primary.digest(),
+                "chunks of {chunk_bytes}"
+            );
         }
     }
 }
