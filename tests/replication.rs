@@ -766,6 +766,14 @@ fn failover_hands_a_primary_over_to_its_replica() {
 /// holds: within `client-output-buffer-limit replica` the primary keeps what it has not sent,
 /// and the replica continues where it stopped, as with Redis; past the limit it is dropped and
 /// resynchronized in full.
+/// One INFO section of a server, as text.
+fn info_text(conn: &mut common::RespConn, section: &str) -> String {
+    match conn.call(&[b"INFO", section.as_bytes()]) {
+        common::Value::Bulk(text) => String::from_utf8(text).unwrap(),
+        other => panic!("INFO {section}: {other:?}"),
+    }
+}
+
 #[test]
 fn a_stalled_replica_is_kept_up_to_the_output_buffer_limit() {
     use common::{RespConn, ShoalServer, Value};
@@ -779,7 +787,12 @@ fn a_stalled_replica_is_kept_up_to_the_output_buffer_limit() {
         "--enable-debug-command",
         "yes",
     ];
-    for (limit, full_syncs) in [("replica 256mb 64mb 60", 1), ("replica 2mb 0 0", 2)] {
+    // (limit, whether the stopped replica is dropped, full syncs in all)
+    for (limit, dropped, full_syncs) in [
+        ("replica 256mb 64mb 60", false, 1),
+        ("replica 2mb 0 0", true, 2),
+        ("replica 0 2mb 1", true, 2),
+    ] {
         let primary = ShoalServer::start_with_bus(&args);
         let replica = ShoalServer::start_with_bus(&args);
         let mut p = RespConn::connect(primary.port).unwrap();
@@ -807,16 +820,27 @@ fn a_stalled_replica_is_kept_up_to_the_output_buffer_limit() {
         for i in 0..3000 {
             p.call(&[b"SET", format!("k{i}").as_bytes(), &value]);
         }
+        // Dropped while it is still stopped: the limits are watched while the sender waits
+        // on a replica that reads nothing, not only when it reads again. (Well before QUIC's
+        // 10 s idle timeout, which would drop it anyway.)
+        let deadline = Instant::now() + Duration::from_secs(4);
+        let kept =
+            |p: &mut RespConn| !info_text(p, "replication").contains("connected_slaves:0\r\n");
+        while dropped && kept(&mut p) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let kept_while_stopped = kept(&mut p);
         signal("-CONT");
+        assert!(
+            !(dropped && kept_while_stopped),
+            "{limit}: the stopped replica was kept"
+        );
         let deadline = Instant::now() + Duration::from_secs(30);
         while p.call(&[b"DEBUG", b"DIGEST"]) != r.call(&[b"DEBUG", b"DIGEST"]) {
             assert!(Instant::now() < deadline, "the replica did not catch up");
             std::thread::sleep(Duration::from_millis(50));
         }
-        let Value::Bulk(stats) = p.call(&[b"INFO", b"stats"]) else {
-            panic!("INFO stats");
-        };
-        let stats = String::from_utf8(stats).unwrap();
+        let stats = info_text(&mut p, "stats");
         let line = format!("sync_full:{full_syncs}\r\n");
         assert!(stats.contains(&line), "{limit}: want {line:?} in\n{stats}");
     }

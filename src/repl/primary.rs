@@ -20,6 +20,8 @@ const IDLE_WAIT_MAX: Duration = Duration::from_millis(100);
 const SNAPSHOT_CHUNKS_MAX: usize = 16;
 /// How often a session looks for a role change, a silent replica and a ping to send.
 const TICK_MS: u64 = 1_000;
+/// How often a sender blocked on a replica that reads nothing checks the output limits.
+const LIMIT_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
 fn invalid(what: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.into())
@@ -355,13 +357,7 @@ async fn pump_log(engine: &Engine, mut reader: LogReader, mut out: SendStream) -
     let log = engine.log();
     let mut over_soft_since = None;
     loop {
-        let lag_bytes = reader.lag_bytes();
-        let limit = engine.settings().output_limits.replica;
-        if limit.exceeded(lag_bytes, &mut over_soft_since) {
-            return Err(io::Error::other(format!(
-                "{lag_bytes} bytes behind, over client-output-buffer-limit replica"
-            )));
-        }
+        check_output_limit(engine, &reader, &mut over_soft_since)?;
         let mut chunk = reader
             .read(READ_BYTES_MAX, Duration::ZERO)
             .map_err(io::Error::other)?;
@@ -379,7 +375,34 @@ async fn pump_log(engine: &Engine, mut reader: LogReader, mut out: SendStream) -
                 continue;
             }
         }
-        out.write_chunk(chunk).await?;
+        // A replica that reads nothing blocks this write while the log grows: the limits are
+        // checked meanwhile too, or a soft limit would wait for the replica to read again.
+        let write = out.write_chunk(chunk);
+        tokio::pin!(write);
+        loop {
+            tokio::select! {
+                written = &mut write => break written?,
+                _ = tokio::time::sleep(LIMIT_CHECK_INTERVAL) => {
+                    check_output_limit(engine, &reader, &mut over_soft_since)?;
+                }
+            }
+        }
+    }
+}
+
+/// Fails once the log not yet sent to a replica breaks `client-output-buffer-limit replica`.
+fn check_output_limit(
+    engine: &Engine,
+    reader: &LogReader,
+    over_soft_since: &mut Option<std::time::Instant>,
+) -> io::Result<()> {
+    let lag_bytes = reader.lag_bytes();
+    let limit = engine.settings().output_limits.replica;
+    match limit.exceeded(lag_bytes, over_soft_since) {
+        true => Err(io::Error::other(format!(
+            "{lag_bytes} bytes behind, over client-output-buffer-limit replica"
+        ))),
+        false => Ok(()),
     }
 }
 
