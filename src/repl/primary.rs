@@ -381,6 +381,8 @@ async fn pump_log(engine: &Engine, mut reader: LogReader, mut out: SendStream) -
         tokio::pin!(write);
         loop {
             tokio::select! {
+                // The write first: one that completes at once never arms the timer.
+                biased;
                 written = &mut write => break written?,
                 _ = tokio::time::sleep(LIMIT_CHECK_INTERVAL) => {
                     check_output_limit(engine, &reader, &mut over_soft_since)?;
