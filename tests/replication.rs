@@ -324,10 +324,7 @@ fn shoal_servers_replicate_with_replicaof() {
         panic!("ROLE replicas");
     };
     assert_eq!(replicas.len(), 1);
-    let Value::Bulk(info) = p.call(&[b"INFO", b"replication"]) else {
-        panic!("INFO");
-    };
-    let info = String::from_utf8(info).unwrap();
+    let info = p.info("replication");
     let line = format!(
         "slave0:ip=127.0.0.1,port={},state=online,offset=",
         replica.port
@@ -746,16 +743,11 @@ fn failover_hands_a_primary_over_to_its_replica() {
         })
         .collect();
     assert_eq!(kept, acked, "every acknowledged write, in order");
-    let info = |conn: &mut RespConn, section: &[u8]| match conn.call(&[b"INFO", section]) {
-        Value::Bulk(b) => String::from_utf8(b).unwrap(),
-        other => panic!("{other:?}"),
-    };
-    assert!(info(&mut p, b"replication").contains("master_failover_state:no-failover"));
-    assert!(
-        info(&mut r, b"stats").contains("sync_partial_ok:1"),
-        "{}",
-        info(&mut r, b"stats")
-    );
+    assert!(p
+        .info("replication")
+        .contains("master_failover_state:no-failover"));
+    let stats = r.info("stats");
+    assert!(stats.contains("sync_partial_ok:1"), "{stats}");
     assert_eq!(
         r.call(&[b"SET", b"after", b"1"]),
         Value::Status("OK".into())
@@ -766,14 +758,6 @@ fn failover_hands_a_primary_over_to_its_replica() {
 /// holds: within `client-output-buffer-limit replica` the primary keeps what it has not sent,
 /// and the replica continues where it stopped, as with Redis; past the limit it is dropped and
 /// resynchronized in full.
-/// One INFO section of a server, as text.
-fn info_text(conn: &mut common::RespConn, section: &str) -> String {
-    match conn.call(&[b"INFO", section.as_bytes()]) {
-        common::Value::Bulk(text) => String::from_utf8(text).unwrap(),
-        other => panic!("INFO {section}: {other:?}"),
-    }
-}
-
 #[test]
 fn a_stalled_replica_is_kept_up_to_the_output_buffer_limit() {
     use common::{RespConn, ShoalServer, Value};
@@ -824,8 +808,7 @@ fn a_stalled_replica_is_kept_up_to_the_output_buffer_limit() {
         // on a replica that reads nothing, not only when it reads again. (Well before QUIC's
         // 10 s idle timeout, which would drop it anyway.)
         let deadline = Instant::now() + Duration::from_secs(4);
-        let kept =
-            |p: &mut RespConn| !info_text(p, "replication").contains("connected_slaves:0\r\n");
+        let kept = |p: &mut RespConn| !p.info("replication").contains("connected_slaves:0\r\n");
         while dropped && kept(&mut p) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -840,7 +823,7 @@ fn a_stalled_replica_is_kept_up_to_the_output_buffer_limit() {
             assert!(Instant::now() < deadline, "the replica did not catch up");
             std::thread::sleep(Duration::from_millis(50));
         }
-        let stats = info_text(&mut p, "stats");
+        let stats = p.info("stats");
         let line = format!("sync_full:{full_syncs}\r\n");
         assert!(stats.contains(&line), "{limit}: want {line:?} in\n{stats}");
     }

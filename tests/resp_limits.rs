@@ -24,11 +24,8 @@ fn send_raw_until_closed(port: u16, bytes: &[u8]) -> String {
 }
 
 fn info_field(conn: &mut RespConn, section: &str, field: &str) -> String {
-    let Value::Bulk(text) = conn.call(&[b"INFO", section.as_bytes()]) else {
-        panic!("INFO replies with a bulk string");
-    };
-    let text = String::from_utf8_lossy(&text).into_owned();
-    text.lines()
+    conn.info(section)
+        .lines()
         .find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_string))
         .unwrap_or_else(|| panic!("{field} missing from INFO {section}"))
 }

@@ -444,12 +444,12 @@ impl Applier {
         }
         self.open_transaction
             .extend_from_slice(&stream[whole..consumed]);
-        let rest = stream.len() - consumed;
-        match pending.is_empty() {
-            true => pending.extend_from_slice(&chunk[consumed..]),
-            false => drop(pending.drain(..consumed)),
+        // Keep the unconsumed tail for the next chunk.
+        if pending.is_empty() {
+            pending.extend_from_slice(&chunk[consumed..]);
+        } else {
+            pending.drain(..consumed);
         }
-        debug_assert_eq!(pending.len(), rest);
         self.pending = pending;
         Ok(())
     }

@@ -221,6 +221,14 @@ impl RespConn {
         self.send(args);
         self.read()
     }
+
+    /// One INFO section, as text.
+    pub fn info(&mut self, section: &str) -> String {
+        match self.call(&[b"INFO", section.as_bytes()]) {
+            Value::Bulk(text) => String::from_utf8(text).expect("INFO is text"),
+            other => panic!("INFO {section}: {other:?}"),
+        }
+    }
 }
 
 /// Encodes a Shoal reply for `proto` and parses it back into the comparable form.
