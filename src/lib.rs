@@ -59,7 +59,8 @@
 //!                delivery into each subscriber's bounded mailbox (RESP) or queue (embedded);
 //!                the commands are in cmd/pubsub.rs
 //! transport/     the QUIC endpoint between nodes, peer authentication, and message framing
-//!                (frame.rs); quic.rs is the only module that imports quinn
+//!                (frame.rs); quic.rs (its socket in quic/udp.rs) is the only module that
+//!                imports quinn
 //! slot.rs        SlotId and key hashing; glob.rs the pattern matcher; reply.rs Reply
 //! config/        Config and its live copy (mod.rs), every Redis directive (catalog.rs),
 //!                reading and writing them by name (directives.rs), redis.conf files and

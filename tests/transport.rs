@@ -149,3 +149,41 @@ async fn garbage_datagrams_change_nothing() {
         .await
         .expect("still links after garbage");
 }
+
+/// On loopback (64 KB MTU) a link's packets grow far past Ethernet's 1452 bytes, both ways:
+/// bulk replication then needs a fraction of the packets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loopback_link_discovers_large_packets() {
+    let server = endpoint(secrets(Some("s"), Some("s")));
+    let client = endpoint(secrets(Some("s"), Some("s")));
+    let addr = server.local_addr().unwrap();
+    let accepting = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            let link = server.accept().await.unwrap();
+            let (mut send, mut recv) = link.accept_bi().await.unwrap();
+            while recv.read_chunk(1 << 16).await.unwrap().is_some() {}
+            // Answer in bulk too, so that this side discovers its own path.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while link.path_mtu_bytes() <= 1452 && std::time::Instant::now() < deadline {
+                send.write_all(&[7u8; 1 << 16]).await.unwrap();
+            }
+            send.finish();
+            link
+        })
+    };
+    let link = client.connect(addr).await.unwrap();
+    let (mut send, mut recv) = link.open_bi().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while link.path_mtu_bytes() <= 1452 && std::time::Instant::now() < deadline {
+        send.write_all(&[7u8; 1 << 16]).await.unwrap();
+    }
+    send.finish();
+    while recv.read_chunk(1 << 16).await.unwrap().is_some() {}
+    let server_link = accepting.await.unwrap();
+    let mtus = (link.path_mtu_bytes(), server_link.path_mtu_bytes());
+    assert!(
+        mtus.0 > 1452 && mtus.1 > 1452,
+        "path MTUs stayed at {mtus:?}"
+    );
+}

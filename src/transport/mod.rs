@@ -13,8 +13,8 @@
 //!   this very TLS session (RFC 5705). The secret never crosses the wire, and a proof is worth
 //!   nothing on any other session, so it cannot be replayed or relayed.
 //!
-//! `quic.rs` is the only module that imports quinn; the rest of the crate sees [`Endpoint`],
-//! [`Link`] and byte streams.
+//! `quic.rs` (with its socket, `quic/udp.rs`) is the only module that imports quinn; the rest
+//! of the crate sees [`Endpoint`], [`Link`] and byte streams.
 
 pub mod frame;
 mod quic;
