@@ -20,6 +20,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod wake;
+use wake::Wake;
+pub use wake::{
+    after_park, before_park, defer_wakes_on_this_thread, flush_deferred_wakes,
+    flush_deferred_wakes_when_due, flush_stale_deferred_wakes,
+};
+
 /// A byte position in the write log: the number of bytes appended before it.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Offset(pub u64);
@@ -167,81 +174,6 @@ pub struct WriteLog {
     wake: Arc<Wake>,
 }
 
-/// An async reader (a replica's sender) that found nothing waits for `appended`: the next
-/// append wakes it, so that a replica receives a write as its client gets the reply (a
-/// failover then loses nothing the old primary acknowledged, as Redis's write-then-reply loses
-/// nothing). A busy sender never sets `reader_idle`: no wake-up per write.
-///
-/// The RESP workers defer that wake-up ([`defer_wakes_on_this_thread`]) until they run out of
-/// ready clients, or [`WAKE_BYTES`] accumulate, or [`DEFER_MAX`] passes: under a write load a
-/// wake-up per append sent the replica a QUIC packet of a kilobyte or so each time (two
-/// threads woken, a packet encrypted, sent, received and acknowledged for every few
-/// commands), where Redis writes to its replicas once per event loop. The price: under load,
-/// a client may have its reply up to [`DEFER_MAX`] before the replica is sent the write (so a
-/// primary killed then loses it, as replication without WAIT allows); WAIT flushes at once.
-struct Wake {
-    reader_idle: std::sync::atomic::AtomicBool,
-    /// Bytes appended since the reader went idle.
-    unsent_bytes: std::sync::atomic::AtomicUsize,
-    appended: event_listener::Event,
-}
-
-/// An idle reader is woken at once when this much is waiting for it.
-const WAKE_BYTES: usize = 16 * 1024;
-
-/// The longest a deferred wake-up waits for its thread to run out of work.
-const DEFER_MAX: Duration = Duration::from_millis(1);
-
-/// The wake-ups a deferring thread owes, since when.
-#[derive(Default)]
-struct Deferred {
-    wakes: Vec<Arc<Wake>>,
-    since: Option<Instant>,
-}
-
-thread_local! {
-    static DEFERRING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    static DEFERRED: std::cell::RefCell<Deferred> = std::cell::RefCell::default();
-}
-
-/// Makes this thread's appends defer waking idle readers: the thread promises to call
-/// [`flush_deferred_wakes`] when it runs out of work, and [`flush_stale_deferred_wakes`]
-/// between units of work.
-pub fn defer_wakes_on_this_thread() {
-    DEFERRING.with(|d| d.set(true));
-}
-
-/// Wakes the readers this thread's appends left waiting.
-pub fn flush_deferred_wakes() {
-    let wakes = DEFERRED.with(|d| {
-        let mut d = d.borrow_mut();
-        d.since = None;
-        std::mem::take(&mut d.wakes)
-    });
-    for wake in wakes {
-        wake.notify();
-    }
-}
-
-/// [`flush_deferred_wakes`], when the oldest has waited a millisecond.
-pub fn flush_stale_deferred_wakes() {
-    let stale = DEFERRED.with(|d| d.borrow().since.is_some_and(|t| t.elapsed() >= DEFER_MAX));
-    if stale {
-        flush_deferred_wakes();
-    }
-}
-
-impl Wake {
-    fn notify(&self) {
-        if self
-            .reader_idle
-            .swap(false, std::sync::atomic::Ordering::AcqRel)
-        {
-            self.appended.notify(usize::MAX);
-        }
-    }
-}
-
 /// One command's worth of log content: RESP commands, each tagged with its database.
 #[derive(Default)]
 pub struct Batch {
@@ -318,11 +250,7 @@ impl WriteLog {
             limits,
             data_ready: Condvar::new(),
             space_ready: Condvar::new(),
-            wake: Arc::new(Wake {
-                reader_idle: std::sync::atomic::AtomicBool::new(false),
-                unsent_bytes: std::sync::atomic::AtomicUsize::new(0),
-                appended: event_listener::Event::new(),
-            }),
+            wake: Arc::default(),
         }
     }
 
@@ -347,7 +275,7 @@ impl WriteLog {
         }
         let end = Offset(inner.end);
         drop(inner);
-        self.wake_idle(bytes.len());
+        self.wake.on_append(bytes.len());
         end
     }
 
@@ -431,41 +359,14 @@ impl WriteLog {
         }
         let end = Offset(inner.end);
         drop(inner);
-        self.wake_idle(added);
+        self.wake.on_append(added);
         end
-    }
-
-    /// Wakes the async readers that found nothing (see [`Wake`]), now or, on a deferring
-    /// thread, later. The flag was set before their last read took the lock, and this runs
-    /// after the append released it: either that read saw the append, or this sees the flag.
-    fn wake_idle(&self, added_bytes: usize) {
-        use std::sync::atomic::Ordering;
-        let wake = &self.wake;
-        if !wake.reader_idle.load(Ordering::Acquire) {
-            return;
-        }
-        let unsent = wake.unsent_bytes.fetch_add(added_bytes, Ordering::Relaxed) + added_bytes;
-        if unsent < WAKE_BYTES && DEFERRING.with(|d| d.get()) {
-            DEFERRED.with(|d| {
-                let mut d = d.borrow_mut();
-                if !d.wakes.iter().any(|w| Arc::ptr_eq(w, wake)) {
-                    d.wakes.push(Arc::clone(wake));
-                }
-                d.since.get_or_insert_with(Instant::now);
-            });
-            return;
-        }
-        wake.notify();
     }
 
     /// For an async reader that found nothing: a listener the next append fires. Read once
     /// more before awaiting it (an append may have come in between).
     pub fn listen_appended(&self) -> event_listener::EventListener {
-        use std::sync::atomic::Ordering;
-        let listener = self.wake.appended.listen();
-        self.wake.unsent_bytes.store(0, Ordering::Relaxed);
-        self.wake.reader_idle.store(true, Ordering::SeqCst);
-        listener
+        self.wake.listen()
     }
 
     /// Takes the log lock for an append. The critical section is a few dozen nanoseconds, so
@@ -527,7 +428,7 @@ impl WriteLog {
         self.inner.lock().closed = true;
         self.data_ready.notify_all();
         self.space_ready.notify_all();
-        self.wake.appended.notify(usize::MAX);
+        self.wake.close();
     }
 
     /// Frees the retained history (`repl-backlog-ttl` passed without replicas): only what a
@@ -638,51 +539,17 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    fn log(retain: usize, pinned: usize) -> Arc<WriteLog> {
+    pub(super) fn log(retain: usize, pinned: usize) -> Arc<WriteLog> {
         Arc::new(WriteLog::new(LogLimits {
             retain_bytes: retain,
             pinned_bytes_max: pinned,
         }))
     }
 
-    fn set(db: usize, key: &str) -> Batch {
+    pub(super) fn set(db: usize, key: &str) -> Batch {
         let mut b = Batch::default();
         b.push(db, &[b"SET", key.as_bytes(), b"v"]);
         b
-    }
-
-    #[test]
-    fn a_deferring_thread_wakes_an_idle_reader_when_it_flushes_or_enough_waits() {
-        use event_listener::Listener;
-        let log = log(1 << 20, 1 << 20);
-        let woken =
-            |idle: event_listener::EventListener| idle.wait_timeout(Duration::ZERO).is_some();
-        std::thread::spawn(move || {
-            defer_wakes_on_this_thread();
-            let idle = log.listen_appended();
-            log.append(&set(0, "k"), false);
-            assert!(!woken(idle), "a small append woke the reader at once");
-            let idle = log.listen_appended();
-            flush_deferred_wakes();
-            assert!(woken(idle), "flushing did not wake the reader");
-
-            let idle = log.listen_appended();
-            log.append(&set(0, "k"), false);
-            std::thread::sleep(DEFER_MAX);
-            flush_stale_deferred_wakes();
-            assert!(
-                woken(idle),
-                "a wake-up deferred past DEFER_MAX stayed deferred"
-            );
-
-            let idle = log.listen_appended();
-            let mut big = Batch::default();
-            big.push(0, &[b"SET", b"k", &vec![b'v'; WAKE_BYTES]]);
-            log.append(&big, false);
-            assert!(woken(idle), "WAKE_BYTES waiting did not wake the reader");
-        })
-        .join()
-        .unwrap();
     }
 
     fn read_all(r: &mut LogReader) -> Vec<u8> {

@@ -48,10 +48,13 @@ impl Workers {
         for index in 0..count {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
-                // This worker's appends wake replicas' senders when it runs out of work,
-                // as Redis writes to its replicas once per event loop (see `crate::log`).
-                .on_thread_park(crate::log::flush_deferred_wakes)
+                // This worker's appends wake replicas' senders when it runs out of work, as
+                // Redis writes to its replicas once per event loop, or under load up to a
+                // millisecond later (see `crate::log::wake`).
+                .on_thread_park(crate::log::before_park)
+                .on_thread_unpark(crate::log::after_park)
                 .build()?;
+            runtime.spawn(crate::log::flush_deferred_wakes_when_due());
             let (inbox, arrivals) = mpsc::channel(INBOX_MAX);
             workers.handles.push(runtime.handle().clone());
             workers.inboxes.push(inbox);
