@@ -35,7 +35,8 @@
 //! keyspace/      databases of 16384 locked slots; entries, value types and encodings,
 //!                the hash-ordered Dict whose SCAN cursor survives resizes, the
 //!                order-statistic tree of sorted sets, the DEBUG DIGEST algorithm
-//! log/           the write log: offsets, retained history, reliable readers with back-pressure
+//! log/           the write log: offsets, retained history, reliable readers with back-pressure;
+//!                when its async readers (replicas' senders) are woken (wake.rs)
 //! persist/       RDB files (rdb/: encode, decode, packed encodings), point-in-time snapshots
 //!                by copy-before-write per slot (snapshot.rs), start-up load (recovery.rs),
 //!                the multi-part AOF (aof.rs, storage.rs), a dataset as commands
