@@ -123,7 +123,7 @@ pub fn flush_deferred_wakes() {
     }
 }
 
-/// [`flush_deferred_wakes`], when the oldest has waited [`DEFER_MAX`].
+/// [`flush_deferred_wakes`], when the oldest has waited `DEFER_MAX` (1 ms).
 pub fn flush_stale_deferred_wakes() {
     let stale = DEFERRED.with(|d| d.borrow().since.is_some_and(|t| t.elapsed() >= DEFER_MAX));
     if stale {
@@ -133,7 +133,7 @@ pub fn flush_stale_deferred_wakes() {
 
 /// A deferring thread's runtime ran out of ready tasks: wakes the readers its appends left
 /// waiting, unless the thread is under load and the oldest has waited less than
-/// [`DEFER_MAX`]; then [`flush_deferred_wakes_when_due`] is started to keep that bound.
+/// `DEFER_MAX`; then [`flush_deferred_wakes_when_due`] is woken to keep that bound.
 pub fn before_park() {
     let now = Instant::now();
     let hold = DEFERRED.with(|d| {
@@ -157,8 +157,8 @@ pub fn after_park() {
 }
 
 /// Runs on a deferring thread's runtime for as long as it runs: wakes the readers that
-/// [`before_park`] left waiting once the oldest has waited [`DEFER_MAX`], should the thread
-/// not run out of work (or find more) before then.
+/// [`before_park`] left waiting once the oldest has waited `DEFER_MAX`, even if the thread
+/// sleeps meanwhile.
 pub async fn flush_deferred_wakes_when_due() {
     let due = DUE.with(Arc::clone);
     loop {
