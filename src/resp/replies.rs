@@ -25,12 +25,19 @@ fn invalid<T>(what: &str) -> Result<T, ProtocolError> {
     Err(ProtocolError(format!("Protocol error: {what}")))
 }
 
-/// The line at `*at` (without its CRLF), moving past it.
+/// The line at `*at` (without its CRLF), moving past it. A line holds no other CR or LF (RESP
+/// forbids them in simple strings and errors, and encoders, ours and Redis's, write spaces
+/// instead), so what is accepted encodes back to the same bytes.
 fn line<'a>(buf: &'a [u8], at: &mut usize) -> Result<&'a [u8], ProtocolError> {
     let rest = &buf[*at..];
-    let Some(end) = rest.windows(2).position(|w| w == b"\r\n") else {
+    let Some(end) = rest.iter().position(|&b| b == b'\r' || b == b'\n') else {
         return invalid("a reply line without its end");
     };
+    match rest.get(end..end + 2) {
+        Some(b"\r\n") => {}
+        None => return invalid("a reply line without its end"),
+        Some(_) => return invalid("a reply line with a bare CR or LF"),
+    }
     *at += end + 2;
     Ok(&rest[..end])
 }
@@ -171,6 +178,11 @@ mod tests {
             b"+OK\r\n+OK\r\n",
             b"!3\r\nerr\r\n",
             b",x\r\n",
+            // A bare LF or CR inside a line (found by the resp_reply fuzz target: the error
+            // was accepted with its LF, and encoded back with a space).
+            b"-;\n+\r\n",
+            b"+a\rb\r\n",
+            b"+OK\r\r\n",
         ] {
             assert!(decode_reply(bad).is_err(), "{bad:?}");
         }
