@@ -65,12 +65,14 @@
 //! slot.rs        SlotId and key hashing; glob.rs the pattern matcher; reply.rs Reply
 //! config/        Config and its live copy (mod.rs), every Redis directive (catalog.rs),
 //!                reading and writing them by name (directives.rs), redis.conf files and
-//!                command lines (file.rs); error.rs Error; process.rs RSS and CPU figures
+//!                command lines (file.rs); error.rs Error; process.rs RSS and CPU figures;
+//!                affinity.rs the *_cpulist directives and pinning threads to CPUs
 //! bin/           shoal-server: the library as a redis-server-like process
 //! ```
 
 #![warn(missing_docs)]
 
+pub(crate) mod affinity;
 pub mod cluster;
 pub(crate) mod cmd;
 pub mod config;

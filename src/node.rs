@@ -110,6 +110,10 @@ fn spawn_sweeper(
     std::thread::Builder::new()
         .name("shoal-expire".into())
         .spawn(move || {
+            crate::affinity::place_current_thread(
+                engine.config(),
+                crate::affinity::Threads::Server,
+            );
             let mut cursor = SweepCursor::default();
             let (flag, cond) = &*stop;
             let mut stopped = flag.lock();

@@ -293,3 +293,60 @@ fn redis_cli_over_tls_with_client_certificates() {
     assert!(!refused.contains("PONG"), "{refused}");
     std::fs::remove_dir_all(&certs).unwrap();
 }
+
+/// `server_cpulist` and `bio_cpulist` place the RESP and sweeper threads and the background
+/// ones (replication, AOF) as Redis places its main and bio threads; a list Redis would
+/// silently ignore is refused, and one naming a CPU that is not there is logged.
+#[cfg(target_os = "linux")]
+#[test]
+fn cpulists_place_threads() {
+    let last_cpu = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
+    let (server_cpus, bio_cpus) = ("0".to_string(), last_cpu.to_string());
+    let server = ShoalServer::start(&[
+        "--appendonly",
+        "yes",
+        "--server_cpulist",
+        &server_cpus,
+        "--bio_cpulist",
+        &bio_cpus,
+    ]);
+    let mut placed = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{}/task", server.child.id())).unwrap() {
+        let task = task.unwrap().path();
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap();
+        let status = std::fs::read_to_string(task.join("status")).unwrap();
+        let cpus = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .unwrap()
+            .trim()
+            .to_string();
+        placed.insert(comm.trim().to_string(), cpus);
+    }
+    for (thread, cpus) in [
+        ("shoal-resp", &server_cpus),
+        ("shoal-expire", &server_cpus),
+        ("shoal-repl", &bio_cpus),
+        ("shoal-aof", &bio_cpus),
+    ] {
+        assert_eq!(placed.get(thread), Some(cpus), "{thread} in {placed:?}");
+    }
+    let mut conn = RespConn::connect(server.port).unwrap();
+    assert_eq!(
+        conn.call(&[b"CONFIG", b"GET", b"bio_cpulist"]),
+        Value::Array(vec![
+            Value::Bulk(b"bio_cpulist".to_vec()),
+            Value::Bulk(bio_cpus.into_bytes())
+        ])
+    );
+
+    let err = run_expecting_failure(&["--server_cpulist", "3-1"]);
+    assert!(err.contains("Invalid CPU list '3-1'"), "{err}");
+
+    let absent = ShoalServer::start(&["--server_cpulist", "1023", "--logfile", "shoal.log"]);
+    let log = std::fs::read_to_string(absent.dir.join("shoal.log")).unwrap();
+    assert!(
+        log.contains("Cannot place shoal-resp thread on CPUs 1023 (server_cpulist)"),
+        "{log}"
+    );
+}

@@ -198,6 +198,11 @@ pub fn set(config: &mut Config, spec: &'static Spec, args: &[&[u8]]) -> Result<(
         return set_special(config, spec.name, args);
     }
     let value = parse_value(spec, args)?;
+    if crate::affinity::Threads::DIRECTIVES.contains(&spec.name) {
+        if let Some(list) = optional_text(&value) {
+            list.parse::<crate::affinity::CpuList>()?;
+        }
+    }
     if !set_bound(config, spec.name, &value)? {
         let text = format_value(spec, &value);
         config.other.insert(spec.name, text);

@@ -713,7 +713,13 @@ fn start_writer(
         let (engine, stop) = (Arc::clone(engine), Arc::clone(&stop));
         std::thread::Builder::new()
             .name("shoal-aof".into())
-            .spawn(move || Writer::new(engine, reader, file).run(&stop))?
+            .spawn(move || {
+                crate::affinity::place_current_thread(
+                    engine.config(),
+                    crate::affinity::Threads::Bio,
+                );
+                Writer::new(engine, reader, file).run(&stop)
+            })?
     };
     *engine.persist.aof.writer.lock() = Some((handle, stop));
     Ok(())

@@ -154,6 +154,7 @@ pub(crate) fn bgsave(engine: &Engine, schedule: bool) -> Result<bool, NotStarted
     let spawned = std::thread::Builder::new()
         .name("shoal-bgsave".into())
         .spawn(move || {
+            crate::affinity::place_current_thread(owned.config(), crate::affinity::Threads::Bgsave);
             let target = snapshot::Target {
                 sweepers: 1,
                 format: snapshot::Format::Rdb,
@@ -216,6 +217,10 @@ fn start_rewrite(
     let spawned = std::thread::Builder::new()
         .name("shoal-aof-rewrite".into())
         .spawn(move || {
+            crate::affinity::place_current_thread(
+                owned.config(),
+                crate::affinity::Threads::AofRewrite,
+            );
             let result = job(&owned);
             match &result {
                 Ok(()) => tracing::info!("Background AOF rewrite finished successfully"),

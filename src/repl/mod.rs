@@ -464,12 +464,16 @@ impl Manager {
     /// Starts replication for `engine`: binds the endpoint if the node has a bus address
     /// (so replicas can connect).
     fn start(engine: &Arc<Engine>) -> std::io::Result<Arc<Manager>> {
+        let config = engine.config();
+        let placed = engine.settings();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("shoal-repl")
+            .on_thread_start(move || {
+                crate::affinity::place_current_thread(&placed, crate::affinity::Threads::Bio);
+            })
             .enable_all()
             .build()?;
-        let config = engine.config();
         let manager = Arc::new(Manager {
             engine: Arc::downgrade(engine),
             handle: runtime.handle().clone(),

@@ -53,7 +53,7 @@ impl Listener {
             .map(|(s, _)| s.local_addr())
             .collect::<io::Result<Vec<_>>>()?;
         let (stop, stopped) = watch::channel(false);
-        let (workers, threads) = Workers::start(settings.worker_count(), &stopped)?;
+        let (workers, threads) = Workers::start(settings.worker_count(), &settings, &stopped)?;
         for (socket, tls) in sockets {
             let engine = engine.clone();
             let stopped = stopped.clone();

@@ -13,6 +13,8 @@
 //! of a hot key converge on one worker rather than swap sides.
 
 use super::conn::Moving;
+use crate::affinity;
+use crate::config::Config;
 use crate::engine::locks::{self, Wait};
 use crate::slot::SlotId;
 use std::cell::Cell;
@@ -34,9 +36,11 @@ pub(crate) struct Workers {
 }
 
 impl Workers {
-    /// Starts `count` worker threads, each running until `stopped`.
+    /// Starts `count` worker threads, placed as `config`'s `server_cpulist` says, each running
+    /// until `stopped`.
     pub fn start(
         count: usize,
+        config: &Arc<Config>,
         stopped: &watch::Receiver<bool>,
     ) -> io::Result<(Arc<Workers>, Vec<std::thread::JoinHandle<()>>)> {
         let mut workers = Workers {
@@ -59,10 +63,12 @@ impl Workers {
             workers.handles.push(runtime.handle().clone());
             workers.inboxes.push(inbox);
             let stopped = stopped.clone();
+            let config = Arc::clone(config);
             threads.push(
                 std::thread::Builder::new()
                     .name("shoal-resp".into())
                     .spawn(move || {
+                        affinity::place_current_thread(&config, affinity::Threads::Server);
                         locks::tag_thread(tag_of(index));
                         crate::log::defer_wakes_on_this_thread();
                         runtime.block_on(receive_moves(arrivals, stopped));
