@@ -16,17 +16,17 @@
 use crate::config::Config;
 use std::str::FromStr;
 
-/// The directives that place threads.
+/// Which threads a directive places (its discriminant indexes [`Threads::DIRECTIVES`]).
 #[derive(Copy, Clone, Debug)]
 pub enum Threads {
-    Server,
-    Bio,
-    Bgsave,
-    AofRewrite,
+    Server = 0,
+    Bio = 1,
+    Bgsave = 2,
+    AofRewrite = 3,
 }
 
 impl Threads {
-    /// Every directive, by name.
+    /// Every directive, by name, in the order of the variants.
     pub const DIRECTIVES: [&'static str; 4] = [
         "server_cpulist",
         "bio_cpulist",
