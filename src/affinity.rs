@@ -107,23 +107,49 @@ impl CpuList {
     }
 }
 
-/// Pins the calling thread as `config` places `threads` (nothing when the directive is unset).
+/// Pins the calling thread as `config` places `threads`. A thread inherits its creator's CPUs,
+/// so when the directive is unset but another is set, the thread gets the process's own
+/// (its main thread's) back; with none set, nothing is touched.
 pub fn place_current_thread(config: &Config, threads: Threads) {
-    let Some(text) = config
-        .other
-        .get(threads.directive())
-        .filter(|t| !t.is_empty())
-    else {
-        return;
+    let list = |directive: &str| config.other.get(directive).filter(|t| !t.is_empty());
+    let text = list(threads.directive());
+    let placed = match text {
+        Some(text) => CpuList::from_str(text)
+            .map_err(std::io::Error::other)
+            .and_then(|cpus| cpus.pin_current_thread()),
+        None if Threads::DIRECTIVES.iter().any(|d| list(d).is_some()) => unpin_current_thread(),
+        None => return,
     };
-    let placed = CpuList::from_str(text).map_err(std::io::Error::other);
-    if let Err(e) = placed.and_then(|list| list.pin_current_thread()) {
+    if let Err(e) = placed {
         tracing::warn!(
-            "Cannot place {} thread on CPUs {text} ({}): {e}",
+            "Cannot place {} thread on CPUs {} ({}): {e}",
             std::thread::current().name().unwrap_or("a"),
+            text.map_or("of the process", String::as_str),
             threads.directive()
         );
     }
+}
+
+/// Gives the calling thread the CPUs of the process's main thread.
+#[cfg(target_os = "linux")]
+fn unpin_current_thread() -> std::io::Result<()> {
+    // SAFETY: the kernel writes the set; getpid is the main thread's id; pid 0 is the calling
+    // thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        let bytes = std::mem::size_of::<libc::cpu_set_t>();
+        if libc::sched_getaffinity(libc::getpid(), bytes, &mut set) != 0
+            || libc::sched_setaffinity(0, bytes, &set) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unpin_current_thread() -> std::io::Result<()> {
+    Ok(())
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! resync, streams the write log, and records their acknowledgements.
 
 use super::wire::{self, ToPrimary, ToReplica, LOG_STREAM, SNAPSHOT_STREAM};
+use crate::affinity;
 use crate::engine::Engine;
 use crate::log::{Keep, LogReader, Offset};
 use crate::persist::snapshot;
@@ -303,7 +304,10 @@ fn start_snapshot(engine: &Arc<Engine>, mut joiners: Vec<oneshot::Sender<Share>>
                 }
             }
         };
+        // Placed as Redis places its replication fork; the pooled thread goes back after.
+        affinity::place_current_thread(engine.config(), affinity::Threads::Bgsave);
         let result = snapshot::stream(&engine, target, FanOut(senders.clone()), on_begin);
+        affinity::place_current_thread(engine.config(), affinity::Threads::Bio);
         let end = result
             .map(|stats| (stats.keys, stats.bytes))
             .map_err(|e| e.to_string());

@@ -72,6 +72,7 @@ impl Workers {
                         locks::tag_thread(tag_of(index));
                         crate::log::defer_wakes_on_this_thread();
                         runtime.block_on(receive_moves(arrivals, stopped));
+                        crate::log::flush_deferred_wakes();
                         // Connections still open are dropped (closed) with the runtime.
                         runtime.shutdown_timeout(Duration::from_secs(1));
                     })?,

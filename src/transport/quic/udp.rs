@@ -4,8 +4,10 @@
 //! at most [`GSO_SEND_BYTES_MAX`] per send. Past a 6.5 KB MTU (which discovery finds on
 //! loopback and jumbo-frame paths), a full batch fails with EMSGSIZE, which quinn-udp drops
 //! without a word: QUIC then sees bursts of losses, shrinks its window and takes the large
-//! MTU for a black hole, and a burst's tail waits on loss recovery. [`GsoCapped`] sends such a
-//! batch in parts that fit.
+//! MTU for a black hole, and a burst's tail waits on loss recovery. [`GsoCapped`] tells quinn
+//! how many datagrams of the size it last sent fit one send, so that its batches fit, and
+//! sends a batch built before that (the first after the MTU grew, or one to a peer with a
+//! larger MTU than the last) in parts.
 
 use quinn::udp::Transmit;
 use quinn::{AsyncUdpSocket, UdpPoller};
@@ -13,6 +15,7 @@ use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -34,6 +37,7 @@ pub fn bind(addr: SocketAddr, runtime: &dyn quinn::Runtime) -> io::Result<Arc<Gs
     socket.bind(&addr.into())?;
     Ok(Arc::new(GsoCapped {
         inner: runtime.wrap_udp_socket(socket.into())?,
+        segments_max: AtomicUsize::new(usize::MAX),
     }))
 }
 
@@ -41,6 +45,8 @@ pub fn bind(addr: SocketAddr, runtime: &dyn quinn::Runtime) -> io::Result<Arc<Gs
 #[derive(Debug)]
 pub struct GsoCapped {
     inner: Arc<dyn AsyncUdpSocket>,
+    /// Datagrams of the size last sent that fit one send.
+    segments_max: AtomicUsize,
 }
 
 impl AsyncUdpSocket for GsoCapped {
@@ -52,6 +58,8 @@ impl AsyncUdpSocket for GsoCapped {
         let Some(segment_bytes) = transmit.segment_size else {
             return self.inner.try_send(transmit);
         };
+        let fit = (GSO_SEND_BYTES_MAX / segment_bytes.max(1)).max(1);
+        self.segments_max.store(fit, Ordering::Relaxed);
         for (i, part) in send_parts(transmit.contents.len(), segment_bytes).enumerate() {
             let part = Transmit {
                 contents: &transmit.contents[part],
@@ -61,7 +69,8 @@ impl AsyncUdpSocket for GsoCapped {
                 Ok(()) => {}
                 // Nothing sent yet: quinn waits until the socket is writable and retries.
                 Err(e) if i == 0 => return Err(e),
-                // Some parts sent: the rest is lost as UDP datagrams are, and QUIC resends it.
+                // Some parts sent: the rest is lost as UDP datagrams are, and QUIC resends it
+                // (rare: quinn's next batches fit one send).
                 Err(_) => return Ok(()),
             }
         }
@@ -82,7 +91,8 @@ impl AsyncUdpSocket for GsoCapped {
     }
 
     fn max_transmit_segments(&self) -> usize {
-        self.inner.max_transmit_segments()
+        let fit = self.segments_max.load(Ordering::Relaxed);
+        self.inner.max_transmit_segments().min(fit)
     }
 
     fn max_receive_segments(&self) -> usize {
@@ -174,5 +184,7 @@ mod tests {
             assert_eq!(got, SEGMENT_BYTES);
             assert!(buf[..got].iter().all(|&b| b == segment));
         }
+        // From now on quinn builds batches of datagrams this large that fit one send.
+        assert_eq!(sender.max_transmit_segments(), 1);
     }
 }
