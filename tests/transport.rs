@@ -5,7 +5,7 @@
 mod common;
 
 use parking_lot::RwLock;
-use shoal::transport::{Endpoint, LinkError, PeerAuth, PeerTls};
+use shoal::transport::{Endpoint, Link, LinkError, PeerAuth, PeerTls, RecvStream, SendStream};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -25,14 +25,29 @@ fn secrets(accept: Option<&str>, connect: Option<&str>) -> PeerAuth {
     }
 }
 
+/// The next link `server` accepts, with the first stream its peer opens.
+async fn accept_stream(server: &Endpoint) -> (Link, SendStream, RecvStream) {
+    let link = server.accept().await.unwrap();
+    let (send, recv) = link.accept_bi().await.unwrap();
+    (link, send, recv)
+}
+
+/// Writes 64 KB at a time until the link sends packets past Ethernet's size (or 10 s pass).
+async fn write_until_large_packets(link: &Link, send: &mut SendStream) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while link.path_mtu_bytes() <= 1452 && std::time::Instant::now() < deadline {
+        send.write_all(&[7u8; 1 << 16]).await.unwrap();
+    }
+    send.finish();
+}
+
 /// Connects `client` to `server`; on success echoes a message over a stream both ways.
 async fn try_link(server: &Endpoint, client: &Endpoint) -> Result<(), LinkError> {
     let addr = server.local_addr().unwrap();
     let accepting = {
         let server = server.clone();
         tokio::spawn(async move {
-            let link = server.accept().await.unwrap();
-            let (mut send, mut recv) = link.accept_bi().await.unwrap();
+            let (link, mut send, mut recv) = accept_stream(&server).await;
             let got = recv.read_chunk(100).await.unwrap().unwrap();
             send.write_all(&got).await.unwrap();
             send.finish();
@@ -160,25 +175,16 @@ async fn a_loopback_link_discovers_large_packets() {
     let accepting = {
         let server = server.clone();
         tokio::spawn(async move {
-            let link = server.accept().await.unwrap();
-            let (mut send, mut recv) = link.accept_bi().await.unwrap();
+            let (link, mut send, mut recv) = accept_stream(&server).await;
             while recv.read_chunk(1 << 16).await.unwrap().is_some() {}
             // Answer in bulk too, so that this side discovers its own path.
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while link.path_mtu_bytes() <= 1452 && std::time::Instant::now() < deadline {
-                send.write_all(&[7u8; 1 << 16]).await.unwrap();
-            }
-            send.finish();
+            write_until_large_packets(&link, &mut send).await;
             link
         })
     };
     let link = client.connect(addr).await.unwrap();
     let (mut send, mut recv) = link.open_bi().await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while link.path_mtu_bytes() <= 1452 && std::time::Instant::now() < deadline {
-        send.write_all(&[7u8; 1 << 16]).await.unwrap();
-    }
-    send.finish();
+    write_until_large_packets(&link, &mut send).await;
     while recv.read_chunk(1 << 16).await.unwrap().is_some() {}
     let server_link = accepting.await.unwrap();
     let mtus = (link.path_mtu_bytes(), server_link.path_mtu_bytes());

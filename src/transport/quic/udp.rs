@@ -41,7 +41,8 @@ pub fn bind(addr: SocketAddr, runtime: &dyn quinn::Runtime) -> io::Result<Arc<Gs
     }))
 }
 
-/// quinn's socket, sending a GSO batch larger than one send may carry in parts.
+/// quinn's socket, offering quinn only GSO batches that fit one send, and sending one that
+/// does not in parts.
 #[derive(Debug)]
 pub struct GsoCapped {
     inner: Arc<dyn AsyncUdpSocket>,
@@ -58,8 +59,8 @@ impl AsyncUdpSocket for GsoCapped {
         let Some(segment_bytes) = transmit.segment_size else {
             return self.inner.try_send(transmit);
         };
-        let fit = (GSO_SEND_BYTES_MAX / segment_bytes.max(1)).max(1);
-        self.segments_max.store(fit, Ordering::Relaxed);
+        self.segments_max
+            .store(segments_per_send(segment_bytes), Ordering::Relaxed);
         for (i, part) in send_parts(transmit.contents.len(), segment_bytes).enumerate() {
             let part = Transmit {
                 contents: &transmit.contents[part],
@@ -104,11 +105,16 @@ impl AsyncUdpSocket for GsoCapped {
     }
 }
 
+/// How many datagrams of `segment_bytes` one send carries (at least one).
+fn segments_per_send(segment_bytes: usize) -> usize {
+    (GSO_SEND_BYTES_MAX / segment_bytes.max(1)).max(1)
+}
+
 /// The byte ranges of a batch of `total_bytes` in `segment_bytes` datagrams that one send each
 /// can carry: whole segments, at most [`GSO_SEND_BYTES_MAX`] together (or one segment, if a
 /// single one is larger: such a send fails as an oversized datagram does).
 fn send_parts(total_bytes: usize, segment_bytes: usize) -> impl Iterator<Item = Range<usize>> {
-    let per_send = (GSO_SEND_BYTES_MAX / segment_bytes.max(1)).max(1) * segment_bytes.max(1);
+    let per_send = segments_per_send(segment_bytes) * segment_bytes.max(1);
     (0..total_bytes)
         .step_by(per_send)
         .map(move |start| start..total_bytes.min(start + per_send))
