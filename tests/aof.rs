@@ -182,6 +182,16 @@ fn torn_tail_is_cut_and_corruption_stops_start_up() {
         Ok(_) => panic!("a corrupt AOF was loaded"),
     };
     assert!(message.contains("incr.aof"), "{message}");
+    // A command that is not RESP after good ones: the error names where it starts.
+    let mut bad = good.clone();
+    bad.extend_from_slice(b"*2\r\n$x\r\n");
+    std::fs::write(&incr, &bad).unwrap();
+    match Node::open(Config::new().dir(&dir).append_only(Fsync::Always)) {
+        Err(shoal::Error::Corrupt { file, offset, .. }) => {
+            assert_eq!((file, offset), (incr.clone(), good.len() as u64));
+        }
+        other => panic!("a malformed AOF was not refused: {:?}", other.err()),
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

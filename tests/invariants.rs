@@ -142,7 +142,8 @@ proptest! {
         }
         let replica = Node::open(Config::new().active_expire(false)).expect("open");
         replica.engine().set_passive_expiry(true);
-        let applied = replica.engine().apply_stream(&mut Client::new(Protocol::Resp2), &bytes).expect("parses");
+        let applied = replica.engine().apply_stream(&mut Client::new(Protocol::Resp2), &bytes);
+        prop_assert!(applied.malformed.is_none(), "{:?}", applied.malformed);
         prop_assert_eq!(applied.errors, 0, "replay failed: {:?}", applied.first_error);
         prop_assert_eq!(
             replica.digest_with_expiry(),

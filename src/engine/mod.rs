@@ -27,7 +27,7 @@ use crate::cmd::{self, CmdError, Command, CommandId, CommandTable};
 use crate::config::Config;
 use crate::keyspace::bytes::CompactBytes;
 use crate::keyspace::digest::{self, Digest, DigestMode};
-use crate::keyspace::{Keyspace, SlotData};
+use crate::keyspace::{Keyspace, Slot, SlotData};
 use crate::log::{LogLimits, Offset, WriteLog};
 use crate::reply::Reply;
 use crate::resp::Protocol;
@@ -1128,39 +1128,98 @@ impl Engine {
     }
 
     /// Applies a stream of RESP commands (a write log, an AOF, a replication stream) as a
-    /// replaying client. A trailing partial command is left unconsumed.
-    pub fn apply_stream(
-        &self,
-        client: &mut Client,
-        bytes: &[u8],
-    ) -> Result<Applied, crate::resp::ProtocolError> {
+    /// replaying client, up to a trailing partial command or to the first bytes that are not
+    /// RESP (see [`Applied::malformed`]): what comes before is applied either way.
+    ///
+    /// Commands are parsed [`LOOKAHEAD`] ahead of the one applied: each one's slot line is
+    /// fetched as it is parsed, and its key's bucket halfway, so that the two cache misses
+    /// of a write to a large keyspace overlap with the commands before it instead of stalling
+    /// it.
+    pub fn apply_stream(&self, client: &mut Client, bytes: &[u8]) -> Applied {
         client.replaying = true;
         let limits = crate::resp::Limits::default();
         let mut applied = Applied::default();
-        let mut parser = crate::resp::Parser::default();
-        while let Some(consumed) = parser.parse(&bytes[applied.consumed..], &limits)? {
-            let command = &bytes[applied.consumed..applied.consumed + consumed];
-            applied.consumed += consumed;
-            let argv: smallvec::SmallVec<[&[u8]; 8]> = parser.args(command).collect();
-            if argv.is_empty() {
-                continue;
+        let mut ahead: [Ahead; LOOKAHEAD] = Default::default();
+        let (mut next, mut queued, mut parsed_to) = (0, 0, 0);
+        loop {
+            while queued < LOOKAHEAD && applied.malformed.is_none() {
+                let entry = &mut ahead[(next + queued) % LOOKAHEAD];
+                match entry.parser.parse(&bytes[parsed_to..], &limits) {
+                    Ok(Some(len)) => {
+                        entry.at = parsed_to..parsed_to + len;
+                        parsed_to += len;
+                        queued += 1;
+                        entry.slot = self.prefetch_slot(client.db, entry.key(bytes));
+                    }
+                    Ok(None) => break,
+                    Err(e) => applied.malformed = Some(e),
+                }
             }
-            applied.commands += 1;
-            if argv[0].eq_ignore_ascii_case(b"multi") {
-                applied.open_multi_at = Some(applied.consumed - consumed);
-            } else if argv[0].eq_ignore_ascii_case(b"exec")
-                || argv[0].eq_ignore_ascii_case(b"discard")
-            {
-                applied.open_multi_at = None;
+            if queued == 0 {
+                break;
             }
-            // A logged command never fails where it was logged: a failure here means the two
-            // datasets differ, so it is counted and the first one kept for the caller.
-            if let Outcome::Reply(Reply::Error(e)) = self.execute(client, &argv) {
-                applied.errors += 1;
-                applied.first_error.get_or_insert_with(|| e.into_owned());
+            if queued > LOOKAHEAD / 2 {
+                let entry = &ahead[(next + LOOKAHEAD / 2) % LOOKAHEAD];
+                if let (Some(slot), Some(key)) = (entry.slot, entry.key(bytes)) {
+                    slot.prefetch_key(key);
+                }
             }
+            let entry = &ahead[next];
+            next = (next + 1) % LOOKAHEAD;
+            queued -= 1;
+            self.apply_one(client, entry, bytes, &mut applied);
         }
-        Ok(applied)
+        applied
+    }
+
+    /// Starts loading the line of the slot `key` hashes to in `db`, and returns that slot.
+    fn prefetch_slot(&self, db: usize, key: Option<&[u8]>) -> Option<&Slot> {
+        let slot = self.keyspace.used_slot(db, SlotId::of_key(key?))?;
+        slot.prefetch();
+        Some(slot)
+    }
+
+    /// Applies one command of [`Engine::apply_stream`].
+    fn apply_one(&self, client: &mut Client, entry: &Ahead, bytes: &[u8], applied: &mut Applied) {
+        let command = &bytes[entry.at.clone()];
+        applied.consumed = entry.at.end;
+        let argv: smallvec::SmallVec<[&[u8]; 8]> = entry.parser.args(command).collect();
+        if argv.is_empty() {
+            return;
+        }
+        applied.commands += 1;
+        if argv[0].eq_ignore_ascii_case(b"multi") {
+            applied.open_multi_at = Some(entry.at.start);
+        } else if argv[0].eq_ignore_ascii_case(b"exec") || argv[0].eq_ignore_ascii_case(b"discard")
+        {
+            applied.open_multi_at = None;
+        }
+        // A logged command never fails where it was logged: a failure here means the two
+        // datasets differ, so it is counted and the first one kept for the caller.
+        if let Outcome::Reply(Reply::Error(e)) = self.execute(client, &argv) {
+            applied.errors += 1;
+            applied.first_error.get_or_insert_with(|| e.into_owned());
+        }
+    }
+}
+
+/// Commands [`Engine::apply_stream`] parses ahead of the one it applies.
+const LOOKAHEAD: usize = 8;
+
+/// A command parsed ahead in [`Engine::apply_stream`].
+#[derive(Default)]
+struct Ahead<'e> {
+    parser: crate::resp::Parser,
+    /// Where the command is in the stream.
+    at: std::ops::Range<usize>,
+    /// The slot of its first key, fetched as it was parsed.
+    slot: Option<&'e Slot>,
+}
+
+impl Ahead<'_> {
+    /// The command's second argument: its first key, for most commands.
+    fn key<'b>(&'b self, bytes: &'b [u8]) -> Option<&'b [u8]> {
+        self.parser.args(&bytes[self.at.clone()]).nth(1)
     }
 }
 
@@ -1177,6 +1236,8 @@ pub struct Applied {
     pub first_error: Option<String>,
     /// Where a MULTI that no EXEC closed yet starts: a stream cut there lost a transaction.
     pub open_multi_at: Option<usize>,
+    /// Why the bytes at `consumed` are not a RESP command, when they are not.
+    pub malformed: Option<crate::resp::ProtocolError>,
 }
 
 /// `-NOAUTH` for a client that has not authenticated, unless the command is allowed before.

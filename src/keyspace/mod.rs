@@ -532,6 +532,15 @@ impl Slot {
         prefetch(self);
     }
 
+    /// Starts loading the bucket where `key` would be, when the slot can be read without
+    /// waiting (this slot's line should already be cached: see [`Slot::prefetch`]).
+    #[inline]
+    pub fn prefetch_key(&self, key: &[u8]) {
+        if let Some(data) = self.data.try_read() {
+            data.prefetch(key);
+        }
+    }
+
     pub fn next_expire_ms(&self) -> u64 {
         self.next_expire_ms.load(Ordering::Relaxed)
     }

@@ -644,9 +644,10 @@ fn load(engine: &Engine, files: &Files, cut_torn_tail: bool) -> Result<(), Error
 fn replay(engine: &Engine, path: &Path, cut_torn_tail: bool) -> Result<(), Error> {
     let bytes = read_named(path)?;
     let mut client = Client::new(Protocol::Resp2);
-    let applied = engine
-        .apply_stream(&mut client, &bytes)
-        .map_err(|e| corrupt(path, 0, e.0))?;
+    let applied = engine.apply_stream(&mut client, &bytes);
+    if let Some(e) = applied.malformed {
+        return Err(corrupt(path, applied.consumed as u64, e.0));
+    }
     // `apply_stream` stops at the first byte that is not a whole command.
     let whole = applied.open_multi_at.unwrap_or(applied.consumed);
     if applied.open_multi_at.is_some() {

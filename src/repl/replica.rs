@@ -414,9 +414,7 @@ impl Applier {
                 &pending[..]
             }
         };
-        let applied = engine
-            .apply_stream(&mut self.client, stream)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.0))?;
+        let applied = engine.apply_stream(&mut self.client, stream);
         if applied.errors > 0 {
             tracing::warn!(
                 "{} commands from the primary failed here (first: {})",
@@ -451,7 +449,12 @@ impl Applier {
             pending.drain(..consumed);
         }
         self.pending = pending;
-        Ok(())
+        // What came before the bad bytes is applied and logged above, so that the offset
+        // this replica resumes from counts exactly what its dataset holds.
+        match applied.malformed {
+            Some(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e.0)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -558,5 +561,28 @@ mod tests {
                 "chunks of {chunk_bytes}"
             );
         }
+    }
+
+    /// Bad bytes after good commands: the commands are applied and logged, so that the offset
+    /// the replica resumes from (its log's end) counts exactly what its dataset holds; were
+    /// they applied without being logged, a resumed stream would apply them twice.
+    #[test]
+    fn commands_before_bad_bytes_are_applied_and_logged() {
+        let primary = Node::open(Config::new()).expect("open");
+        let mut s = primary.session();
+        for i in 0..20 {
+            s.execute(&["INCR", &format!("n{}", i % 3)]);
+        }
+        let good = log_bytes(&primary);
+        let replica = Node::open(Config::new()).expect("open");
+        let engine = replica.engine();
+        let mut applier = Applier::new(engine);
+        let stream = [&good[..], b"*2\r\n$x\r\n"].concat();
+        let refused = applier
+            .apply(engine, &stream)
+            .expect_err("bad bytes refused");
+        assert_eq!(refused.kind(), std::io::ErrorKind::InvalidData);
+        assert_eq!(log_bytes(&replica), good);
+        assert_eq!(replica.digest(), primary.digest());
     }
 }
