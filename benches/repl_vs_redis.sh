@@ -9,7 +9,7 @@
 #                                                 median of ROUNDS alternating pairs)
 #   RESULT catch_up_ms <shoal> <redis>            after the last reply of SETS pipelined SETs,
 #                                                 until the replica's offset equals the
-#                                                 primary's
+#                                                 primary's (median of the rounds)
 #   RESULT wait_ms_p50 / wait_ms_p99 <shoal> <redis>   SET then WAIT 1 0 from one client, the
 #                                                 pair's round trip (2000 pairs)
 #
@@ -62,6 +62,33 @@ set_rps() { # name
     redis-benchmark -p "${PORT[$1]}" -c 50 -n "$SETS" -r "$KEYS" -d 16 -P 16 -t set --csv 2>/dev/null |
         awk -F'","' 'NR==2 { gsub(/"/, "", $2); print $2 }'
 }
+# with_replica SYS: "rps catch_up_ms" of SET -P 16 on the primary; catch-up runs from the
+# benchmark's exit (its last reply) until the replica's offset equals the primary's, polled
+# over connections opened before (a redis-cli per poll takes longer than what is measured).
+with_replica() {
+    python3 - "${PORT[$1_p]}" "${PORT[$1_r]}" "$SETS" "$KEYS" <<'PY'
+import socket, subprocess, sys, time
+primary, replica, sets, keys = sys.argv[1:5]
+def connect(port):
+    s = socket.create_connection(("127.0.0.1", int(port)))
+    return s, s.makefile("rb")
+def offset(conn):
+    s, f = conn
+    s.sendall(b"INFO replication\r\n")
+    body = f.read(int(f.readline()[1:]) + 2)
+    line = next(l for l in body.split(b"\r\n") if l.startswith(b"master_repl_offset:"))
+    return int(line.split(b":")[1])
+p, r = connect(primary), connect(replica)
+csv = subprocess.run(["redis-benchmark", "-p", primary, "-c", "50", "-n", sets, "-r", keys,
+                      "-d", "16", "-P", "16", "-t", "set", "--csv"],
+                     capture_output=True, text=True, check=True).stdout
+t0 = time.perf_counter()
+want = offset(p)
+while offset(r) < want:
+    pass
+print(csv.splitlines()[1].split('","')[1].strip('"'), "%.1f" % ((time.perf_counter() - t0) * 1000))
+PY
+}
 # caught_up PRIMARY REPLICA: waits until both offsets are equal.
 caught_up() {
     local want
@@ -100,10 +127,8 @@ for sys in shoal redis; do
         attach "$sys"
         [ "$round" = 1 ] && SYNC_MS[$sys]=$(($(now_ms) - t0))
         [ "$(cli "${sys}_r" dbsize)" = "$(cli "${sys}_p" dbsize)" ] || { echo "$sys replica has $(cli "${sys}_r" dbsize) keys" >&2; exit 1; }
-        with=$(set_rps "${sys}_p")
-        t0=$(now_ms)
-        caught_up "${sys}_p" "${sys}_r"
-        [ "$round" = 1 ] && CATCH_UP[$sys]=$(($(now_ms) - t0))
+        read -r with catch_up <<<"$(with_replica "$sys")"
+        CATCH_UP[$sys]+="$catch_up "
         RATIOS[$sys]+="$(ratio "$with" "$alone") "
         echo "$sys round $round: $alone rps alone, $with with a replica" >&2
         [ "$round" = "$ROUNDS" ] || detach "$sys"
@@ -116,7 +141,9 @@ echo "RESULT full_sync_ms ${SYNC_MS[shoal]} ${SYNC_MS[redis]} $(ratio "${SYNC_MS
 # shellcheck disable=SC2086 # the ratios are words
 echo "RESULT set_P16_replica $(median ${RATIOS[shoal]}) $(median ${RATIOS[redis]})" \
     "(median of $ROUNDS rounds; shoal ${RATIOS[shoal]}; redis ${RATIOS[redis]})"
-echo "RESULT catch_up_ms ${CATCH_UP[shoal]} ${CATCH_UP[redis]}"
+# shellcheck disable=SC2086 # the times are words
+echo "RESULT catch_up_ms $(median ${CATCH_UP[shoal]}) $(median ${CATCH_UP[redis]})" \
+    "(shoal ${CATCH_UP[shoal]}; redis ${CATCH_UP[redis]})"
 read -r shoal_p50 shoal_p99 <<<"${WAIT_MS[shoal]}"
 read -r redis_p50 redis_p99 <<<"${WAIT_MS[redis]}"
 echo "RESULT wait_ms_p50 $shoal_p50 $redis_p50"
