@@ -1131,7 +1131,7 @@ impl Engine {
     /// replaying client, up to a trailing partial command or to the first bytes that are not
     /// RESP (see [`Applied::malformed`]): what comes before is applied either way.
     ///
-    /// Commands are parsed [`LOOKAHEAD`] ahead of the one applied: each one's slot line is
+    /// Commands are parsed eight ahead of the one applied: each one's slot line is
     /// fetched as it is parsed, and its key's bucket halfway, so that the two cache misses
     /// of a write to a large keyspace overlap with the commands before it instead of stalling
     /// it.
