@@ -587,15 +587,27 @@ impl Engine {
         argv: &[&[u8]],
         kept: &mut locks::Kept<'e>,
     ) -> Outcome {
-        let Some(&name) = argv.first() else {
-            return Outcome::Reply(Reply::error("ERR empty command"));
-        };
         // Most commands name a key first: hash it once, and start fetching its slot's line
         // while the command is being resolved, so the miss overlaps with that work.
         let first_slot = argv.get(1).map(|key| SlotId::of_key(key));
         if let Some(cell) = first_slot.and_then(|slot| self.keyspace.used_slot(client.db, slot)) {
             cell.prefetch();
         }
+        self.execute_hashed(client, argv, first_slot, kept)
+    }
+
+    /// [`Engine::execute_batched`] for a command whose second argument is already hashed to
+    /// `first_slot` (and its slot's line fetched).
+    fn execute_hashed<'e>(
+        &'e self,
+        client: &mut Client,
+        argv: &[&[u8]],
+        first_slot: Option<SlotId>,
+        kept: &mut locks::Kept<'e>,
+    ) -> Outcome {
+        let Some(&name) = argv.first() else {
+            return Outcome::Reply(Reply::error("ERR empty command"));
+        };
         let Some(container) = self.commands.get(name) else {
             return self.reject(client, None, cmd::unknown_command(argv));
         };
@@ -1149,7 +1161,10 @@ impl Engine {
                         entry.at = parsed_to..parsed_to + len;
                         parsed_to += len;
                         queued += 1;
-                        entry.slot = self.prefetch_slot(client.db, entry.key(bytes));
+                        entry.first_slot = entry.key(bytes).map(SlotId::of_key);
+                        if let Some(slot) = self.used_slot(client.db, entry.first_slot) {
+                            slot.prefetch();
+                        }
                     }
                     Ok(None) => break,
                     Err(e) => applied.malformed = Some(e),
@@ -1160,7 +1175,8 @@ impl Engine {
             }
             if queued > LOOKAHEAD / 2 {
                 let entry = &ahead[(next + LOOKAHEAD / 2) % LOOKAHEAD];
-                if let (Some(slot), Some(key)) = (entry.slot, entry.key(bytes)) {
+                let slot = self.used_slot(client.db, entry.first_slot);
+                if let (Some(slot), Some(key)) = (slot, entry.key(bytes)) {
                     slot.prefetch_key(key);
                 }
             }
@@ -1172,11 +1188,9 @@ impl Engine {
         applied
     }
 
-    /// Starts loading the line of the slot `key` hashes to in `db`, and returns that slot.
-    fn prefetch_slot(&self, db: usize, key: Option<&[u8]>) -> Option<&Slot> {
-        let slot = self.keyspace.used_slot(db, SlotId::of_key(key?))?;
-        slot.prefetch();
-        Some(slot)
+    /// Slot `slot` of database `db`, if both are in use.
+    fn used_slot(&self, db: usize, slot: Option<SlotId>) -> Option<&Slot> {
+        self.keyspace.used_slot(db, slot?)
     }
 
     /// Applies one command of [`Engine::apply_stream`].
@@ -1196,7 +1210,9 @@ impl Engine {
         }
         // A logged command never fails where it was logged: a failure here means the two
         // datasets differ, so it is counted and the first one kept for the caller.
-        if let Outcome::Reply(Reply::Error(e)) = self.execute(client, &argv) {
+        let outcome =
+            self.execute_hashed(client, &argv, entry.first_slot, &mut locks::Kept::default());
+        if let Outcome::Reply(Reply::Error(e)) = outcome {
             applied.errors += 1;
             applied.first_error.get_or_insert_with(|| e.into_owned());
         }
@@ -1208,15 +1224,16 @@ const LOOKAHEAD: usize = 8;
 
 /// A command parsed ahead in [`Engine::apply_stream`].
 #[derive(Default)]
-struct Ahead<'e> {
+struct Ahead {
     parser: crate::resp::Parser,
     /// Where the command is in the stream.
     at: std::ops::Range<usize>,
-    /// The slot of its first key, fetched as it was parsed.
-    slot: Option<&'e Slot>,
+    /// The slot its second argument (the first key, for most commands) hashes to, as
+    /// [`Engine::execute_batched`] would hash it.
+    first_slot: Option<SlotId>,
 }
 
-impl Ahead<'_> {
+impl Ahead {
     /// The command's second argument: its first key, for most commands.
     fn key<'b>(&'b self, bytes: &'b [u8]) -> Option<&'b [u8]> {
         self.parser.args(&bytes[self.at.clone()]).nth(1)
