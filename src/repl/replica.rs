@@ -415,22 +415,31 @@ impl Applier {
 
     /// Applies `chunk` in pieces, yielding the core every [`APPLY_SLICE_BYTES`].
     fn apply_yielding(&mut self, engine: &Engine, chunk: &[u8]) -> io::Result<()> {
-        for piece in chunk.chunks(APPLY_SLICE_BYTES) {
+        let mut at = 0;
+        while at < chunk.len() {
             if self.unyielded_bytes >= APPLY_SLICE_BYTES {
                 std::thread::yield_now();
                 self.unyielded_bytes = 0;
             }
-            self.apply(engine, piece)?;
-            self.unyielded_bytes += piece.len();
+            let end = chunk.len().min(at + APPLY_SLICE_BYTES);
+            let taken = self.apply(engine, &chunk[at..end], end == chunk.len())?;
+            self.unyielded_bytes += taken;
+            at += taken;
         }
         Ok(())
     }
 
-    fn apply(&mut self, engine: &Engine, chunk: &[u8]) -> io::Result<()> {
+    /// Applies and logs the whole commands of `chunk` (after the bytes held from before),
+    /// and returns how many of its bytes were taken. A command cut at its end is held for the
+    /// next call when `chunk` ends the received bytes (`last`) or holds no whole command;
+    /// otherwise it is left to the caller, whose next piece starts there instead of being
+    /// copied in after it.
+    fn apply(&mut self, engine: &Engine, chunk: &[u8], last: bool) -> io::Result<usize> {
         // Applied and appended as one step for snapshots (see `State::applying`).
         let _applying = engine.repl.applying.read();
         // Straight from the chunk, unless the last one ended inside a command.
         let mut pending = std::mem::take(&mut self.pending);
+        let held = pending.len();
         let stream = match pending.is_empty() {
             true => chunk,
             false => {
@@ -466,18 +475,24 @@ impl Applier {
         }
         self.open_transaction
             .extend_from_slice(&stream[whole..consumed]);
-        // Keep the unconsumed tail for the next chunk.
-        if pending.is_empty() {
-            pending.extend_from_slice(&chunk[consumed..]);
+        // Leave the unconsumed tail to the caller's next piece, or hold it.
+        let taken = if consumed > held && !last {
+            pending.clear();
+            consumed - held
         } else {
-            pending.drain(..consumed);
-        }
+            if held == 0 {
+                pending.extend_from_slice(&chunk[consumed..]);
+            } else {
+                pending.drain(..consumed);
+            }
+            chunk.len()
+        };
         self.pending = pending;
         // What came before the bad bytes is applied and logged above, so that the offset
         // this replica resumes from counts exactly what its dataset holds.
         match applied.malformed {
             Some(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e.0)),
-            None => Ok(()),
+            None => Ok(taken),
         }
     }
 }
@@ -608,7 +623,7 @@ mod tests {
         let mut applier = Applier::new(engine);
         let stream = [&good[..], b"*2\r\n$x\r\n"].concat();
         let refused = applier
-            .apply(engine, &stream)
+            .apply_yielding(engine, &stream)
             .expect_err("bad bytes refused");
         assert_eq!(refused.kind(), std::io::ErrorKind::InvalidData);
         assert_eq!(log_bytes(&replica), good);
